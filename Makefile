@@ -1,0 +1,43 @@
+# Two commands for a new machine: `make run` and `make test`.
+PY        ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+DEMO_DATA := data/demo
+
+.PHONY: run test venv dev-venv demo lint bench clean
+
+$(BIN)/.installed: requirements.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+dev-venv: $(BIN)/.dev-installed
+
+demo: venv
+	@test -f $(DEMO_DATA)/manifest.json || $(BIN)/python -m backend generate --out $(DEMO_DATA) \
+		--train-per-class 40 --test-per-class 20 --seed 0
+
+run: demo
+	$(BIN)/streamlit run dashboard/Home.py
+
+test: dev-venv
+	$(BIN)/python -m pytest
+
+lint: dev-venv
+	$(BIN)/ruff check backend dashboard pages tests bench
+
+bench: venv
+	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/predict_latency.py
+	$(BIN)/python bench/dashboard_render.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
