@@ -1,0 +1,646 @@
+"""The run store: every training run, its per-epoch metrics, per-class metrics, confusion matrices and
+evaluations, in one SQL database shared by training processes and the dashboard.
+
+Training processes write (one writer each) while the dashboard reads; on SQLite that works because
+every connection runs in WAL mode with a long busy timeout, so a writer waits its turn instead of
+failing with ``database is locked``. The schema uses only portable SQL, so ``RUNS_DB_URL`` may also
+point at PostgreSQL.
+
+Query functions return plain objects (``RunRecord``) or pandas DataFrames, never live ORM rows, so
+callers (Streamlit pages, caches) can hold results after the session is gone. No torch here: the
+dashboard reads runs without importing it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from backend.config import runs_db_url
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled", "lost")
+ACTIVE = frozenset({"queued", "running"})
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(Exception):
+    """A read or write the run store refused, with a message saying why."""
+
+
+class RunNotFound(StoreError):
+    """No run with the requested id."""
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC: the only clock the store writes."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite drops the offset of ``DateTime(timezone=True)`` values, so values are normalised to UTC
+    on the way in (naive values are taken to be UTC) and UTC is re-attached on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    @staticmethod
+    def _as_utc(value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        return self._as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return self._as_utc(value)
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _run_fk() -> Mapped[int]:
+    """The ``run_id`` column of a child table: deleting a run deletes its rows in the database."""
+    return mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
+
+
+def _evaluation_fk() -> Mapped[int | None]:
+    """The optional ``evaluation_id`` of a child table: NULL means the run's own end-of-training test."""
+    return mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"), nullable=True)
+
+
+class Run(Base):
+    """One training run: what it trains, where it stands, and its best result so far."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="status"),
+        Index(None, "status"),
+        Index(None, "model"),
+        Index(None, "created_at"),
+        Index(None, "dataset"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    dataset: Mapped[str] = mapped_column(String(1000))
+    class_names: Mapped[list | None] = mapped_column(JSON)
+    class_counts: Mapped[dict | None] = mapped_column(JSON)  # {"train": {...}, "test": {...}}
+    device: Mapped[str | None] = mapped_column(String(100))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    pid_start_time: Mapped[float | None] = mapped_column(Float)  # detects a reused pid
+    num_params: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    current_epoch: Mapped[int | None] = mapped_column(Integer)
+    total_epochs: Mapped[int | None] = mapped_column(Integer)
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    best_val_f1: Mapped[float | None] = mapped_column(Float)
+    best_val_acc: Mapped[float | None] = mapped_column(Float)
+    best_metrics: Mapped[dict | None] = mapped_column(JSON)
+    train_acc_at_best: Mapped[float | None] = mapped_column(Float)
+    checkpoint_path: Mapped[str | None] = mapped_column(String(1000))
+    error: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class EpochMetric(Base):
+    """One epoch of one run; ``extra`` holds loss components such as the VAE's recon and KL."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = _run_fk()
+    epoch: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    train_acc: Mapped[float | None] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    val_acc: Mapped[float | None] = mapped_column(Float)
+    val_precision: Mapped[float | None] = mapped_column(Float)
+    val_recall: Mapped[float | None] = mapped_column(Float)
+    val_f1: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    extra: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Evaluation(Base):
+    """A run's checkpoint evaluated on a labelled folder (possibly not its training dataset)."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index(None, "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = _run_fk()
+    dataset: Mapped[str] = mapped_column(String(1000))
+    tta: Mapped[str] = mapped_column(String(50), default="none")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)  # accuracy, macro_precision/recall/f1, n_samples
+
+
+class ClassMetric(Base):
+    """Precision, recall, F1 and support of one class, for a run's test set or one evaluation."""
+
+    __tablename__ = "class_metrics"
+    __table_args__ = (Index(None, "run_id", "evaluation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = _run_fk()
+    evaluation_id: Mapped[int | None] = _evaluation_fk()
+    class_name: Mapped[str] = mapped_column(String(200))
+    precision: Mapped[float | None] = mapped_column(Float)
+    recall: Mapped[float | None] = mapped_column(Float)
+    f1: Mapped[float | None] = mapped_column(Float)
+    support: Mapped[int | None] = mapped_column(Integer)
+
+
+class ConfusionMatrix(Base):
+    """A confusion matrix (rows = true class, columns = predicted) stored whole as JSON."""
+
+    __tablename__ = "confusion_matrices"
+    __table_args__ = (Index(None, "run_id", "evaluation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = _run_fk()
+    evaluation_id: Mapped[int | None] = _evaluation_fk()
+    class_names: Mapped[list] = mapped_column(JSON)
+    matrix: Mapped[list] = mapped_column(JSON)
+
+
+@dataclass
+class RunRecord:
+    """A detached copy of one ``runs`` row (JSON columns decoded, timestamps UTC-aware)."""
+
+    id: int
+    name: str
+    model: str
+    status: str
+    config: dict
+    dataset: str
+    class_names: list | None
+    class_counts: dict | None
+    device: str | None
+    pid: int | None
+    pid_start_time: float | None
+    num_params: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    current_epoch: int | None
+    total_epochs: int | None
+    best_epoch: int | None
+    best_val_f1: float | None
+    best_val_acc: float | None
+    best_metrics: dict | None
+    train_acc_at_best: float | None
+    checkpoint_path: str | None
+    error: str | None
+    notes: str | None
+
+
+RUN_COLUMNS = tuple(Run.__table__.columns.keys())
+EPOCH_COLUMNS = tuple(c for c in EpochMetric.__table__.columns.keys() if c != "id")
+LIST_RUN_COLUMNS = (
+    "id", "name", "model", "status", "dataset", "created_at", "started_at", "finished_at",
+    "current_epoch", "total_epochs", "best_epoch", "best_val_f1", "best_val_acc", "train_acc_at_best",
+    "num_params", "device", "error",
+)  # fmt: skip
+CLASS_METRIC_COLUMNS = ("class_name", "precision", "recall", "f1", "support")
+EVALUATION_COLUMNS = tuple(Evaluation.__table__.columns.keys())
+
+
+# --- engine and sessions -------------------------------------------------------------------------
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _json_default(value: Any) -> Any:
+    """Let numpy scalars/arrays and paths into JSON columns (metrics often arrive as numpy)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Per-connection SQLite settings that let one writer per process and many readers coexist.
+
+    busy_timeout goes first so that switching to WAL waits for a lock instead of failing.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _create_engine(url: str) -> Engine:
+    """A new engine for ``url``; for a SQLite file, its folder is created and pragmas hooked."""
+    parsed = make_url(url)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if is_sqlite else {}
+    engine = create_engine(
+        url,
+        connect_args=connect_args,
+        json_serializer=partial(json.dumps, default=_json_default),
+    )
+    if is_sqlite:
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+    return engine
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine for ``url`` (default: ``RUNS_DB_URL`` read now), created once, tables included."""
+    url = url or runs_db_url()
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _create_engine(url)
+            _create_tables(engine)
+            _engines[url] = engine
+    return engine
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the tables and indexes that are missing.
+
+    Several processes may open a fresh database at once (training runs launched together). One that
+    loses the race for an object gets "already exists" and checks again; each loss means another
+    process made progress, so the attempts are bounded by the number of schema objects.
+    """
+    attempts = sum(1 + len(table.indexes) for table in Base.metadata.tables.values())
+    for attempt in range(attempts):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError) as e:
+            if "already exists" not in str(e) or attempt == attempts - 1:
+                raise
+
+
+def init_db(url: str | None = None) -> None:
+    """Make sure the database and its tables exist (idempotent; ``get_engine`` already does this)."""
+    _create_tables(get_engine(url))
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error.
+
+    Integrity errors (bad status, missing run, duplicate row) become ``StoreError``.
+    """
+    session = Session(get_engine(url), expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except IntegrityError as e:
+        session.rollback()
+        raise StoreError(f"the run store rejected the change: {e.orig}") from e
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def _check_fields(fields_: Iterable[str], allowed: Iterable[str], what: str) -> None:
+    """Reject unknown column names with the list of valid ones (a typo must not pass silently)."""
+    unknown = sorted(set(fields_) - set(allowed))
+    if unknown:
+        raise StoreError(f"unknown {what} field(s): {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars to Python numbers, so drivers accept them as column values."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def create_run(
+    *,
+    name: str,
+    model: str,
+    config: dict,
+    dataset: str,
+    status: str = "queued",
+    class_names: list[str] | None = None,
+    class_counts: dict | None = None,
+    url: str | None = None,
+) -> int:
+    """Insert a run row and return its id."""
+    run = Run(
+        name=name,
+        model=model,
+        config=dict(config),
+        dataset=str(dataset),
+        status=status,
+        class_names=list(class_names) if class_names is not None else None,
+        class_counts=class_counts,
+        created_at=utcnow(),
+    )
+    with session_scope(url) as session:
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def update_run(run_id: int, *, url: str | None = None, **fields_: Any) -> None:
+    """Set columns of one run by name, e.g. ``update_run(3, status="running", started_at=utcnow())``."""
+    _check_fields(fields_, set(RUN_COLUMNS) - {"id"}, "run")
+    if not fields_:
+        return
+    values = {key: _plain(value) for key, value in fields_.items()}
+    with session_scope(url) as session:
+        result = session.execute(update(Run).where(Run.id == run_id).values(**values))
+        if result.rowcount == 0:
+            raise RunNotFound(f"run {run_id} not found")
+
+
+def get_run(run_id: int, url: str | None = None) -> RunRecord:
+    """A detached copy of one run; ``RunNotFound`` if there is none."""
+    with session_scope(url) as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise RunNotFound(f"run {run_id} not found")
+        return RunRecord(**{f.name: getattr(run, f.name) for f in fields(RunRecord)})
+
+
+def _as_list(value: str | Iterable[str] | None) -> list[str] | None:
+    """A filter value given as one string or several."""
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _columns(model: type[Base], names: Iterable[str]) -> list:
+    """Table columns of ``model`` by name, in the given order (what a query selects)."""
+    return [model.__table__.c[name] for name in names]
+
+
+def _select_frame(query, url: str | None) -> pd.DataFrame:
+    """Run a column query into a DataFrame; float columns stay float (NaN, not None) and timestamps
+    become UTC datetimes, also when a column is all NULL or the result is empty."""
+    with get_engine(url).connect() as conn:  # Core, not the ORM: no per-row entity bookkeeping
+        rows = [tuple(row) for row in conn.execute(query).all()]
+    frame = pd.DataFrame.from_records(rows, columns=[c.name for c in query.selected_columns])
+    for column in query.selected_columns:
+        if isinstance(column.type, Float):
+            frame[column.name] = frame[column.name].astype("float64")
+        elif isinstance(column.type, UTCDateTime):
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True).astype("datetime64[us, UTC]")
+    return frame
+
+
+def list_runs(
+    *,
+    status: str | Iterable[str] | None = None,
+    model: str | Iterable[str] | None = None,
+    dataset: str | Iterable[str] | None = None,
+    limit: int | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
+    """Runs newest first, one row each, filtered by status/model/dataset (each one value or several).
+
+    Columns: ``LIST_RUN_COLUMNS`` plus ``duration_s`` (finished, or now, minus started; NaN when the
+    run never started).
+    """
+    query = select(*_columns(Run, LIST_RUN_COLUMNS))
+    for column, wanted in ((Run.status, status), (Run.model, model), (Run.dataset, dataset)):
+        values = _as_list(wanted)
+        if values is not None:
+            query = query.where(column.in_(values))
+    query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+    frame = _select_frame(query, url)
+    end = frame["finished_at"].fillna(pd.Timestamp.now(tz="UTC"))
+    frame["duration_s"] = (end - frame["started_at"]).dt.total_seconds()
+    return frame
+
+
+def count_runs_by_status(url: str | None = None) -> dict[str, int]:
+    """How many runs are in each status (every status present, zero included)."""
+    with session_scope(url) as session:
+        rows = session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+def delete_run_rows(run_id: int, url: str | None = None) -> None:
+    """Delete a run and, by cascade, all its epochs, class metrics, matrices and evaluations.
+
+    Deleting a run that is already gone is not an error (deletion may be retried).
+    """
+    with session_scope(url) as session:
+        session.execute(delete(Run).where(Run.id == run_id))
+
+
+# --- epochs --------------------------------------------------------------------------------------
+
+
+def log_epoch(run_id: int, row: Mapping[str, Any], url: str | None = None) -> None:
+    """Store one epoch's metrics, replacing any earlier row for the same epoch, and set the run's
+    ``current_epoch``.
+
+    ``row`` keys are EpochMetric columns (``epoch`` required); ``extra`` is a dict of loss components.
+    """
+    _check_fields(row, set(EPOCH_COLUMNS) - {"run_id"}, "epoch")
+    if "epoch" not in row:
+        raise StoreError("log_epoch needs an 'epoch' value")
+    values = {key: _plain(value) for key, value in row.items()}
+    epoch = int(values["epoch"])
+    with session_scope(url) as session:
+        session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch))
+        session.execute(insert(EpochMetric).values(run_id=run_id, **values))
+        session.execute(update(Run).where(Run.id == run_id).values(current_epoch=epoch))
+
+
+def _history(where, url: str | None) -> pd.DataFrame:
+    """Epoch rows matching ``where`` in one query, ordered by run then epoch, extras expanded."""
+    query = select(*_columns(EpochMetric, EPOCH_COLUMNS)).where(where).order_by(EpochMetric.run_id, EpochMetric.epoch)
+    frame = _select_frame(query, url)
+    extras = pd.DataFrame.from_records([extra or {} for extra in frame["extra"]], index=frame.index)
+    return pd.concat([frame, extras.add_prefix("extra_")], axis=1)
+
+
+def run_history(run_id: int, url: str | None = None) -> pd.DataFrame:
+    """One row per epoch of one run, in epoch order; each ``extra`` key also gets an ``extra_<key>`` column."""
+    return _history(EpochMetric.run_id == run_id, url)
+
+
+def runs_history(run_ids: Iterable[int], url: str | None = None) -> pd.DataFrame:
+    """``run_history`` of several runs in one query, with a ``run_id`` column (for comparing runs)."""
+    return _history(EpochMetric.run_id.in_([int(i) for i in run_ids]), url)
+
+
+# --- class metrics, confusion matrices, evaluations ----------------------------------------------
+
+
+def _same_target(model, run_id: int, evaluation_id: int | None):
+    """WHERE clause for rows of ``model`` belonging to a run's own test (NULL) or one evaluation."""
+    target = model.evaluation_id.is_(None) if evaluation_id is None else model.evaluation_id == evaluation_id
+    return (model.run_id == run_id) & target
+
+
+def _replace_class_metrics(session: Session, run_id: int, rows: list[dict], evaluation_id: int | None) -> None:
+    _check_fields({key for row in rows for key in row}, CLASS_METRIC_COLUMNS, "class metric")
+    session.execute(delete(ClassMetric).where(_same_target(ClassMetric, run_id, evaluation_id)))
+    session.add_all(
+        ClassMetric(run_id=run_id, evaluation_id=evaluation_id, **{k: _plain(v) for k, v in row.items()})
+        for row in rows
+    )
+
+
+def _replace_confusion(
+    session: Session, run_id: int, matrix, class_names: list[str], evaluation_id: int | None
+) -> None:
+    matrix = np.asarray(matrix, dtype=np.int64)
+    if matrix.shape != (len(class_names), len(class_names)):
+        raise StoreError(f"confusion matrix is {matrix.shape}, expected {len(class_names)}x{len(class_names)}")
+    session.execute(delete(ConfusionMatrix).where(_same_target(ConfusionMatrix, run_id, evaluation_id)))
+    session.add(
+        ConfusionMatrix(
+            run_id=run_id, evaluation_id=evaluation_id, class_names=list(class_names), matrix=matrix.tolist()
+        )
+    )
+
+
+def save_class_metrics(run_id: int, rows: list[dict], evaluation_id: int | None = None, url: str | None = None) -> None:
+    """Store per-class rows (class_name, precision, recall, f1, support), replacing earlier ones."""
+    with session_scope(url) as session:
+        _replace_class_metrics(session, run_id, rows, evaluation_id)
+
+
+def class_metrics(run_id: int, evaluation_id: int | None = None, url: str | None = None) -> pd.DataFrame:
+    """Per-class metrics of a run's test set (or of one evaluation), in the order they were saved."""
+    query = (
+        select(*_columns(ClassMetric, CLASS_METRIC_COLUMNS))
+        .where(_same_target(ClassMetric, run_id, evaluation_id))
+        .order_by(ClassMetric.id)
+    )
+    return _select_frame(query, url)
+
+
+def save_confusion(
+    run_id: int, matrix, class_names: list[str], evaluation_id: int | None = None, url: str | None = None
+) -> None:
+    """Store a square confusion matrix (rows true, columns predicted), replacing an earlier one."""
+    with session_scope(url) as session:
+        _replace_confusion(session, run_id, matrix, class_names, evaluation_id)
+
+
+def confusion(
+    run_id: int, evaluation_id: int | None = None, url: str | None = None
+) -> tuple[list[str], np.ndarray] | None:
+    """``(class_names, matrix)`` of a run's test set or one evaluation, or None if none was saved."""
+    query = (
+        select(ConfusionMatrix.class_names, ConfusionMatrix.matrix)
+        .where(_same_target(ConfusionMatrix, run_id, evaluation_id))
+        .order_by(ConfusionMatrix.id.desc())
+        .limit(1)
+    )
+    with session_scope(url) as session:
+        row = session.execute(query).first()
+    if row is None:
+        return None
+    return list(row.class_names), np.asarray(row.matrix, dtype=np.int64)
+
+
+def save_evaluation(
+    run_id: int,
+    *,
+    dataset: str,
+    metrics: dict,
+    per_class: list[dict],
+    matrix,
+    class_names: list[str],
+    tta: str = "none",
+    url: str | None = None,
+) -> int:
+    """Store one evaluation with its per-class metrics and confusion matrix (all or nothing); return its id."""
+    with session_scope(url) as session:
+        evaluation = Evaluation(
+            run_id=run_id, dataset=str(dataset), tta=tta, metrics=dict(metrics), created_at=utcnow()
+        )
+        session.add(evaluation)
+        session.flush()
+        _replace_class_metrics(session, run_id, per_class, evaluation.id)
+        _replace_confusion(session, run_id, matrix, class_names, evaluation.id)
+        return evaluation.id
+
+
+def list_evaluations(run_id: int, url: str | None = None) -> pd.DataFrame:
+    """A run's evaluations, newest first: id, run_id, dataset, tta, created_at, metrics, and one
+    column per metrics key (accuracy, macro_f1, ...)."""
+    query = (
+        select(*_columns(Evaluation, EVALUATION_COLUMNS))
+        .where(Evaluation.run_id == run_id)
+        .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+    )
+    frame = _select_frame(query, url)
+    expanded = pd.DataFrame.from_records([m or {} for m in frame["metrics"]], index=frame.index)
+    return pd.concat([frame, expanded.drop(columns=[c for c in expanded if c in frame])], axis=1)
