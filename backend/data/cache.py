@@ -1,0 +1,185 @@
+"""Decoded uint8 cache of a dataset at one image size: decode every file once, never per epoch.
+
+Decoding an 800x600 plot PNG and resizing it costs milliseconds; doing it every epoch starves a GPU
+(``TARGETS.md``: 141-640 img/s against 3,600 with a decoded cache). Here every file is decoded once
+with a thread pool into one ``(N, H, W, 3)`` uint8 array, saved as ``.npy`` under
+``config.cache_dir()`` and keyed by a SHA-1 of the files' contents, the size and
+:data:`CACHE_VERSION`: a changed file or size makes a new key, an unchanged set loads from disk.
+
+Pixels are exactly those of ``images.load_image_rgb`` + ``images.resize_rgb`` (what prediction uses).
+Plain 8-bit RGB PNGs (what the renderer writes) and fully opaque RGBA PNGs (matplotlib's ``savefig``)
+are decoded with ``torchvision.io.decode_png``, about twice as fast as PIL and pixel-identical for
+those files (a test holds both paths equal); every other file goes through PIL.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from backend import config
+from backend.data.images import ImageError, check_pixel_count, load_image_rgb, resize_rgb
+
+CACHE_VERSION = 1  # bump when decoding or resizing changes, so old caches are not reused
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_MAX_LISTED = 10  # unreadable files named in one error message
+
+
+def load_dataset_cache(samples: Sequence, image_size: int, cache_dir=None, workers: int | None = None) -> np.ndarray:
+    """Decoded images of ``samples`` (``Sample``s or paths) at ``image_size``, shape (N, S, S, 3) uint8.
+
+    Row ``i`` is ``samples[i]``. Loaded from the ``.npy`` cache when the same files were decoded at
+    this size before; otherwise decoded with ``workers`` threads (default: one per CPU) and saved
+    atomically. Any unreadable file raises :class:`ImageError` naming every such file.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image size must be a positive whole number of pixels, got {image_size!r}")
+    paths = [Path(getattr(sample, "path", sample)) for sample in samples]
+    workers = workers or min(32, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        digests = _run_all(pool, _file_digest, paths)
+        target = Path(cache_dir or config.cache_dir()) / f"{image_size}px-{_cache_key(digests, image_size)}.npy"
+        cached = _load_cached(target, (len(paths), image_size, image_size, 3))
+        if cached is not None:
+            return cached
+        images = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
+
+        def decode_into(index: int) -> None:
+            images[index] = decode_resized(paths[index], image_size)
+
+        _run_all(pool, decode_into, range(len(paths)), names=paths)
+    _save_atomic(target, images)
+    return images
+
+
+def decode_resized(path: Path, image_size: int) -> np.ndarray:
+    """One file -> (S, S, 3) uint8: the fast PNG decoder where it is exact, else ``load_image_rgb``."""
+    data = _read(path)
+    image = _decode_plain_png(data) if _is_plain_png(data) else None
+    if image is None:
+        image = load_image_rgb(data)
+    return resize_rgb(image, image_size)
+
+
+def _is_plain_png(data: bytes | bytearray) -> bool:
+    """8-bit RGB or RGBA, non-interlaced PNG with no transparency key or EXIF: libpng and PIL agree.
+
+    Byte 24 of a PNG is the IHDR bit depth, 25 the colour type (2 = RGB, 6 = RGBA), 28 the interlace.
+    A ``tRNS``/``eXIf`` match inside compressed data is a false positive that only costs speed.
+    """
+    return (
+        data[:8] == PNG_SIGNATURE
+        and data[12:16] == b"IHDR"
+        and data[24] == 8
+        and data[25] in (2, 6)
+        and data[28] == 0
+        and b"tRNS" not in data
+        and b"eXIf" not in data
+    )
+
+
+def _decode_plain_png(data: bytearray) -> np.ndarray | None:
+    """torchvision's libpng decode of a plain PNG as (H, W, 3) uint8.
+
+    None (use PIL) if torchvision is missing or fails, or if an RGBA image has any transparency:
+    compositing it on white is left to PIL so both paths keep identical pixels.
+    """
+    decode_png = _png_decoder()
+    if decode_png is None:
+        return None
+    check_pixel_count(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
+    import torch
+
+    try:
+        chw = decode_png(torch.frombuffer(data, dtype=torch.uint8))
+    except RuntimeError:
+        return None  # PIL decodes it or explains what is wrong with it
+    if chw.shape[0] == 4:
+        if not bool((chw[3] == 255).all()):
+            return None
+        chw = chw[:3]
+    return np.ascontiguousarray(chw.permute(1, 2, 0).numpy())
+
+
+@functools.cache
+def _png_decoder():
+    """``torchvision.io.decode_png``, imported on first use so this module loads without torch."""
+    try:
+        from torchvision.io import decode_png
+    except ImportError:
+        return None
+    return decode_png
+
+
+def _read(path: Path) -> bytearray:
+    """File bytes as a writable buffer (``torch.frombuffer`` warns on read-only ``bytes``)."""
+    try:
+        return bytearray(path.read_bytes())
+    except FileNotFoundError as e:
+        raise ImageError("file does not exist") from e
+    except OSError as e:
+        raise ImageError(f"cannot be read ({e.strerror or e})") from e
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha1(_read(path)).hexdigest()
+
+
+def _cache_key(digests: list[str], image_size: int) -> str:
+    """SHA-1 of the version, the size and every file's content digest, in sample order."""
+    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:".encode())
+    for digest in digests:
+        key.update(digest.encode())
+    return key.hexdigest()
+
+
+def _run_all(pool: ThreadPoolExecutor, fn, items, names=None) -> list:
+    """Map ``fn`` over ``items`` in the pool; collect every ImageError and raise one listing them all."""
+    items = list(items)
+    names = list(names) if names is not None else items
+    futures = [pool.submit(fn, item) for item in items]
+    results, failures = [], []
+    for name, future in zip(names, futures, strict=True):
+        try:
+            results.append(future.result())
+        except ImageError as e:
+            failures.append(f"{name}: {e}")
+    if failures:
+        listed = "; ".join(failures[:_MAX_LISTED])
+        more = f"; and {len(failures) - _MAX_LISTED} more" if len(failures) > _MAX_LISTED else ""
+        raise ImageError(
+            f"{len(failures)} image(s) could not be read: {listed}{more}. "
+            "Remove or replace them (the Data page lists unreadable files)."
+        )
+    return results
+
+
+def _load_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached array if present and well-formed; None (rebuild) for a missing or damaged file."""
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path, mmap_mode=None, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return array if array.shape == shape and array.dtype == np.uint8 else None
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,139 @@
+"""The one way an image file becomes model input: decode to RGB uint8, then resize.
+
+Training (through ``backend.data.cache``) and prediction both call :func:`load_image_rgb` and
+:func:`resize_rgb`, so a file predicts exactly the way it trained. Only PNG, JPEG, BMP and WebP are
+accepted; every other mode (greyscale, palette, 16-bit, CMYK, transparency) is turned into plain RGB
+here, with transparent areas composited on white because plots are drawn on white.
+
+numpy + PIL only: the dashboard imports this without torch.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Decompression-bomb cap, checked on the header before any pixel is decoded. PIL's own process-wide
+# check (Image.MAX_IMAGE_PIXELS, ~179 Mpx to fail) is left as it is and fires first for larger files.
+MAX_PIXELS = 50_000_000
+FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
+_FORMATS_TEXT = "PNG, JPEG, BMP or WebP"
+_WHITE = (255, 255, 255, 255)
+
+
+class ImageError(ValueError):
+    """An image that cannot become model input; the message says which file and why."""
+
+
+def check_pixel_count(width: int, height: int, name: str = "image") -> None:
+    """Refuse images over :data:`MAX_PIXELS` before decoding them (decompression bombs)."""
+    pixels = width * height
+    if pixels > MAX_PIXELS:
+        raise ImageError(
+            f"{name} is {width}x{height} = {pixels / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit"
+        )
+
+
+def load_image_rgb(source: Path | str | bytes) -> np.ndarray:
+    """Decode a PNG/JPEG/BMP/WebP file or its bytes to an (H, W, 3) uint8 RGB array.
+
+    EXIF orientation is applied (photos of plots), transparency is composited on white, and
+    greyscale, palette, 16-bit and CMYK images are converted to RGB. Anything that cannot be decoded
+    (corrupt, truncated, not an image, too many pixels) raises :class:`ImageError`.
+    """
+    name = "image" if isinstance(source, (bytes, bytearray)) else f"'{source}'"
+    with _open(source, name) as img:
+        check_pixel_count(img.width, img.height, name)
+        try:
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)  # in place: no copy when there is no rotation
+            return _to_rgb_array(img)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise ImageError(f"{name} is corrupt or truncated and cannot be decoded ({e})") from e
+
+
+def verify_image(source: Path | str | bytes) -> None:
+    """Cheap check that a file is a readable image of an accepted format and size, without decoding it.
+
+    Uses PIL's ``verify()`` (header and chunk checks); a file that passes can still fail to decode
+    if its compressed pixel data is damaged, which :func:`load_image_rgb` then reports.
+    """
+    name = "image" if isinstance(source, (bytes, bytearray)) else f"'{source}'"
+    with _open(source, name) as img:
+        check_pixel_count(img.width, img.height, name)
+        try:
+            img.verify()
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageError(f"{name} is corrupt or truncated ({e})") from e
+
+
+def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize an (H, W, 3) uint8 image to (size, size, 3) with PIL's antialiased bilinear filter.
+
+    The aspect ratio is not kept: every plot is squeezed to the square model input, as in training.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"image size must be a positive whole number of pixels, got {size!r}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"resize_rgb expects an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
+    if image.shape[:2] == (size, size):
+        return image
+    resized = Image.fromarray(image).resize((int(size), int(size)), Image.Resampling.BILINEAR)
+    return np.asarray(resized)
+
+
+def _open(source: Path | str | bytes, name: str) -> Image.Image:
+    """Open lazily (header only), turning every way of failing into an ImageError with a reason."""
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else _read_bytes(Path(source), name)
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes)")
+    try:
+        return Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{name} is not a {_FORMATS_TEXT} image ({_guess_content(data)})") from e
+    except Image.DecompressionBombError as e:
+        # PIL refuses before we see the size: beyond twice its own cap, far beyond ours.
+        pil_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageError(
+            f"{name} is over {pil_limit / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit "
+            "(a decompression bomb, or a plot saved at an extreme size)"
+        ) from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{name} has a corrupt header and cannot be opened ({e})") from e
+
+
+def _read_bytes(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise ImageError(f"{name} does not exist") from e
+    except IsADirectoryError as e:
+        raise ImageError(f"{name} is a folder, not an image file") from e
+    except OSError as e:
+        raise ImageError(f"{name} cannot be read ({e.strerror or e})") from e
+
+
+def _guess_content(data: bytes) -> str:
+    """A hint for a file PIL does not recognise: text (a CSV saved as .png?) or another format."""
+    head = data[:512]
+    text = head.decode("utf-8", errors="replace")
+    readable = sum(c.isprintable() or c.isspace() for c in text)
+    if b"\x00" not in head and readable >= 0.95 * len(text):
+        return f"it is a text file starting with {text[:40]!r}"
+    return "unrecognised content; convert it to PNG or JPEG"
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> (H, W, 3) uint8 RGB; transparency over white, 16-bit scaled down to 8."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # PIL's own I;16 -> L conversion clips at 255 instead of scaling; scale the 16-bit range.
+        wide = np.asarray(img).astype(np.uint32)
+        grey = ((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba)
+    return np.array(img.convert("RGB"))
