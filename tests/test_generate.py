@@ -1,0 +1,254 @@
+"""Dataset generation: layout, manifest, determinism, styles, CSV round trip, imbalance, CLI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.config import REPO_ROOT
+from backend.data.generate import generate_dataset, plan_counts
+from backend.data.render import render_series
+from backend.data.series import CLASSES, FIVE_CLASS_PRESET, SUBKINDS
+
+SMALL = (48, 36)
+FOUR = ["mean_shift", "point_anomaly", "variance_shift", "volatility"]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _manifest(root: Path) -> dict:
+    return json.loads((root / "manifest.json").read_text())
+
+
+def _pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    assert rows[0] == ["timestamp", "value"]
+    return [r[0] for r in rows[1:]], np.array([float(r[1]) for r in rows[1:]])
+
+
+# -- layout and manifest (on the shared fixture) -------------------------------------------------
+
+
+def test_tiny_dataset_has_the_imagefolder_layout_csvs_and_a_manifest(tiny_dataset):
+    manifest = _manifest(tiny_dataset)
+    assert manifest["classes"] == list(CLASSES)
+    assert manifest["counts"] == {"train": dict.fromkeys(CLASSES, 6), "test": dict.fromkeys(CLASSES, 3)}
+    assert manifest["seed"] == 0 and manifest["options"]["size"] == [96, 72]
+    for split, per_class in (("train", 6), ("test", 3)):
+        for class_name in CLASSES:
+            assert len(list((tiny_dataset / split / class_name).glob("*.png"))) == per_class
+            assert len(list((tiny_dataset / "csv" / split / class_name).glob("*.csv"))) == per_class
+    assert len(manifest["samples"]) == 81
+    for sample in manifest["samples"]:
+        assert sample["subkind"] in SUBKINDS[sample["class"]]
+        assert Path(sample["png"]).parts[:2] == (sample["split"], sample["class"])
+        assert (tiny_dataset / sample["png"]).is_file() and (tiny_dataset / sample["csv"]).is_file()
+        assert "location" in sample["params"] and sample["params"]["subkind"] == sample["subkind"]
+        assert _pixels(tiny_dataset / sample["png"]).shape == (72, 96, 3)
+    assert not [p for p in tiny_dataset.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_train_and_test_never_share_a_series(tiny_dataset):
+    digests = {split: {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tiny_dataset / "csv" / split).rglob("*.csv")}
+               for split in ("train", "test")}
+    assert len(digests["train"]) == 54 and len(digests["test"]) == 27
+    assert not digests["train"] & digests["test"]
+
+
+def test_csv_has_iso_timestamps_at_a_fixed_frequency(tiny_dataset):
+    sample = _manifest(tiny_dataset)["samples"][0]
+    stamps, values = _read_csv(tiny_dataset / sample["csv"])
+    times = np.array(stamps, dtype="datetime64[s]")
+    assert len(set(np.diff(times).tolist())) == 1
+    assert len(values) == sample["params"]["length"]
+    assert stamps[0] == sample["params"]["timestamps"]["start"]
+
+
+# -- determinism --------------------------------------------------------------------------------
+
+
+def test_same_seed_same_bytes_in_one_process_or_a_pool(tmp_path):
+    options = {"train_per_class": 4, "test_per_class": 4, "classes": FOUR, "size": SMALL}
+    serial = generate_dataset(tmp_path / "serial", seed=5, workers=1, **options)
+    pooled = generate_dataset(tmp_path / "pooled", seed=5, workers=2, **options)
+    assert serial == pooled
+    assert _files(tmp_path / "serial") == _files(tmp_path / "pooled")
+    other = generate_dataset(tmp_path / "other", seed=6, workers=1, **options)
+    assert other["samples"][0]["params"] != serial["samples"][0]["params"]
+
+
+def test_a_class_gets_the_same_series_whichever_classes_are_generated_with_it(tmp_path):
+    few = generate_dataset(tmp_path / "few", train_per_class=2, test_per_class=1, seed=3,
+                           classes=["mean_shift", "volatility"], size=SMALL, workers=1)
+    more = generate_dataset(tmp_path / "more", train_per_class=2, test_per_class=1, seed=3,
+                            classes=FOUR, size=SMALL, workers=1)
+    pick = {s["id"]: s["params"] for s in more["samples"]}
+    assert all(pick[s["id"]] == s["params"] for s in few["samples"])
+
+
+def test_varied_style_is_deterministic_and_varies_sizes_and_backgrounds(tmp_path, tiny_dataset_varied):
+    options = {"train_per_class": 1, "test_per_class": 2, "classes": ["mean_shift", "trend_shift"],
+               "style": "varied", "workers": 1}
+    generate_dataset(tmp_path / "a", seed=9, **options)
+    generate_dataset(tmp_path / "b", seed=9, **options)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+    manifest = _manifest(tiny_dataset_varied)
+    images = [_pixels(tiny_dataset_varied / s["png"]) for s in manifest["samples"]]
+    assert len({image.shape for image in images}) >= 10
+    corners = {tuple(int(v) for v in image[0, 0]) for image in images}
+    assert len(corners) >= 3 and any(max(c) < 80 for c in corners) and (255, 255, 255) in corners
+    assert all(s["style"]["theme"] for s in manifest["samples"])
+
+
+# -- team style and the CSV prediction path ---------------------------------------------------------
+
+
+def test_team_style_csv_round_trip_renders_the_same_pixels(tmp_path):
+    manifest = generate_dataset(tmp_path / "team", train_per_class=1, test_per_class=1, seed=2,
+                                classes=["contextual_anomaly", "stochastic_trend"], workers=1)
+    for sample in manifest["samples"]:
+        png = _pixels(tmp_path / "team" / sample["png"])
+        assert png.shape == (600, 800, 3) and (png[0, 0] == 255).all()
+        _, values = _read_csv(tmp_path / "team" / sample["csv"])
+        assert np.array_equal(render_series(values), png), sample["id"]
+
+
+# -- class counts ---------------------------------------------------------------------------------
+
+
+def test_longtail_decays_geometrically_in_class_order():
+    counts = plan_counts(CLASSES, 100, 20, "longtail:10")
+    train = list(counts["train"].values())
+    assert train[0] == 100 and train[-1] == 10 and train == sorted(train, reverse=True)
+    assert list(counts["test"].values())[-1] == 2
+    assert plan_counts(["a", "b"], 3, 1, "longtail:100")["test"] == {"a": 1, "b": 1}
+
+
+def test_custom_counts_scale_test_in_proportion():
+    counts = plan_counts(FOUR, 40, 20, "counts:mean_shift=10, volatility=80")
+    assert counts["train"] == {"mean_shift": 10, "point_anomaly": 40, "variance_shift": 40, "volatility": 80}
+    assert counts["test"] == {"mean_shift": 5, "point_anomaly": 20, "variance_shift": 20, "volatility": 40}
+
+
+def test_generated_files_follow_the_imbalance(tmp_path):
+    generate_dataset(tmp_path / "lt", train_per_class=4, test_per_class=2, seed=0, imbalance="longtail:4",
+                     classes=["mean_shift", "point_anomaly", "volatility"], size=SMALL, workers=1)
+    found = {c: len(list((tmp_path / "lt" / "train" / c).glob("*.png"))) for c in ("mean_shift", "point_anomaly", "volatility")}
+    assert found == {"mean_shift": 4, "point_anomaly": 2, "volatility": 1}
+    assert _manifest(tmp_path / "lt")["counts"]["train"] == found
+
+
+@pytest.mark.parametrize(("imbalance", "message"), [
+    ("longtail:0.5", "longtail ratio must be a number >= 1"),
+    ("longtail:x", "longtail needs a number"),
+    ("counts:mean_shift=0", "count for mean_shift must be >= 1"),
+    ("counts:spikes=3", "counts names class 'spikes', which is not being generated"),
+    ("counts:mean_shift", "counts needs name=N"),
+    ("zipf:2", "unknown imbalance mode 'zipf'; choose one of: balanced, counts, longtail"),
+])
+def test_bad_imbalance_says_what_to_change(imbalance, message):
+    with pytest.raises(ValueError) as error:
+        plan_counts(FOUR, 10, 5, imbalance)
+    assert message in str(error.value)
+
+
+# -- options, folders, progress -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"classes": ["mean_shift", "spikes"]}, "unknown class(es) spikes; choose from: collective_anomaly"),
+    ({"classes": ["mean_shift"]}, "at least 2 classes"),
+    ({"train_per_class": 0}, "train_per_class must be a whole number >= 1"),
+    ({"seed": -1}, "seed must be a whole number >= 0"),
+    ({"style": "sketchy"}, "unknown render style 'sketchy'; choose one of: team, varied"),
+    ({"size": (5, 5)}, "each 16-4096"),
+    ({"length": 20}, "length must be a whole number >= 50"),
+    ({"difficulty": -1.0}, "difficulty must be a positive number"),
+    ({"workers": 0}, "workers must be a whole number >= 1"),
+    ({"subkinds": {"trend_shift": ["onset"]}}, "sub-kinds given for class(es) not being generated: trend_shift"),
+])
+def test_bad_options_fail_before_writing_anything(tmp_path, options, message):
+    arguments = {"train_per_class": 2, "test_per_class": 1, "seed": 0, "classes": FOUR, **options}
+    with pytest.raises(ValueError) as error:
+        generate_dataset(tmp_path / "out", **arguments)
+    assert message in str(error.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_refuses_a_folder_it_did_not_make_and_replaces_one_it_did(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not empty and holds no manifest.json"):
+        generate_dataset(tmp_path / "mine", train_per_class=1, test_per_class=1, seed=0, classes=FOUR)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        generate_dataset(tmp_path / "a_file", train_per_class=1, test_per_class=1, seed=0, classes=FOUR)
+
+    out = tmp_path / "generated"
+    generate_dataset(out, train_per_class=3, test_per_class=1, seed=0, classes=FOUR, size=SMALL, workers=1)
+    generate_dataset(out, train_per_class=1, test_per_class=1, seed=1, classes=FOUR[:2], size=SMALL, workers=1)
+    assert sorted(p.name for p in (out / "train").iterdir()) == FOUR[:2]
+    assert len(list(out.rglob("*.png"))) == 4 and _manifest(out)["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "generated", "mine"]
+
+
+def test_subkinds_restrict_what_is_drawn(tmp_path):
+    manifest = generate_dataset(tmp_path / "held", train_per_class=4, test_per_class=1, seed=0, classes=FOUR,
+                                subkinds={"mean_shift": ["ramp_up"]}, size=SMALL, workers=1)
+    assert {s["subkind"] for s in manifest["samples"] if s["class"] == "mean_shift"} == {"ramp_up"}
+    assert manifest["options"]["subkinds"] == {"mean_shift": ["ramp_up"]}
+
+
+def test_progress_reports_every_sample_up_to_the_total(tmp_path):
+    calls: list[tuple[int, int]] = []
+    generate_dataset(tmp_path / "p", train_per_class=2, test_per_class=1, seed=0, classes=FOUR, size=SMALL,
+                     workers=1, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(k, 12) for k in range(1, 13)]
+
+
+# -- the command line, as a real subprocess ---------------------------------------------------------
+
+
+def _cli(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "backend", "generate", *arguments], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=240)
+
+
+def test_cli_writes_a_dataset_with_a_preset(tmp_path):
+    result = _cli("--out", str(tmp_path / "five"), "--train-per-class", "2", "--test-per-class", "1",
+                  "--seed", "4", "--preset", "five", "--size", "48x36", "--difficulty", "1.5",
+                  "--length", "120", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    manifest = _manifest(tmp_path / "five")
+    assert manifest["classes"] == sorted(FIVE_CLASS_PRESET)
+    assert {s["params"]["length"] for s in manifest["samples"]} == {120}
+    assert manifest["options"]["difficulty"] == 1.5 and "wrote 10 train and 5 test plots" in result.stdout
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--classes", "mean_shift,wobble"], "error: unknown class(es) wobble; choose from:"),
+    (["--imbalance", "longtail:0"], "error: longtail ratio must be a number >= 1"),
+])
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, arguments, message):
+    result = _cli("--out", str(tmp_path / "x"), "--train-per-class", "2", "--test-per-class", "1",
+                  "--seed", "0", *arguments)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and not (tmp_path / "x").exists()
