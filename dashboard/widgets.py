@@ -1,0 +1,132 @@
+"""Small UI pieces several pages share: run pickers, status badges, galleries, run problems.
+
+Everything that formats a run for a person lives here, so a run reads the same on every page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from backend import store
+from dashboard.setup import page_file
+
+STATUS_COLOURS = {
+    "queued": "gray",
+    "running": "blue",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "orange",
+    "lost": "violet",
+}
+STATUS_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/play_circle:",
+    "completed": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+    "lost": ":material/help:",
+}
+
+
+def status_badge(status: str, count: int | None = None) -> None:
+    """A coloured badge for a run status (with a count, for summaries)."""
+    label = status if count is None else f"{status}: {count}"
+    st.badge(label, icon=STATUS_ICONS.get(status), color=STATUS_COLOURS.get(status, "gray"))
+
+
+def dataset_name(path: str | None) -> str:
+    """The folder name of a dataset path (full paths are long and say little)."""
+    return Path(path).name if path else "?"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``95`` -> ``1m 35s``; empty for unknown."""
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return ""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def format_f1(value: float | None) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def run_label(run: pd.Series | store.RunRecord | dict) -> str:
+    """``#12 visual_cnn on demo (F1 0.954)``: how a run is named in every picker and legend."""
+    get = run.get if isinstance(run, dict | pd.Series) else lambda key, default=None: getattr(run, key, default)
+    label = f"#{int(get('id'))} {get('model')} on {dataset_name(get('dataset'))}"
+    f1 = get("best_val_f1")
+    if f1 is not None and not (isinstance(f1, float) and math.isnan(f1)):
+        label += f" (F1 {f1:.3f})"
+    elif get("status") != "completed":
+        label += f" ({get('status')})"
+    return label
+
+
+def short_label(run: pd.Series | store.RunRecord | dict) -> str:
+    """``#12 visual_cnn``: a run in chart legends and table headers, where space is short."""
+    get = run.get if isinstance(run, dict | pd.Series) else lambda key, default=None: getattr(run, key, default)
+    return f"#{int(get('id'))} {get('model')}"
+
+
+def run_picker(
+    runs: pd.DataFrame, *, key: str, label: str = "Run", statuses: Sequence[str] | None = None, help: str | None = None
+) -> int | None:
+    """A selectbox over ``runs`` (newest first) that returns the chosen run id, or None if none fit."""
+    if statuses is not None:
+        runs = runs[runs["status"].isin(statuses)]
+    if runs.empty:
+        return None
+    labels = {int(r["id"]): run_label(r) for _, r in runs.iterrows()}
+    return st.selectbox(label, list(labels), format_func=labels.__getitem__, key=key, help=help)
+
+
+def run_problem(record: store.RunRecord) -> bool:
+    """Say plainly why a run has no results to show; True when it has none (the caller stops)."""
+    if record.status == "failed":
+        st.error(f"Run #{record.id} failed: {record.error or 'no error message was recorded'}", icon=":material/error:")
+        return True
+    if record.status == "lost":
+        st.warning(
+            f"Run #{record.id} was lost: {record.error or 'its process ended without reporting'}",
+            icon=":material/help:",
+        )
+        return True
+    if record.status in store.ACTIVE:
+        st.info(
+            f"Run #{record.id} is {record.status}; its results appear here when it completes.",
+            icon=":material/schedule:",
+        )
+        return True
+    if record.status == "cancelled":
+        st.info(f"Run #{record.id} was cancelled after epoch {record.current_epoch or 0}.", icon=":material/cancel:")
+    return False
+
+
+def image_gallery(items: Sequence[tuple[object, str]], columns: int = 6, width: int | str = "stretch") -> None:
+    """Images (paths, bytes or arrays) with captions in a grid of ``columns``."""
+    for start in range(0, len(items), columns):
+        cells = st.columns(columns)
+        for cell, (image, caption) in zip(cells, items[start : start + columns], strict=False):
+            with cell:
+                try:
+                    st.image(image, caption=caption, width=width)
+                except Exception as e:  # a deleted or unreadable file must not take the page down
+                    st.caption(f"{caption}: cannot show image ({e})")
+
+
+def no_runs_yet(what: str = "Nothing to show") -> None:
+    """The empty state of pages that need runs: say so and where to start one."""
+    st.info(f"{what}: there are no training runs yet. Start one on the Train page.", icon=":material/info:")
+    st.page_link(page_file("train"), label="Go to Train", icon=":material/model_training:")

@@ -1,0 +1,126 @@
+"""Class metrics: one run (or one of its evaluations) class by class, with the images behind each cell."""
+
+import pandas as pd
+import streamlit as st
+
+from backend.data.dataset import balanced_class_weights, effective_number_weights, imbalance_ratio
+from dashboard import charts, loaders, summaries, widgets
+from dashboard.setup import setup_page
+
+setup_page(
+    "Class metrics",
+    "How one run does on each class: where it is right, what it confuses, and how that follows the class sizes.",
+)
+
+url = loaders.store_url()
+runs = loaders.all_runs(url)
+if runs.empty:
+    widgets.no_runs_yet("No class metrics")
+    st.stop()
+
+pick, target = st.columns([3, 2])
+with pick:
+    run_id = widgets.run_picker(runs, key="cm_run")
+record = loaders.run_record(run_id, url)
+if widgets.run_problem(record):
+    st.stop()
+
+evaluations = loaders.evaluations(run_id, url)
+targets = {None: f"own test split ({widgets.dataset_name(record.dataset)})"}
+targets.update(
+    {
+        int(e["id"]): f"evaluation #{int(e['id'])} on {widgets.dataset_name(e['dataset'])} (TTA {e['tta']})"
+        for _, e in evaluations.iterrows()
+    }
+)
+with target:
+    evaluation_id = st.selectbox("Measured on", list(targets), format_func=targets.__getitem__, key="cm_target")
+
+per_class = loaders.class_metrics(run_id, evaluation_id, url)
+matrix = loaders.confusion(run_id, evaluation_id, url)
+if per_class.empty or matrix is None:
+    st.info(f"Run #{run_id} has no per-class results stored for {targets[evaluation_id]}.", icon=":material/info:")
+    st.stop()
+
+st.subheader("Per class")
+st.dataframe(
+    per_class,
+    hide_index=True,
+    column_config={
+        "class_name": "class",
+        "precision": st.column_config.ProgressColumn("precision", format="%.3f", min_value=0, max_value=1),
+        "recall": st.column_config.ProgressColumn("recall", format="%.3f", min_value=0, max_value=1),
+        "f1": st.column_config.ProgressColumn("F1", format="%.3f", min_value=0, max_value=1),
+        "support": st.column_config.NumberColumn("test images"),
+    },
+)
+
+st.subheader("Confusion matrix")
+class_names, counts = matrix
+left, right = st.columns([3, 2], gap="large")
+with right:
+    normalised = st.toggle("Row-normalised (share of each true class)", key="cm_normalised")
+    default_true, default_pred = summaries.most_confused_cell(class_names, counts)
+    true_class = st.selectbox("True class", class_names, index=class_names.index(default_true), key="cm_true")
+    predicted_class = st.selectbox("Predicted class", class_names, index=class_names.index(default_pred), key="cm_pred")
+    n_cell = int(counts[class_names.index(true_class), class_names.index(predicted_class)])
+    st.caption(f"{n_cell} test image(s) of {true_class} predicted as {predicted_class} (outlined in red).")
+with left:
+    chart = charts.confusion_chart(class_names, counts, normalised=normalised, selected=(true_class, predicted_class))
+    st.altair_chart(chart, width="content")
+
+if evaluation_id is not None:
+    st.caption("Images per cell are kept for the run's own test split only.")
+else:
+    path = loaders.test_predictions_path(run_id)
+    predictions = loaders.test_predictions(run_id, loaders.mtime(path))
+    if predictions is None:
+        st.caption("This run has no test_predictions.csv, so the images behind a cell cannot be shown.")
+    else:
+        cell = summaries.cell_predictions(predictions, true_class, predicted_class)
+        shown = cell.head(12)
+        widgets.image_gallery([(row["file"], f"{row['confidence']:.0%} confident") for _, row in shown.iterrows()])
+        if len(cell) > len(shown):
+            st.caption(f"Showing {len(shown)} of {len(cell)}, most confident first.")
+
+st.subheader("Class sizes and weights")
+class_counts = record.class_counts or {}
+train_counts = class_counts.get("train") or {}
+if not train_counts:
+    st.caption("This run did not record its class counts.")
+else:
+    chart_col, table_col = st.columns([3, 2], gap="large")
+    chart_col.altair_chart(charts.class_counts_chart(class_counts), width="stretch")
+    ratios = {split: imbalance_ratio(c) for split, c in class_counts.items() if c}
+    with table_col:
+        for column, (split, ratio) in zip(st.columns(len(ratios)), ratios.items(), strict=True):
+            column.metric(f"Imbalance ratio, {split}", f"{ratio:.2f}", help="largest class over smallest class")
+        config = record.config or {}
+        used = config.get("class_weighting", "none")
+        weights = pd.DataFrame(
+            {
+                "balanced": balanced_class_weights(train_counts),
+                "effective number": effective_number_weights(train_counts, float(config.get("beta", 0.9999))),
+            }
+        )
+        st.dataframe(
+            weights,
+            width="stretch",
+            column_config={
+                "_index": "class",
+                "balanced": st.column_config.NumberColumn("balanced", format="%.3f"),
+                "effective number": st.column_config.NumberColumn("effective number", format="%.3f"),
+            },
+        )
+        setup = ", ".join(f"{key.replace('_', ' ')}: {config[key]}" for key in ("loss", "sampler") if key in config)
+        st.caption(f"Class weighting used by this run: **{used}**" + (f" ({setup})." if setup else "."))
+
+    st.subheader("F1 against class frequency")
+    scatter = summaries.f1_against_frequency(per_class, train_counts)
+    if scatter["train_images"].nunique() > 1:
+        st.altair_chart(charts.f1_vs_frequency_chart(scatter), width="stretch")
+    else:
+        st.caption(
+            f"Every class had {int(scatter['train_images'].iloc[0])} training images, so F1 cannot follow class "
+            "frequency on this run; train on a long-tail dataset to see the effect."
+        )

@@ -1,0 +1,112 @@
+"""Compare: several runs side by side: curves, the metrics table with overfitting, config diff, per-class F1."""
+
+import pandas as pd
+import streamlit as st
+
+from backend import store
+from dashboard import charts, loaders, summaries, widgets
+from dashboard.setup import setup_page
+
+setup_page("Compare runs", "Pick runs of any models and datasets; the best value of each row in the table is starred.")
+
+url = loaders.store_url()
+runs = loaders.all_runs(url)
+started = runs[runs["current_epoch"].notna()] if not runs.empty else runs
+if started.empty:
+    widgets.no_runs_yet("Nothing to compare")
+    st.stop()
+
+labels = {int(r["id"]): widgets.run_label(r) for _, r in started.iterrows()}
+default = summaries.best_run_per_model(started)["id"].astype(int).tolist()[:4] or list(labels)[:2]
+chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.__getitem__, key="compare_runs")
+if not chosen:
+    st.info("Choose at least one run.", icon=":material/info:")
+    st.stop()
+
+records: list[store.RunRecord] = []
+for run_id in chosen:
+    try:
+        records.append(loaders.run_record(run_id, url))
+    except store.RunNotFound:
+        st.warning(f"Run #{run_id} no longer exists (deleted).")
+short = {r.id: widgets.short_label(r) for r in records}
+names = list(short.values())
+for record in records:
+    if record.status in {"failed", "lost"}:
+        st.warning(
+            f"{labels[record.id]} {record.status}: {record.error or 'no message recorded'}", icon=":material/warning:"
+        )
+
+st.subheader("Training curves")
+history = loaders.runs_history(tuple(r.id for r in records), url)
+if history.empty:
+    st.caption("No epochs recorded yet.")
+else:
+    history = history.assign(run=history["run_id"].map(short))
+    panels = [
+        ("val_f1", "Validation macro-F1"),
+        ("val_acc", "Validation accuracy"),
+        ("train_loss", "Training loss"),
+        ("val_loss", "Validation loss"),
+    ]
+    for row in (panels[:2], panels[2:]):
+        for cell, (column, title) in zip(st.columns(2), row, strict=True):
+            cell.altair_chart(charts.overlay_chart(history, column, title, names), width="stretch")
+
+st.subheader("Metrics at the best epoch")
+display, best = summaries.comparison_table(records, names)
+st.table(
+    display.style.apply(
+        lambda _: best.map(lambda b: "font-weight: 700; background-color: #e3f4e8" if b else ""), axis=None
+    )
+)
+st.caption(
+    f"Train-test gap = training accuracy minus test accuracy at the best epoch: mild below "
+    f"{summaries.MILD_GAP_POINTS:.0f} points, moderate up to {summaries.SEVERE_GAP_POINTS:.0f}, severe above."
+)
+
+st.subheader("Configuration differences")
+if len(records) < 2:
+    st.caption("Pick two or more runs to see how their options differ.")
+else:
+    diff = summaries.config_diff([r.config for r in records], names)
+    if diff.empty:
+        st.caption("The runs share every option.")
+    else:
+        st.table(diff)
+
+st.subheader("Per-class F1")
+per_class = []
+for record in records:
+    frame = loaders.class_metrics(record.id, None, url)
+    if not frame.empty:
+        per_class.append(frame.assign(run=short[record.id]))
+if per_class:
+    st.altair_chart(charts.grouped_f1_chart(pd.concat(per_class, ignore_index=True), names), width="stretch")
+else:
+    st.caption("None of these runs has per-class test metrics yet (they are stored when a run completes).")
+
+evaluations = []
+for record in records:
+    frame = loaders.evaluations(record.id, url)
+    if not frame.empty:
+        evaluations.append(frame.assign(run=short[record.id], own_test_f1=record.best_val_f1))
+if evaluations:
+    st.subheader("Evaluations on other datasets")
+    table = pd.concat(evaluations, ignore_index=True)
+    table["dataset"] = table["dataset"].map(widgets.dataset_name)
+    columns = [
+        c
+        for c in ("run", "dataset", "tta", "accuracy", "macro_f1", "own_test_f1", "n_samples", "created_at")
+        if c in table
+    ]
+    st.dataframe(
+        table[columns],
+        hide_index=True,
+        column_config={
+            "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+            "macro_f1": st.column_config.NumberColumn("macro-F1", format="%.3f"),
+            "own_test_f1": st.column_config.NumberColumn("own test F1", format="%.3f"),
+            "created_at": st.column_config.DatetimeColumn("evaluated", format="distance"),
+        },
+    )

@@ -1,0 +1,126 @@
+"""Predict: upload plot images or CSV series, pick a run and a TTA mode, get a class for each file."""
+
+import pandas as pd
+import streamlit as st
+
+from backend.data.dataset import IMAGE_EXTENSIONS
+from backend.data.transforms import TTA_MODES
+from backend.predict import CSV_EXTENSIONS, PredictError
+from dashboard import charts, loaders, widgets
+from dashboard.setup import setup_page
+
+setup_page(
+    "Predict",
+    "Upload plot images or raw CSV series (many at once). A CSV is drawn by the same renderer as the "
+    "training plots, then classified like an image.",
+)
+
+url = loaders.store_url()
+runs = loaders.all_runs(url)
+completed = runs[runs["status"] == "completed"] if not runs.empty else runs
+if completed.empty:
+    widgets.no_runs_yet("Nothing to predict with")
+    st.stop()
+
+pick, mode = st.columns([3, 1])
+with pick:
+    run_id = widgets.run_picker(completed, key="predict_run", label="Model (a completed run)")
+with mode:
+    tta = st.segmented_control(
+        "Test-time augmentation",
+        sorted(TTA_MODES.names(), key=lambda name: name != "none"),
+        default="none",
+        key="predict_tta",
+        required=True,
+        help="flip4 averages the original, horizontal, vertical and both flips (one batch).",
+    )
+
+record = loaders.run_record(run_id, url)
+checkpoint = loaders.checkpoint_path(record)
+if checkpoint is None:
+    st.warning(
+        f"Run #{run_id} has no checkpoint on disk, so it cannot predict. Pick another run.", icon=":material/warning:"
+    )
+    st.stop()
+
+files = st.file_uploader(
+    "Images (PNG, JPG, BMP, WebP) or CSV series",
+    type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS + CSV_EXTENSIONS],
+    accept_multiple_files=True,
+    key="predict_files",
+)
+if not files:
+    st.info("Drop files above to classify them.", icon=":material/upload_file:")
+    st.stop()
+
+try:
+    predictor = loaders.predictor(run_id, str(checkpoint), loaders.mtime(checkpoint))
+except PredictError as e:
+    st.error(f"Cannot load run #{run_id}: {e}", icon=":material/error:")
+    st.stop()
+st.caption(predictor.describe())
+
+with st.spinner(f"Predicting {len(files)} file(s)..."):
+    predictions = predictor.predict_files([(f.name, f.getvalue()) for f in files], tta=tta)
+
+rows = []
+for prediction in predictions:
+    top = prediction.top(3)
+    rows.append(
+        {
+            "file": prediction.filename,
+            "predicted": prediction.predicted or "",
+            "confidence": prediction.confidence if prediction.error is None else None,
+            "runners-up": ", ".join(f"{name} ({p:.1%})" for name, p in top[1:]),
+            "notes": "; ".join(prediction.notes),
+            "error": prediction.error or "",
+            **{f"prob_{name}": p for name, p in prediction.probabilities.items()},
+        }
+    )
+everything = pd.DataFrame(rows)  # the download also has every class probability
+table = everything[[c for c in everything.columns if not c.startswith("prob_")]]
+
+st.subheader("Results")
+ok = table["error"] == ""
+st.caption(f"{int(ok.sum())} of {len(table)} file(s) predicted with run #{run_id}, TTA {tta}.")
+st.dataframe(
+    table if not ok.all() else table.drop(columns="error"),  # the error column only when a file failed
+    hide_index=True,
+    column_config={
+        "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)
+    },
+)
+st.download_button(
+    "Download results (CSV)",
+    everything.to_csv(index=False).encode(),
+    file_name=f"predictions_run{run_id}_{tta}.csv",
+    mime="text/csv",
+    on_click="ignore",
+    icon=":material/download:",
+    key="predict_download",
+)
+
+st.subheader("Per file")
+for position, prediction in enumerate(predictions):
+    with st.container(border=True, key=f"prediction_{position}"):
+        if prediction.error is not None:
+            st.markdown(f"**{prediction.filename}**")
+            st.error(prediction.error, icon=":material/error:")
+            continue
+        has_recon = prediction.reconstruction is not None
+        cells = st.columns([3, 3, 2] if has_recon else [3, 3])
+        cells[0].image(prediction.image, caption="classified image", width="stretch")
+        with cells[1]:
+            st.markdown(f"**{prediction.filename}**")
+            st.metric(
+                "Predicted",
+                prediction.predicted,
+                delta=f"{prediction.confidence:.1%} confidence",
+                delta_color="off",
+                delta_arrow="off",
+            )
+            st.altair_chart(charts.probability_bars(prediction.probabilities), width="stretch")
+            for note in prediction.notes:
+                st.caption(note)
+        if has_recon:
+            cells[2].image(prediction.reconstruction, caption="VAE reconstruction", width="stretch")

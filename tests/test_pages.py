@@ -1,0 +1,292 @@
+"""Every dashboard page driven by Streamlit's AppTest: with a run store filled by real tiny training
+runs (``completed_runs``) and with an empty store, plus the interactions that matter: predicting an
+uploaded PNG and CSV, generating a dataset, rejecting a bad training option, launching and
+cancelling a run, and the images behind a confusion-matrix cell.
+
+AppTest runs the real ``dashboard/Home.py`` router and page scripts in this process; a fragment's
+``run_every`` timer never fires here (the browser test covers the live refresh).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from backend import config, store
+from backend.data.series import CLASSES
+
+HOME = Path(__file__).resolve().parent.parent / "dashboard" / "Home.py"
+PAGES = ("home", "data", "train", "compare", "class_metrics", "predict")
+TIMEOUT = 180  # seconds per script run: the first Predict render imports torch and loads a model
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Each test starts with empty Streamlit caches (they are process-wide, like a server's)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch, tiny_dataset) -> Path:
+    """A DATA_DIR holding a copy of the session's tiny dataset as ``tiny``."""
+    folder = tmp_path / "data"
+    shutil.copytree(tiny_dataset, folder / "tiny")
+    monkeypatch.setenv("DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def empty_store(tmp_path, monkeypatch) -> str:
+    """Point RUNS_DB_URL at a new, empty SQLite file (DATA_DIR and ARTIFACTS_DIR at empty folders)."""
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    monkeypatch.setenv("RUNS_DB_URL", url)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "no-artifacts"))
+    store.init_db(url)
+    return url
+
+
+def open_page(page: str) -> AppTest:
+    """Run the app, switch to ``page`` and run it; fail on any exception the page raised."""
+    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT)
+    at.run()
+    if page != "home":
+        at.switch_page(f"../pages/{page}.py").run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception and no error box on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def texts(at: AppTest) -> str:
+    """Everything a person reads on the page, as one string (for content checks)."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    parts += [i.value for i in at.info] + [w.value for w in at.warning] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+# --- every page, filled and empty ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_real_runs(page, completed_runs, data_dir):
+    at = open_page(page)
+    assert at.title, "every page has a title"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_empty_store_with_a_plain_message(page, empty_store):
+    at = open_page(page)
+    # Each page says what is missing rather than showing an empty frame.
+    assert at.info or at.warning or at.caption, f"{page} shows no empty-state message"
+
+
+def test_home_shows_best_run_of_each_model(completed_runs, data_dir):
+    at = open_page("home")
+    best = at.dataframe[0].value
+    assert set(completed_runs) <= set(best["model"])
+    runs_metric = next(m for m in at.metric if m.label == "Runs")
+    assert int(runs_metric.value) >= len(completed_runs)
+    datasets = next(m for m in at.metric if m.label == "Datasets")
+    assert datasets.value == "1"
+
+
+# --- Predict -------------------------------------------------------------------------------------
+
+
+def test_predict_png_and_csv_and_a_bad_file(completed_runs, data_dir):
+    at = open_page("predict")
+    at.selectbox(key="predict_run").set_value(completed_runs["visual_cnn"]).run()
+    png = next((data_dir / "tiny" / "test" / "mean_shift").glob("*.png"))
+    csv = next((data_dir / "tiny" / "csv" / "test" / "volatility").glob("*.csv"))
+    at.file_uploader(key="predict_files").set_value(
+        [
+            ("plot.png", png.read_bytes(), "image/png"),
+            ("series.csv", csv.read_bytes(), "text/csv"),
+            ("broken.png", b"this is not a png", "image/png"),
+        ]
+    ).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    results = at.dataframe[0].value
+    assert list(results["file"]) == ["plot.png", "series.csv", "broken.png"]
+    good = results[results["error"] == ""]
+    assert len(good) == 2 and set(good["predicted"]) <= set(CLASSES)
+    assert good["confidence"].between(0, 1).all()
+    # The bad file's error is shown in place; the two good files each show their prediction.
+    assert [e.value for e in at.error] == [results.loc[2, "error"]] and "broken.png" in results.loc[2, "error"]
+    predicted = [m for m in at.metric if m.label == "Predicted"]
+    assert [m.value for m in predicted] == list(good["predicted"])
+    assert at.get("download_button"), "the results table can be downloaded"
+
+
+def test_predict_with_flip4_tta(completed_runs, data_dir):
+    at = open_page("predict")
+    at.selectbox(key="predict_run").set_value(completed_runs["vae_classifier"]).run()
+    at.segmented_control(key="predict_tta").set_value("flip4").run()
+    png = next((data_dir / "tiny" / "test" / "point_anomaly").glob("*.png"))
+    at.file_uploader(key="predict_files").set_value(("p.png", png.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    assert "TTA flip4" in texts(at)
+    assert len(at.get("image")) == 2, "the VAE shows its reconstruction beside the classified image"
+
+
+# --- Data ----------------------------------------------------------------------------------------
+
+
+def test_data_page_shows_counts_and_generates_a_dataset(data_dir):
+    at = open_page("data")
+    assert at.selectbox(key="data_dataset").value == str(data_dir / "tiny")
+    ratio = next(m for m in at.metric if m.label == "Imbalance ratio, train")
+    assert ratio.value == "1.00"
+
+    at.text_input(key="gen_name").set_value("made_here")
+    at.radio(key="gen_class_set").set_value("five-class preset")
+    at.radio(key="gen_mode").set_value("long-tail").run()
+    at.number_input(key="gen_train").set_value(6)
+    at.number_input(key="gen_test").set_value(2)
+    at.number_input(key="gen_ratio").set_value(3.0)
+    at.button(key="gen_submit").click().run()
+    assert_clean(at)
+
+    made = data_dir / "made_here"
+    assert (made / "manifest.json").is_file()
+    assert "Generated made_here" in texts(at)
+    assert at.selectbox(key="data_dataset").value == str(made)  # the new dataset is selected
+    ratio = next(m for m in at.metric if m.label == "Imbalance ratio, train")
+    assert ratio.value == "3.00"  # long-tail 6 -> 2 images
+    assert at.metric[0].value == "5"  # five-class preset
+
+
+def test_data_generate_shows_validation_errors(data_dir):
+    at = open_page("data")
+    at.text_input(key="gen_name").set_value("bad_counts")
+    at.number_input(key="gen_train").set_value(0)
+    at.button(key="gen_submit").click().run()
+    assert not at.exception
+    assert any("train_per_class" in e.value for e in at.error), [e.value for e in at.error]
+    assert not (data_dir / "bad_counts").exists()
+
+    at.text_input(key="gen_name").set_value("../escape")
+    at.number_input(key="gen_train").set_value(2)
+    at.button(key="gen_submit").click().run()
+    assert any("Name must be" in e.value for e in at.error)
+
+
+# --- Train ---------------------------------------------------------------------------------------
+
+
+def test_train_form_has_every_option_and_rejects_a_bad_value(data_dir):
+    from backend.training.config import FIELD_NAMES
+
+    at = open_page("train")
+    at.selectbox(key="train_model").set_value("visual_cnn").run()
+    keys = {w.key for w in at.get("number_input") + at.get("selectbox") + at.get("checkbox") + at.get("text_input")}
+    missing = [
+        name for name in FIELD_NAMES if name not in {"model", "model_kwargs"} and f"train_visual_cnn_{name}" not in keys
+    ]
+    assert not missing, f"options without a widget: {missing}"
+    # The model's recommended defaults are filled in (visual_cnn: adamw + onecycle).
+    assert at.selectbox(key="train_visual_cnn_optimizer").value == "adamw"
+
+    before = len(store.list_runs())
+    at.number_input(key="train_visual_cnn_batch_size").set_value(1)
+    at.button(key="train_launch").click().run()
+    assert not at.exception
+    assert any("batch_size must be at least 2" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(store.list_runs()) == before, "an invalid config queues nothing"
+
+
+def test_train_launches_a_run_and_cancels_it(data_dir):
+    at = open_page("train")
+    at.selectbox(key="train_model").set_value("visual_cnn").run()
+    for name, value in {"epochs": 200, "image_size": 32, "batch_size": 8, "workers": 0}.items():
+        at.number_input(key=f"train_visual_cnn_{name}").set_value(value)
+    at.selectbox(key="train_visual_cnn_data").set_value(str(data_dir / "tiny"))
+    at.button(key="train_launch").click().run()
+    assert_clean(at)
+    run_id = int(store.list_runs()["id"].max())
+    assert f"Run #{run_id} launched" in texts(at)
+    try:
+        # The live panel shows the new run with its own cancel button.
+        at.button(key=f"cancel_{run_id}").click().run()
+        assert not at.exception
+        assert store.get_run(run_id).status == "cancelled"
+    finally:
+        from backend import runs
+
+        if store.get_run(run_id).status in store.ACTIVE:
+            runs.cancel(run_id)
+
+
+# --- Compare and Class metrics -------------------------------------------------------------------
+
+
+def test_compare_table_marks_best_and_diffs_config(completed_runs, data_dir):
+    at = open_page("compare")
+    at.multiselect(key="compare_runs").set_value([completed_runs["visual_cnn"], completed_runs["resnet50"]]).run()
+    assert_clean(at)
+    table = at.table[0].value
+    assert {"Accuracy", "Macro-F1", "Train-test gap", "Parameters", "Training time"} <= set(table.index)
+    assert table.shape[1] == 2
+    assert table.loc["Train-test gap"].str.contains(r"\((?:mild|moderate|severe)\)").all()
+    diff = at.table[1].value
+    assert "model" in diff.index and "name" not in diff.index
+    assert (diff.nunique(axis=1) > 1).all(), "the diff holds only options that differ"
+
+
+def test_class_metrics_cell_shows_its_test_images(completed_runs, data_dir):
+    run_id = completed_runs["visual_cnn"]
+    predictions = pd.read_csv(config.run_dir(run_id) / "test_predictions.csv")
+    first = predictions.iloc[0]
+    expected = int(((predictions["true"] == first["true"]) & (predictions["predicted"] == first["predicted"])).sum())
+
+    at = open_page("class_metrics")
+    at.selectbox(key="cm_run").set_value(run_id).run()
+    assert len(at.dataframe[0].value) == len(CLASSES)
+    at.selectbox(key="cm_true").set_value(first["true"])
+    at.selectbox(key="cm_pred").set_value(first["predicted"]).run()
+    assert_clean(at)
+    assert f"{expected} test image(s) of {first['true']} predicted as {first['predicted']}" in texts(at)
+    assert len(at.get("image")) == min(expected, 12)
+    at.toggle(key="cm_normalised").set_value(True).run()
+    assert_clean(at)
+
+
+def test_failed_run_and_run_without_checkpoint_are_explained(empty_store):
+    failed = store.create_run(name="broken", model="visual_cnn", config={}, dataset="/nowhere/tiny", status="failed")
+    store.update_run(failed, error="CUDA out of memory at epoch 3")
+    done = store.create_run(
+        name="no checkpoint", model="visual_cnn", config={}, dataset="/nowhere/tiny", status="completed"
+    )
+    store.update_run(done, best_val_f1=0.5, checkpoint_path="/nowhere/best.pt")
+
+    at = open_page("home")
+    at.switch_page("../pages/class_metrics.py").run()
+    at.selectbox(key="cm_run").set_value(failed).run()
+    assert not at.exception
+    assert any("CUDA out of memory at epoch 3" in e.value for e in at.error)
+
+    at.switch_page("../pages/predict.py").run()
+    at.selectbox(key="predict_run").set_value(done).run()
+    assert not at.exception
+    assert any("has no checkpoint" in w.value for w in at.warning)
+
+
+def test_a_broken_store_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNS_DB_URL", f"sqlite:///{tmp_path}")  # a folder, not a database file
+    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.error and "Something went wrong while showing this page" in at.error[0].value
