@@ -1,0 +1,504 @@
+"""Prediction: a trained checkpoint answers for new plot images and raw CSV series.
+
+A ``Predictor`` loads one checkpoint once (``weights_only=True``) and is safe to share between
+threads (the dashboard caches it with ``st.cache_resource``): after construction nothing on it
+changes, and every call runs under ``torch.inference_mode``.
+
+The path of a file to a class:
+
+    image file -> load_image_rgb -> resize_rgb -> normalise (the checkpoint's mean/std)
+    CSV file   -> read_series_csv -> render_series (team style) -> the same as an image
+               -> TTA views of the whole batch, one forward pass -> softmax averaged over views
+
+Images become model input through the same two functions as at training, and CSVs are drawn by the
+renderer that drew the training plots, so a generated CSV and its PNG predict alike.
+``evaluate_folder`` runs the same path over a labelled folder and scores it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from backend import store
+from backend.data.csvseries import downsample_for_drawing, read_series_csv
+from backend.data.dataset import IMAGE_EXTENSIONS, scan_dataset
+from backend.data.images import load_image_rgb, resize_rgb
+from backend.data.render import render_series
+from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
+from backend.device import Runtime, make_runtime
+from backend.training.checkpoint import CheckpointError, load_checkpoint
+from backend.training.metrics import classification_metrics, confusion, per_class_metrics
+
+CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
+ACCEPTED_EXTENSIONS = IMAGE_EXTENSIONS + CSV_EXTENSIONS
+
+# bf16 autocast is kept only if, on the probe plots, it picks the same classes as fp32 and no
+# probability moves by more than this.
+PRECISION_TOLERANCE = 0.02
+
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"BM", "BMP"),
+)
+
+
+class PredictError(ValueError):
+    """A checkpoint, run or dataset that cannot be used, with a message a user can act on."""
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing pixel arrays with == has no single truth value
+class Prediction:
+    """The answer for one input; ``error`` is set (and the rest empty) when the input failed."""
+
+    filename: str
+    predicted: str | None = None
+    confidence: float = 0.0
+    probabilities: dict[str, float] = field(default_factory=dict)  # every class, checkpoint order
+    image: np.ndarray | None = None  # (H, W, 3) uint8: what was classified (the drawn plot for a CSV)
+    reconstruction: np.ndarray | None = None  # (S, S, 3) uint8: the VAE's reconstruction, else None
+    notes: list[str] = field(default_factory=list)  # what was done to the input (NaNs dropped, ...)
+    error: str | None = None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes, most probable first."""
+        return sorted(self.probabilities.items(), key=lambda item: item[1], reverse=True)[:k]
+
+    def to_dict(self, top_k: int = 3) -> dict:
+        """JSON-able summary (no pixels): what the CLI prints and the dashboard tabulates."""
+        return {
+            "filename": self.filename,
+            "predicted": self.predicted,
+            "confidence": self.confidence,
+            "top": [{"class": name, "probability": p} for name, p in self.top(top_k)],
+            "probabilities": self.probabilities,
+            "notes": self.notes,
+            "error": self.error,
+        }
+
+
+@dataclass
+class EvaluationResult:
+    """A checkpoint scored on a labelled folder; ``metrics()`` is what the store keeps."""
+
+    dataset: str
+    split: str  # "test" (the folder had train/ and test/) or "all" (a plain class-per-folder set)
+    tta: str
+    class_names: list[str]
+    n_samples: int
+    accuracy: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    per_class: list[dict]  # class_name, precision, recall, f1, support
+    confusion: np.ndarray  # rows = true class, columns = predicted
+    predictions: pd.DataFrame  # file, true, predicted, confidence, prob_<class>...
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) for unreadable images
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "accuracy": self.accuracy,
+            "macro_precision": self.macro_precision,
+            "macro_recall": self.macro_recall,
+            "macro_f1": self.macro_f1,
+            "n_samples": self.n_samples,
+        }
+
+    def to_dict(self) -> dict:
+        """JSON-able form (the predictions table is left out; it can be thousands of rows)."""
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "tta": self.tta,
+            **self.metrics(),
+            "class_names": self.class_names,
+            "per_class": self.per_class,
+            "confusion": self.confusion.tolist(),
+            "skipped": [{"file": name, "error": why} for name, why in self.skipped],
+        }
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """The image format the bytes start with (PNG, JPEG, BMP, WebP), or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _IMAGE_SIGNATURES if data.startswith(magic)), None)
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:4096]
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start > len(head) - 4  # only a multi-byte character cut at the end
+    return True
+
+
+def input_kind(filename: str, data: bytes) -> str:
+    """``"image"`` or ``"csv"``, from the extension checked against the content.
+
+    The extension says what the user meant and the first bytes say what the file is; when they
+    disagree (a text file named .png, a PNG named .csv) the file is refused with both facts.
+    """
+    name, suffix = Path(filename).name, Path(filename).suffix.lower()
+    if not data:
+        raise ValueError(f"{name} is empty")
+    found = sniff_image_format(data)
+    if suffix in IMAGE_EXTENSIONS:
+        if found:
+            return "image"
+        if _looks_like_text(data):
+            raise ValueError(f"{name} is not an image: its content is text")
+        raise ValueError(f"{name} is not a PNG, JPEG, BMP or WebP image (unrecognised content)")
+    if suffix in CSV_EXTENSIONS:
+        if found:
+            raise ValueError(f"{name} is a {found} image, not a CSV series; rename it to .{found.lower()}")
+        return "csv"
+    raise ValueError(
+        f"{name}: unsupported file type {suffix or '(no extension)'}; accepted: {', '.join(ACCEPTED_EXTENSIONS)}"
+    )
+
+
+def _display_name(source: Path | str | bytes, filename: str | None) -> str:
+    """The name a file goes by; bytes need one, since the extension says what they are."""
+    if filename:
+        return filename
+    if isinstance(source, bytes | bytearray | memoryview):
+        raise ValueError(
+            "a filename is needed with the file's bytes: its extension says whether it is an image or a CSV"
+        )
+    return Path(source).name
+
+
+def _read_bytes(source: Path | str | bytes, filename: str) -> bytes:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    try:
+        return Path(source).read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read {Path(filename).name}: {e.strerror or e}") from e
+
+
+def load_input(
+    source: Path | str | bytes, *, filename: str | None = None, column: str | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Decode one image or CSV file into ``(image (H, W, 3) uint8, notes)``.
+
+    A CSV is parsed by ``read_series_csv`` (``column`` picks a column; default the first numeric
+    one) and drawn with the team style by ``render_series``, as the generator drew the training
+    plots (index x-axis, like the generator, so a generated CSV gives its PNG's pixels). A series
+    longer than ``MAX_DRAW_POINTS`` is drawn from its per-stretch minima and maxima. ``notes`` say
+    what was done to the series on the way (NaNs interpolated, thinned for drawing...).
+    """
+    name = _display_name(source, filename)
+    data = _read_bytes(source, name)
+    if input_kind(name, data) == "image":
+        return load_image_rgb(data), []
+    series = read_series_csv(data, column=column)
+    notes = [f"series from column {series.column!r}", *series.notes]
+    return render_series(downsample_for_drawing(series.values)), notes
+
+
+# --- the predictor -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_plots() -> tuple[np.ndarray, ...]:
+    """One generated team-style plot per synthetic class: what the bf16 check compares on."""
+    from backend.data.series import CLASSES, generate_series
+
+    rng = np.random.default_rng(0)
+    return tuple(render_series(generate_series(name, rng).values) for name in CLASSES)
+
+
+def precision_agrees(reference: np.ndarray, candidate: np.ndarray, tolerance: float = PRECISION_TOLERANCE) -> bool:
+    """True when ``candidate`` probabilities pick the same class as ``reference`` for every row and
+    no probability differs by more than ``tolerance``."""
+    same_class = np.array_equal(reference.argmax(1), candidate.argmax(1))
+    return bool(same_class and np.abs(reference - candidate).max() <= tolerance)
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Predictor:
+    """One loaded checkpoint that predicts images and CSV series, optionally with TTA.
+
+    Attributes: ``class_names``, ``model_name``, ``image_size``, ``run_id`` (None when loaded from a
+    bare checkpoint file), ``runtime`` (device and precision actually used).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        checkpoint: dict,
+        runtime: Runtime,
+        *,
+        run_id: int | None = None,
+        check_precision: bool = True,
+    ):
+        """``check_precision=False`` keeps ``runtime``'s autocast unchecked (benchmarks of untrained
+        weights, whose near-uniform probabilities would always fail the bf16 check)."""
+        self.class_names: list[str] = list(checkpoint["class_names"])
+        self.model_name: str = checkpoint["model_name"]
+        self.image_size: int = int(checkpoint["image_size"])
+        self.mean = tuple(float(v) for v in checkpoint["normalization"]["mean"])
+        self.std = tuple(float(v) for v in checkpoint["normalization"]["std"])
+        self.run_id = run_id
+        model = model.to(runtime.device).eval()
+        self.model = model.to(memory_format=torch.channels_last) if runtime.channels_last else model
+        self.runtime = self._checked_runtime(runtime) if check_precision else runtime
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: Path | str, device: str = "auto", precision: str = "auto", *, run_id: int | None = None
+    ) -> Predictor:
+        """Load a checkpoint file (``best.pt`` / ``last.pt``); ``PredictError`` if it isn't one."""
+        try:
+            model, checkpoint = load_checkpoint(path)
+        except CheckpointError as e:
+            raise PredictError(_one_line(e)) from e
+        return cls(model, checkpoint, make_runtime(device, precision), run_id=run_id)
+
+    @classmethod
+    def from_run(cls, run_id: int, device: str = "auto", precision: str = "auto") -> Predictor:
+        """Load a run's best checkpoint; ``PredictError`` for a missing run or one without a checkpoint."""
+        try:
+            run = store.get_run(int(run_id))
+        except store.RunNotFound as e:
+            raise PredictError(f"run {run_id} not found") from e
+        if not run.checkpoint_path:
+            status = f"{run.status}: {run.error}" if run.error else run.status
+            raise PredictError(f"run {run_id} has no checkpoint yet (status: {status})")
+        if not Path(run.checkpoint_path).is_file():
+            raise PredictError(f"run {run_id}'s checkpoint {run.checkpoint_path} is missing (moved or deleted?)")
+        return cls.from_checkpoint(run.checkpoint_path, device, precision, run_id=run.id)
+
+    def describe(self) -> str:
+        source = f"run {self.run_id}" if self.run_id is not None else "checkpoint"
+        return (
+            f"{source}: {self.model_name}, {len(self.class_names)} classes, {self.image_size} px, "
+            f"{self.runtime.describe()}"
+        )
+
+    def _checked_runtime(self, runtime: Runtime) -> Runtime:
+        """Keep reduced-precision autocast only if it gives fp32's answers on the probe plots."""
+        if runtime.dtype is None:
+            return runtime
+        fp32 = dataclasses.replace(runtime, dtype=None)
+        probe = np.stack([resize_rgb(image, self.image_size) for image in _probe_plots()])
+        reference, _ = self._forward(probe, "none", fp32)
+        candidate, _ = self._forward(probe, "none", runtime)
+        return runtime if precision_agrees(reference, candidate) else fp32
+
+    def _forward(self, images: np.ndarray, tta: str, runtime: Runtime) -> tuple[np.ndarray, np.ndarray | None]:
+        """All TTA views of the batch in one forward pass; softmax averaged over the views."""
+        n_views, n = tta_view_count(tta), len(images)
+        with torch.inference_mode():
+            batch = to_tensor_batch(images, self.mean, self.std, runtime.device, runtime.channels_last)
+            with runtime.autocast():
+                outputs = self.model(tta_views(batch, tta))
+            probabilities = outputs["logits"].float().softmax(dim=1).reshape(n_views, n, -1).mean(dim=0)
+            recon = outputs.get("recon")
+            recon = None if recon is None else self._to_uint8(recon[:n])  # view 0 is the image as given
+        return probabilities.cpu().numpy(), recon
+
+    def _to_uint8(self, normalised: torch.Tensor) -> np.ndarray:
+        """Undo the checkpoint's normalisation: (N, 3, H, W) -> (N, H, W, 3) uint8."""
+        mean = torch.tensor(self.mean, device=normalised.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=normalised.device).view(1, 3, 1, 1)
+        pixels = (normalised.float() * std + mean).mul(255).round().clamp(0, 255)
+        return pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def predict_batch(self, images: np.ndarray, tta: str = "none") -> tuple[np.ndarray, np.ndarray | None]:
+        """Model-sized images (N, S, S, 3) uint8 -> (probabilities (N, C), reconstructions or None)."""
+        expected = (self.image_size, self.image_size, 3)
+        if images.ndim != 4 or images.shape[1:] != expected or images.dtype != np.uint8:
+            raise ValueError(f"expected uint8 images of shape (N, {', '.join(map(str, expected))}), got {images.shape}")
+        return self._forward(images, tta, self.runtime)
+
+    def _predictions(
+        self, names: Sequence[str], images: Sequence[np.ndarray], notes: Sequence[list[str]], tta: str
+    ) -> list[Prediction]:
+        """One batch of decoded images (any size) -> Predictions, each keeping its image and notes."""
+        resized = np.stack([resize_rgb(image, self.image_size) for image in images])
+        probabilities, recon = self.predict_batch(resized, tta)
+        results = []
+        for i, (name, image) in enumerate(zip(names, images, strict=True)):
+            best = int(probabilities[i].argmax())
+            results.append(
+                Prediction(
+                    filename=name,
+                    predicted=self.class_names[best],
+                    confidence=float(probabilities[i, best]),
+                    probabilities={c: float(p) for c, p in zip(self.class_names, probabilities[i], strict=True)},
+                    image=image,
+                    reconstruction=None if recon is None else recon[i],
+                    notes=list(notes[i]),
+                )
+            )
+        return results
+
+    def predict_images(
+        self,
+        images: Sequence[np.ndarray],
+        tta: str = "none",
+        *,
+        filenames: Sequence[str] | None = None,
+        batch_size: int = 32,
+    ) -> list[Prediction]:
+        """Predict (H, W, 3) uint8 RGB images of any size, ``batch_size`` at a time."""
+        names = list(filenames) if filenames is not None else [f"image {i}" for i in range(len(images))]
+        if len(names) != len(images):
+            raise ValueError(f"{len(images)} images but {len(names)} filenames")
+        results = []
+        for chunk in _chunks(list(zip(names, images, strict=True)), batch_size):
+            chunk_names, chunk_images = zip(*chunk, strict=True)
+            results += self._predictions(chunk_names, chunk_images, [[]] * len(chunk), tta)
+        return results
+
+    def iter_files(
+        self,
+        files: Iterable[tuple[str, Path | str | bytes]],
+        tta: str = "none",
+        *,
+        batch_size: int = 32,
+        column: str | None = None,
+    ) -> Iterator[Prediction]:
+        """Predict ``(filename, bytes or path)`` pairs in batches, yielding in input order as each batch
+        finishes. A file that cannot be read yields a ``Prediction`` with ``error`` set; the rest go on."""
+        tta_view_count(tta)  # an unknown mode fails here, before any file is read
+        for chunk in _chunks(list(files), batch_size):
+            results: list[Prediction | None] = []
+            loaded = []  # (position in results, filename, image, notes)
+            for name, source in chunk:
+                try:
+                    image, notes = load_input(source, filename=name, column=column)
+                except (ValueError, OSError) as e:
+                    results.append(Prediction(filename=name, error=_one_line(e)))
+                    continue
+                loaded.append((len(results), name, image, notes))
+                results.append(None)
+            if loaded:
+                positions, names, images, notes = zip(*loaded, strict=True)
+                for position, prediction in zip(positions, self._predictions(names, images, notes, tta), strict=True):
+                    results[position] = prediction
+            yield from results
+
+    def predict_files(
+        self,
+        files: Iterable[tuple[str, Path | str | bytes]],
+        tta: str = "none",
+        *,
+        batch_size: int = 32,
+        column: str | None = None,
+    ) -> list[Prediction]:
+        """``iter_files`` collected into a list."""
+        return list(self.iter_files(files, tta, batch_size=batch_size, column=column))
+
+    def predict_file(
+        self, source: Path | str | bytes, *, filename: str | None = None, tta: str = "none", column: str | None = None
+    ) -> Prediction:
+        """Predict one image or CSV file (a path or its bytes); a bad file gives ``error``, not an exception."""
+        return self.predict_files([(_display_name(source, filename), source)], tta, column=column)[0]
+
+
+def _one_line(error: BaseException, limit: int = 400) -> str:
+    """An exception as one line of bounded length: torch's and PIL's messages can run to pages."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def check_classes(found: Sequence[str], expected: Sequence[str]) -> None:
+    """``PredictError`` unless a dataset has exactly the checkpoint's classes."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if not missing and not extra:
+        return
+    parts = [f"missing: {', '.join(missing)}" if missing else "", f"extra: {', '.join(extra)}" if extra else ""]
+    raise PredictError("the dataset's classes do not match the checkpoint's (" + "; ".join(p for p in parts if p) + ")")
+
+
+def evaluate_folder(
+    predictor: Predictor, data_dir: Path | str, tta: str = "none", *, batch_size: int = 32
+) -> EvaluationResult:
+    """Score a checkpoint on a labelled folder: ``<root>/{train,test}/<class>/*`` (its test split is
+    used) or ``<root>/<class>/*`` (every image is used: none of it was seen in training).
+
+    Images go through the prediction path (so TTA and decoding are exactly as for uploads). An image
+    that cannot be read is listed in ``skipped``, not scored.
+    """
+    info = scan_dataset(data_dir)
+    root = info.root
+    check_classes(info.classes, predictor.class_names)
+    split, samples = ("test", info.test) if info.split == "folder" else ("all", info.train + info.test)
+    samples = sorted(samples, key=lambda s: str(s.path))
+    by_name = {str(s.path): s for s in samples}
+    rows, skipped = [], []
+    files = [(name, Path(name)) for name in by_name]
+    for prediction in predictor.iter_files(files, tta, batch_size=batch_size):
+        relative = str(Path(prediction.filename).relative_to(root))
+        if prediction.error:
+            skipped.append((relative, prediction.error))
+            continue
+        true = info.classes[by_name[prediction.filename].label]
+        probabilities = {f"prob_{c}": p for c, p in prediction.probabilities.items()}
+        rows.append(
+            {"file": relative, "true": true, "predicted": prediction.predicted,
+             "confidence": prediction.confidence, **probabilities}
+        )  # fmt: skip
+    if not rows:
+        raise PredictError(f"no readable images to evaluate in {root}")
+    table = pd.DataFrame(rows)
+    names = predictor.class_names
+    y_true = [names.index(c) for c in table["true"]]
+    y_pred = [names.index(c) for c in table["predicted"]]
+    scores = classification_metrics(y_true, y_pred, len(names))
+    return EvaluationResult(
+        dataset=str(root),
+        split=split,
+        tta=tta,
+        class_names=list(names),
+        n_samples=len(table),
+        accuracy=scores["acc"],
+        macro_precision=scores["precision"],
+        macro_recall=scores["recall"],
+        macro_f1=scores["f1"],
+        per_class=per_class_metrics(y_true, y_pred, names),
+        confusion=np.asarray(confusion(y_true, y_pred, len(names)), dtype=np.int64),
+        predictions=table,
+        skipped=skipped,
+    )
+
+
+def store_evaluation(result: EvaluationResult, run_id: int) -> int:
+    """Keep an evaluation with its run (per-class metrics and confusion too); returns its id."""
+    return store.save_evaluation(
+        run_id,
+        dataset=result.dataset,
+        metrics=result.metrics(),
+        per_class=result.per_class,
+        matrix=result.confusion,
+        class_names=result.class_names,
+        tta=result.tta,
+    )
