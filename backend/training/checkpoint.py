@@ -1,0 +1,137 @@
+"""Checkpoints: plain dicts of tensors and JSON-able values, written atomically, loaded safely.
+
+Format (``docs/ARCHITECTURE.md``), loadable with ``torch.load(path, weights_only=True)``::
+
+    {"format_version": 1, "model_name": str, "model_kwargs": dict, "class_names": list[str],
+     "image_size": int, "normalization": {"mean": [3 floats], "std": [3 floats]},
+     "state_dict": dict[str, Tensor], "epoch": int, "metrics": dict[str, float], "config": dict,
+     "run_id": int | None}
+
+The architecture comes back from the checkpoint (``model_name`` + ``model_kwargs``), never from the
+current defaults, and the class list is the one the run trained with.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_name", "model_kwargs", "class_names", "image_size", "normalization",
+                 "state_dict", "epoch", "metrics", "config")  # fmt: skip
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint of this product (or one it cannot rebuild)."""
+
+
+def to_plain(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, paths and tuples turned into plain JSON-able Python."""
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def build_checkpoint(
+    model: nn.Module,
+    *,
+    class_names: Sequence[str],
+    image_size: int,
+    normalization: Mapping[str, Sequence[float]],
+    epoch: int,
+    metrics: Mapping[str, float],
+    config: Mapping[str, Any],
+    run_id: int | None = None,
+) -> dict[str, Any]:
+    """The checkpoint dict of ``model`` (weights copied to the CPU, so it loads on any machine)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_name": model.model_name,
+        "model_kwargs": to_plain(model.model_kwargs),
+        "class_names": [str(name) for name in class_names],
+        "image_size": int(image_size),
+        "normalization": to_plain(normalization),
+        "state_dict": {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()},
+        "epoch": int(epoch),
+        "metrics": to_plain(metrics),
+        "config": to_plain(config),
+        "run_id": None if run_id is None else int(run_id),
+    }
+
+
+def save_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
+    """Write ``checkpoint`` to a temp file beside ``path`` and rename it into place.
+
+    A crash mid-write leaves the previous file intact, never half a checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(dict(checkpoint), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; checkpoints are read by the dashboard too
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict at ``path``, checked for the keys this product writes."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint (expected a best.pt/last.pt of a run): {e}") from e
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path} is not a checkpoint of this product; missing: {', '.join(missing)}")
+    if checkpoint["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {checkpoint['format_version']}, newer than this code reads "
+            f"({FORMAT_VERSION}); update the workbench"
+        )
+    return checkpoint
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the checkpoint's model with its weights, in eval mode on ``device``."""
+    from backend.models import create_model
+
+    checkpoint = read_checkpoint(path)
+    try:
+        model = create_model(
+            checkpoint["model_name"],
+            num_classes=len(checkpoint["class_names"]),
+            image_size=checkpoint["image_size"],
+            **checkpoint["model_kwargs"],
+        )
+        model.load_state_dict(checkpoint["state_dict"])
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"cannot rebuild the model stored in {path}: {e}") from e
+    return model.to(device).eval(), checkpoint

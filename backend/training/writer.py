@@ -1,0 +1,156 @@
+"""Where a training run reports to: the MetricsWriter protocol, its run-store implementation, and
+the run's log.
+
+The loop only calls the protocol (``run_started``, ``log_epoch``, ``log_best``, ``run_finished``),
+which keeps it testable and the store swappable (torchtune's metric-logger pattern). ``StoreWriter``
+is the implementation the product uses: the run row is the contract with the dashboard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import update
+
+from backend import config as paths
+from backend import store
+from backend.training.metrics import EvalReport
+
+LOG_FILE = "log.txt"
+LOG_FORMAT = "%(asctime)s %(message)s"
+
+
+class RunClaimError(RuntimeError):
+    """The run row is not waiting to be trained by this process."""
+
+
+class MetricsWriter(Protocol):
+    """What a training run tells the outside world, in the order it happens."""
+
+    def run_started(self, *, class_names: list[str], class_counts: dict, device: str, num_params: int,
+                    total_epochs: int) -> None: ...  # fmt: skip
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None: ...
+
+    def log_best(self, *, epoch: int, metrics: Mapping[str, float], train_acc: float, checkpoint_path: Path) -> None: ...
+
+    def run_finished(self, status: str, *, error: str | None = None, report: EvalReport | None = None,
+                     checkpoint_path: Path | None = None) -> None: ...  # fmt: skip
+
+
+class StoreWriter:
+    """MetricsWriter over one row of the run store (``backend.store``)."""
+
+    def __init__(self, run_id: int, url: str | None = None):
+        self.run_id = int(run_id)
+        self.url = url
+
+    @classmethod
+    def create(cls, *, name: str, model: str, config: dict, dataset: str, url: str | None = None) -> StoreWriter:
+        """A writer for a new run row (``python -m backend train`` without ``--run-id``)."""
+        run_id = store.create_run(name=name, model=model, config=config, dataset=dataset, status="queued", url=url)
+        return cls(run_id, url)
+
+    def claim(self, *, pid: int | None = None, **fields: Any) -> None:
+        """Take the run for this process: queued -> running, recording ``fields`` (config, name...).
+
+        A run the run manager already marked running for this very pid is also ours. Anything else
+        (finished, cancelled, or running in another process) raises ``RunClaimError`` and the row
+        is left as it is. Compare-and-set, so a cancel that lands first wins.
+        """
+        from backend.runs import process_start_time
+
+        values = {"status": "running", "started_at": store.utcnow(), "error": None, **fields}
+        ours = store.Run.status == "queued"
+        if pid is not None:
+            values.update(pid=pid, pid_start_time=process_start_time(pid))
+            ours = ours | ((store.Run.status == "running") & (store.Run.pid == pid))
+        with store.session_scope(self.url) as session:
+            result = session.execute(update(store.Run).where(store.Run.id == self.run_id, ours).values(**values))
+        if result.rowcount == 1:
+            return
+        run = store.get_run(self.run_id, url=self.url)
+        where = f" in process {run.pid}" if run.status == "running" else ""
+        raise RunClaimError(
+            f"run {self.run_id} is {run.status}{where}; only a queued run can be trained "
+            "(launch a new run to train this config again)"
+        )
+
+    def run_started(self, *, class_names: list[str], class_counts: dict, device: str, num_params: int,
+                    total_epochs: int) -> None:  # fmt: skip
+        store.update_run(
+            self.run_id, url=self.url, class_names=list(class_names), class_counts=class_counts, device=device,
+            num_params=int(num_params), total_epochs=int(total_epochs), current_epoch=0,
+        )  # fmt: skip
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        store.log_epoch(self.run_id, dict(row), url=self.url)
+
+    def log_best(self, *, epoch: int, metrics: Mapping[str, float], train_acc: float, checkpoint_path: Path) -> None:
+        store.update_run(
+            self.run_id, url=self.url, best_epoch=int(epoch), best_val_f1=float(metrics["f1"]),
+            best_val_acc=float(metrics["acc"]), best_metrics=dict(metrics), train_acc_at_best=float(train_acc),
+            checkpoint_path=str(checkpoint_path),
+        )  # fmt: skip
+
+    def run_finished(self, status: str, *, error: str | None = None, report: EvalReport | None = None,
+                     checkpoint_path: Path | None = None) -> None:  # fmt: skip
+        if report is not None:
+            store.save_class_metrics(self.run_id, report.per_class, url=self.url)
+            store.save_confusion(self.run_id, report.matrix, report.class_names, url=self.url)
+        fields: dict[str, Any] = {"status": status, "finished_at": store.utcnow(), "error": error}
+        if checkpoint_path is not None:
+            fields["checkpoint_path"] = str(checkpoint_path)
+        store.update_run(self.run_id, url=self.url, **fields)
+
+
+def run_dir(run_id: int) -> Path:
+    """The run's artifacts folder (checkpoints, log, predictions), created if missing."""
+    folder = paths.run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_run_log(run_id: int) -> logging.Logger:
+    """A logger writing to stdout and appending to ``artifacts/runs/<id>/log.txt``.
+
+    The run manager already points stdout at that file; then the file handler is skipped, so a
+    supervised run does not write every line twice.
+    """
+    logger = logging.getLogger(f"backend.train.run{run_id}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    close_run_log(logger)
+    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    log_path = run_dir(run_id) / LOG_FILE
+    if not _stdout_is(log_path):
+        handlers.append(logging.FileHandler(log_path, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    return logger
+
+
+def close_run_log(logger: logging.Logger) -> None:
+    """Flush and detach the logger's handlers (closing the log file)."""
+    for handler in list(logger.handlers):
+        handler.flush()
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+        logger.removeHandler(handler)
+
+
+def _stdout_is(path: Path) -> bool:
+    """True when this process's stdout is the file at ``path`` (redirected by the run manager)."""
+    try:
+        out = os.fstat(sys.stdout.fileno())
+        target = path.stat()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (target.st_dev, target.st_ino)

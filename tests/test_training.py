@@ -1,0 +1,331 @@
+"""The training engine on tiny real data: config validation, every loop option, both data paths,
+and everything a completed run leaves in the run store and in its artifacts folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from backend import store
+from backend.cli.train import add_arguments, build_config, train_run
+from backend.config import run_dir
+from backend.data.dataset import scan_dataset
+from backend.device import Runtime, make_runtime
+from backend.models import count_parameters, create_model, model_defaults
+from backend.training.config import FIELD_NAMES, ConfigError, TrainConfig
+from backend.training.data import build_training_data, class_presets, uses_batch_path
+from backend.training.loop import loss_terms, train_one_epoch
+from backend.training.losses import build_loss
+from backend.training.metrics import RunningMeans
+from backend.training.optim import build_optimizer, build_schedule
+from backend.training.regularize import build_ema, build_sampler
+from tests.fixtures.runs import EPOCHS
+
+TINY = {"image_size": 32, "batch_size": 16, "epochs": 1, "workers": 0, "device": "cpu"}
+
+
+def tiny(dataset, **options) -> dict:
+    return {**TINY, "data": str(dataset), "model": "visual_cnn", **options}
+
+
+def make_dataset(root, classes: dict[str, int], test_per_class: int = 2, pixel=None):
+    """A real folder dataset of small PNGs: random noise, or one flat colour everywhere (``pixel``)."""
+    rng = np.random.default_rng(0)
+    for split, counts in (("train", classes), ("test", dict.fromkeys(classes, test_per_class))):
+        for name, count in counts.items():
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                image = np.full((24, 24, 3), pixel, np.uint8) if pixel is not None else rng.integers(0, 256, (24, 24, 3), np.uint8)
+                Image.fromarray(image).save(folder / f"{i}.png")
+    return root
+
+
+# --- config ----------------------------------------------------------------------------------------
+
+
+def test_model_defaults_fill_only_the_options_the_user_left_unset(tiny_dataset):
+    cnn = build_config({"data": str(tiny_dataset), "model": "visual_cnn"})
+    for key, value in model_defaults("visual_cnn").items():
+        assert getattr(cnn, key) == value
+    resnet = build_config({"data": str(tiny_dataset), "model": "resnet50", "image_size": 64})
+    assert resnet.image_size == 64  # set by the user
+    assert resnet.scheduler == model_defaults("resnet50")["scheduler"]  # from the model
+    vae = build_config({"data": str(tiny_dataset), "model": "vae_classifier", "model_kwargs": {"latent_dim": 16}})
+    assert vae.model_kwargs == {**model_defaults("vae_classifier")["model_kwargs"], "latent_dim": 16}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": "resnet18"}, "unknown model 'resnet18'; choose one of: resnet50, vae_classifier, visual_cnn"),
+        ({"image_size": 0}, "image_size must be between 16 and 1024"),
+        ({"precision": "fp16"}, "fp16"),
+        ({"device": "cuda"} if not torch.cuda.is_available() else {"precision": "fp8"}, "cuda"),
+        ({"loss": "cb_focal", "class_weighting": "balanced"}, "sets its own class weights"),
+        ({"nesterov": True, "optimizer": "adam"}, "nesterov needs optimizer sgd"),
+        ({"model": "vae_classifier", "model_kwargs": {"latent_dim": 1}}, "latent_dim must be"),
+        ({"model_kwargs": {"latent_dim": 8}}, "has no option latent_dim"),
+        ({"model": "resnet50", "model_kwargs": {"weights_file": "/nonexistent/w.pt"}}, "does not exist"),
+        ({"lr": "fast"}, "lr must be a number, got 'fast'"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"batch_size": 1}, "batch_size must be at least 2"),
+        ({"learning_rate": 0.1}, "unknown option(s): learning_rate"),
+        ({"scheduler": "step"}, "unknown scheduler 'step'; choose one of: cosine, none, onecycle, plateau"),
+        ({"augmentation": "extreme"}, "unknown augmentation preset 'extreme'"),
+        ({"sampler": "balanced"}, "unknown sampler 'balanced'"),
+        ({"scheduler": "cosine", "warmup_epochs": 1}, "warmup_epochs must be in [0, epochs=1)"),
+        ({"severity": True, "augmentation": "plot"}, "'plot' is not on that ladder"),
+    ],
+)
+def test_bad_options_fail_before_training_saying_what_to_change(tiny_dataset, change, message):
+    with pytest.raises(ConfigError) as error:
+        build_config(tiny(tiny_dataset, **change))
+    assert message in str(error.value)
+
+
+def test_dataset_problems_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no dataset given"):
+        build_config({"model": "visual_cnn"})
+    with pytest.raises(ConfigError, match="dataset folder not found"):
+        build_config({"data": str(tmp_path / "missing")})
+    one_class = make_dataset(tmp_path / "one", {"only": 3})
+    with pytest.raises(ConfigError, match="only one class 'only'"):
+        build_config({"data": str(one_class)})
+
+
+def test_a_bare_dataset_name_is_found_under_data_dir(tmp_path, monkeypatch):
+    make_dataset(tmp_path / "datasets" / "mine", {"a": 2, "b": 2})
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "datasets"))
+    config = build_config({"data": "mine", "image_size": 32})
+    assert config.data == str((tmp_path / "datasets" / "mine").resolve())
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_config_file_then_flags_override_it(tiny_dataset, tmp_path, suffix):
+    file_options = {"data": str(tiny_dataset), "model": "vae_classifier", "epochs": 3, "lr": "2e-4",
+                    "model_kwargs": {"latent_dim": 32, "kl_weight": 0.5}}  # fmt: skip
+    path = tmp_path / f"options{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(file_options))
+    else:  # YAML reads 2e-4 as text: the config converts it
+        path.write_text("\n".join([f"data: {tiny_dataset}", "model: vae_classifier", "epochs: 3", "lr: 2e-4",
+                                   "model_kwargs:", "  latent_dim: 32", "  kl_weight: 0.5"]))  # fmt: skip
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--config", str(path), "--epochs", "5", "--latent-dim", "16", "--no-severity"])
+    config = build_config(args)
+    assert (config.epochs, config.lr, config.severity) == (5, 2e-4, False)
+    assert config.model_kwargs["latent_dim"] == 16  # flag over file
+    assert config.model_kwargs["kl_weight"] == 0.5  # file kept
+    assert config.model_kwargs["recon_weight"] == model_defaults("vae_classifier")["model_kwargs"]["recon_weight"]
+    stored = config.to_dict()
+    assert set(stored) == set(FIELD_NAMES)
+    assert TrainConfig.from_dict(json.loads(json.dumps(stored))) == config  # stored whole, rebuilt the same
+
+
+# --- completed runs (one per model family, from the session fixture) -----------------------------------
+
+
+@pytest.mark.parametrize("model", sorted(EPOCHS))
+def test_each_model_trains_end_to_end_and_leaves_its_rows_and_files(completed_runs, tiny_dataset, model):
+    run = store.get_run(completed_runs[model])
+    info = scan_dataset(tiny_dataset)
+    k, n_test = len(info.classes), len(info.test)
+    assert run.status == "completed" and run.error is None and run.finished_at is not None
+    assert run.class_names == info.classes
+    assert run.class_counts == {"train": info.counts("train"), "test": info.counts("test")}
+    assert run.current_epoch == run.total_epochs == EPOCHS[model]
+    assert run.num_params == count_parameters(create_model(model, num_classes=k, image_size=32, **run.config["model_kwargs"]))
+    assert "cpu" in run.device
+
+    history = store.run_history(run.id)
+    assert list(history["epoch"]) == list(range(1, EPOCHS[model] + 1))
+    numbers = history[["train_loss", "train_acc", "val_loss", "val_acc", "val_precision", "val_recall", "val_f1", "lr", "seconds"]]
+    assert np.isfinite(numbers.to_numpy()).all()
+    components = {"class", "recon", "kl"} if model == "vae_classifier" else {"class"}
+    for _, row in history.iterrows():
+        assert set(row["extra"]) == {f"{split}_{c}" for split in ("train", "val") for c in components}
+        assert math.isclose(sum(row["extra"][f"train_{c}"] for c in components), row["train_loss"], rel_tol=1e-4)
+
+    assert run.best_val_f1 == pytest.approx(history["val_f1"].max())
+    assert run.best_epoch == int(history.loc[history["val_f1"].idxmax(), "epoch"])
+    assert run.train_acc_at_best == pytest.approx(history.loc[history["epoch"] == run.best_epoch, "train_acc"].item())
+    folder = run_dir(run.id)
+    assert run.checkpoint_path == str(folder / "best.pt")
+    assert (folder / "best.pt").is_file() and (folder / "last.pt").is_file()
+    assert "epoch 1/" in (folder / "log.txt").read_text()
+
+    predictions = pd.read_csv(folder / "test_predictions.csv")
+    assert list(predictions.columns) == ["file", "true", "predicted", "confidence"] + [f"prob_{c}" for c in info.classes]
+    assert sorted(predictions["file"]) == sorted(str(s.path) for s in info.test)
+    probs = predictions[[f"prob_{c}" for c in info.classes]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert np.allclose(predictions["confidence"], probs.max(axis=1), atol=1e-6)
+    # The stored report is the best model's: its accuracy and confusion are those of the CSV.
+    assert (predictions["true"] == predictions["predicted"]).mean() == pytest.approx(run.best_val_acc)
+    names, matrix = store.confusion(run.id)
+    assert names == info.classes and matrix.shape == (k, k) and matrix.sum() == n_test
+    expected = pd.crosstab(predictions["true"], predictions["predicted"]).reindex(index=names, columns=names, fill_value=0)
+    assert (matrix == expected.to_numpy()).all()
+    per_class = store.class_metrics(run.id)
+    assert list(per_class["class_name"]) == info.classes
+    assert per_class["support"].sum() == n_test
+
+
+# --- every option trains and stays finite ------------------------------------------------------------
+
+OPTION_SETS = {
+    "focal, weighted sampler, mixup": {"loss": "focal", "gamma": 2.0, "sampler": "weighted", "mixup_alpha": 0.4},
+    "cb_focal, cutmix, ema": {"loss": "cb_focal", "beta": 0.99, "cutmix_alpha": 1.0, "ema_decay": 0.9},
+    "logit_adjusted, balanced weights, grad clip, cosine warm-up": {
+        "loss": "logit_adjusted", "tau": 1.0, "class_weighting": "balanced", "grad_clip": 1.0,
+        "scheduler": "cosine", "warmup_epochs": 1, "epochs": 2},
+    "ce, effective weights, smoothing, sgd nesterov, plateau": {
+        "class_weighting": "effective", "label_smoothing": 0.1, "optimizer": "sgd", "nesterov": True,
+        "momentum": 0.9, "scheduler": "plateau", "weight_decay": 1e-4},
+    "mixup and cutmix, onecycle, adamw, per-class severity": {
+        "mixup_alpha": 0.2, "cutmix_alpha": 1.0, "scheduler": "onecycle", "optimizer": "adamw", "severity": True},
+    "heavy preset in a worker process, no scheduler, bf16 where supported": {
+        "augmentation": "heavy", "workers": 1, "scheduler": "none", "precision": "auto"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("options", list(OPTION_SETS.values()), ids=list(OPTION_SETS))
+def test_every_training_option_runs_with_finite_losses(tiny_dataset, options):
+    config = build_config(tiny(tiny_dataset, **options))
+    result = train_run(config)
+    run = store.get_run(result.run_id)
+    assert result.status == "completed", run.error
+    history = store.run_history(result.run_id)
+    assert len(history) == config.epochs
+    losses = history[["train_loss", "val_loss"]].to_numpy().tolist() + [list(e.values()) for e in history["extra"]]
+    assert all(math.isfinite(v) for row in losses for v in row)
+
+
+def test_early_stopping_ends_the_run_once_val_f1_stops_improving(tmp_path):
+    # Every image is the same flat grey, so every prediction (and the macro-F1) is the same each epoch.
+    dataset = make_dataset(tmp_path / "flat", {"a": 4, "b": 4}, pixel=128)
+    result = train_run(build_config(tiny(dataset, epochs=6, early_stopping_patience=2, augmentation="none")))
+    assert result.status == "completed"
+    history = store.run_history(result.run_id)
+    assert list(history["epoch"]) == [1, 2, 3]  # best at 1, then two epochs without improvement
+    assert store.get_run(result.run_id).best_epoch == 1
+
+
+# --- the loop's parts ------------------------------------------------------------------------------
+
+
+def test_running_means_weight_each_batch_by_its_size():
+    means = RunningMeans()
+    means.update({"loss": torch.tensor(1.0)}, n=1)
+    means.update({"loss": torch.tensor(4.0)}, n=3)
+    assert means.means() == {"loss": pytest.approx(3.25)}
+
+
+def _one_batch_parts(tiny_dataset, **options):
+    config = build_config(tiny(tiny_dataset, augmentation="none", precision="fp32", **options))
+    runtime = make_runtime("cpu", "fp32")
+    data = build_training_data(config, scan_dataset(tiny_dataset), runtime)
+    images, labels = next(data.train_batches())
+    model = create_model("visual_cnn", num_classes=len(data.class_names), image_size=32)
+    criterion = build_loss("ce", class_counts=np.bincount(data.train_labels).tolist())
+    optimizer = build_optimizer(model, config)
+    return config, runtime, model, criterion, optimizer, [(images, labels)]
+
+
+def test_train_one_epoch_can_overfit_one_small_batch(tiny_dataset):
+    config, runtime, model, criterion, optimizer, batch = _one_batch_parts(tiny_dataset, lr=3e-3, scheduler="none")
+    schedule = build_schedule(optimizer, config, steps_per_epoch=1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    losses = [train_one_epoch(model, criterion, optimizer, batch, runtime=runtime, schedule=schedule, scaler=scaler)["loss"]
+              for _ in range(30)]  # fmt: skip
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_ema_weights_trail_the_trained_weights(tiny_dataset):
+    config, runtime, model, criterion, optimizer, batch = _one_batch_parts(tiny_dataset, scheduler="none")
+    assert build_ema(model, 0.0) is None
+    ema = build_ema(model, 0.5)
+    schedule = build_schedule(optimizer, config, steps_per_epoch=1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    for _ in range(3):
+        train_one_epoch(model, criterion, optimizer, batch, runtime=runtime, schedule=schedule, scaler=scaler, ema=ema)
+    trained, averaged = model.state_dict(), ema.module.state_dict()
+    weight = "features.0.0.weight"
+    assert torch.isfinite(averaged[weight]).all()
+    assert not torch.equal(trained[weight], averaged[weight])
+
+
+def test_loss_terms_add_the_models_weighted_auxiliary_losses():
+    model = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=8, class_weight=2.0)
+    images, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    criterion = build_loss("ce", class_counts=[2, 1, 1])
+    outputs = model(images)
+    terms = loss_terms(model, criterion, outputs, images, labels)
+    assert set(terms) == {"class", "recon", "kl"}
+    assert terms["class"].item() == pytest.approx(2.0 * criterion(outputs["logits"], labels).item())
+
+
+# --- data paths --------------------------------------------------------------------------------------
+
+
+def test_batch_path_is_used_where_the_device_can_augment_alone():
+    cpu = make_runtime("cpu", "fp32")
+    cuda = Runtime(device=torch.device("cuda"), dtype=torch.bfloat16, channels_last=True)  # a description only
+    assert uses_batch_path(["none", "none"], cpu)
+    assert not uses_batch_path(["light", "light"], cpu)
+    assert uses_batch_path(["light", "light"], cuda)
+    assert not uses_batch_path(["medium"], cuda)
+    assert not uses_batch_path(["light", "medium"], cuda)
+
+
+@pytest.mark.parametrize("augmentation, workers", [("none", 0), ("light", 0), ("medium", 1)])
+def test_batches_are_normalised_channels_last_on_the_device(tiny_dataset, augmentation, workers):
+    config = build_config(tiny(tiny_dataset, augmentation=augmentation, workers=workers, batch_size=8))
+    runtime = make_runtime("cpu", "fp32")
+    info = scan_dataset(tiny_dataset)
+    data = build_training_data(config, info, runtime)
+    assert (data.loader is None) == (augmentation == "none")
+    batches = list(data.train_batches())
+    assert len(batches) == data.steps_per_epoch == len(info.train) // 8
+    images, labels = batches[0]
+    assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    assert labels.dtype == torch.int64 and set(labels.tolist()) <= set(range(len(info.classes)))
+    assert -3.0 < images.min() < images.max() < 3.0  # ImageNet-normalised, not 0-255
+    test = list(data.test_batches(batch_size=5))
+    assert torch.cat([y for _, y in test]).tolist() == [s.label for s in info.test]
+
+
+def test_per_class_severity_gives_minority_classes_a_heavier_preset(tiny_dataset):
+    config = build_config(tiny(tiny_dataset, augmentation="light", severity=True))
+    assert class_presets(config, [100, 100, 20]) == ["light", "light", "medium"]
+    assert class_presets(build_config(tiny(tiny_dataset, augmentation="light")), [100, 20]) == ["light", "light"]
+
+
+def test_weighted_sampler_draws_every_class_about_equally():
+    labels = np.array([0] * 900 + [1] * 100)
+    drawn = labels[list(build_sampler("weighted", labels, torch.Generator().manual_seed(0)))]
+    assert 0.4 < drawn.mean() < 0.6
+    shuffled = labels[list(build_sampler("none", labels, torch.Generator().manual_seed(0)))]
+    assert sorted(shuffled) == sorted(labels)
+
+
+def test_batch_path_flips_on_the_device_what_it_gathered(tiny_dataset):
+    # The flips the CUDA batch path applies for "light", exercised here on the CPU device.
+    config = build_config(tiny(tiny_dataset, augmentation="none", batch_size=8))
+    runtime = make_runtime("cpu", "fp32")
+    plain = build_training_data(config, scan_dataset(tiny_dataset), runtime)
+    flipped = build_training_data(config, scan_dataset(tiny_dataset), runtime)
+    flipped.flips = (1.0, 0.0)  # every image left-right, none up-down
+    (a, a_labels), (b, b_labels) = next(plain.train_batches()), next(flipped.train_batches())
+    assert torch.equal(a_labels, b_labels)
+    assert torch.equal(b, a.flip(3)) and not torch.equal(a, b)
