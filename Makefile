@@ -4,7 +4,7 @@ VENV      := .venv
 BIN       := $(VENV)/bin
 DEMO_DATA := data/demo
 
-.PHONY: run test venv dev-venv demo lint bench clean
+.PHONY: run test venv dev-venv demo lint bench screenshots clean
 
 $(BIN)/.installed: requirements.txt
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,9 @@ run: demo
 
 test: dev-venv
 	$(BIN)/python -m pytest
+
+screenshots: dev-venv
+	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -q
 
 lint: dev-venv
 	$(BIN)/ruff check backend dashboard pages tests bench

@@ -6,7 +6,8 @@ branch on it; an unknown name fails with the list of valid ones.
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T", bound=Callable)
 

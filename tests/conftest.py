@@ -22,4 +22,5 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.runs",
+    "tests.fixtures.processes",
 ]

@@ -13,13 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from backend import runs, store
 from backend.__main__ import main as cli
 from backend.config import REPO_ROOT, run_dir
+from tests.fixtures.processes import live_processes, trainers_under
 
 DEADLINE_S = 120.0  # generous: two shared cores, and each trainer imports torch
 
@@ -32,8 +32,8 @@ def no_stray_trainers(tmp_path_factory):
     """After the module: no ``backend train`` process started by these tests may still be alive."""
     session_root = str(tmp_path_factory.getbasetemp())
     yield
-    all_exited = _wait_for(lambda: not _trainers_of(session_root), what="every trainer to exit", fail=False)
-    leftovers = _trainers_of(session_root)
+    all_exited = _wait_for(lambda: not trainers_under(session_root), what="every trainer to exit", fail=False)
+    leftovers = trainers_under(session_root)
     for pid in leftovers:  # kill them anyway, so a failure here does not leak them either
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
@@ -139,34 +139,9 @@ def _group_gone(pgid: int) -> bool:
     return False
 
 
-def _live_processes() -> list[tuple[int, list[str]]]:
-    """(pid, stat fields from the state on) of every process that is not a zombie, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if fields[0] not in {"Z", "X"}:
-                found.append((int(stat.parent.name), fields))
-    return found
-
-
 def _members_of_group(pgid: int) -> list[int]:
     """Live processes in a process group (the group is field 5 of stat)."""
-    return [pid for pid, fields in _live_processes() if int(fields[2]) == pgid]
-
-
-def _trainers_of(session_root: str) -> list[int]:
-    """Pids of live ``backend train`` processes whose run store lies under this test session."""
-    found = []
-    for pid, _ in _live_processes():
-        with contextlib.suppress(OSError):
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            is_trainer = b"backend" in argv and b"train" in argv and b"--run-id" in argv
-            ours = any(var.startswith(b"RUNS_DB_URL=") and session_root.encode() in var for var in environ)
-            if is_trainer and ours:
-                found.append(pid)
-    return found
+    return [pid for pid, fields in live_processes() if int(fields[2]) == pgid]
 
 
 def _mark_running(run_id: int, pid: int, start: float | None) -> None:
