@@ -13,7 +13,9 @@ pick anything but the best epoch (as in the seed); the gap is the training accur
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -21,10 +23,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-_SCRATCH = Path(tempfile.mkdtemp(prefix="awb-bench-quality-"))
-os.environ["RUNS_DB_URL"] = f"sqlite:///{_SCRATCH / 'runs.db'}"  # a scratch store: the bench leaves no runs behind
-os.environ.setdefault("ARTIFACTS_DIR", str(_SCRATCH / "artifacts"))
-
 from backend import store  # noqa: E402
 from backend.cli.train import build_config, train_run  # noqa: E402
 from backend.data.generate import generate_dataset  # noqa: E402
@@ -37,7 +35,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="visual_cnn")
     parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--train-per-class", type=int, default=200, help="the seed's 200 train images per class")
     parser.add_argument("--test-per-class", type=int, default=110, help="the seed's ~110 test images per class")
@@ -49,9 +47,21 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def dataset_for(args: argparse.Namespace) -> tuple[Path, float | None]:
+def scratch_folder() -> Path:
+    """A temporary run store, artifacts folder and dataset, removed at exit: the bench leaves no runs.
+
+    Made in ``main`` only: the generator's worker processes import this script again.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="awb-bench-quality-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["RUNS_DB_URL"] = f"sqlite:///{folder / 'runs.db'}"
+    os.environ["ARTIFACTS_DIR"] = str(folder / "artifacts")
+    return folder
+
+
+def dataset_for(args: argparse.Namespace, scratch: Path) -> tuple[Path, float | None]:
     """The dataset folder, generated when missing; and the seconds generation took (None if reused)."""
-    folder = args.data or _SCRATCH / "standard"
+    folder = args.data or scratch / "standard"
     if (folder / "manifest.json").is_file():
         return folder, None
     print(f"generating {args.train_per_class} train + {args.test_per_class} test per class into {folder} ...",
@@ -61,9 +71,14 @@ def dataset_for(args: argparse.Namespace) -> tuple[Path, float | None]:
     return folder, time.perf_counter() - started
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
 def main() -> int:
     args = parse_args()
-    dataset, generation_s = dataset_for(args)
+    load_before = load_average()
+    dataset, generation_s = dataset_for(args, scratch_folder())
     options = dict(option.split("=", 1) for option in args.option)
     config = build_config({"data": str(dataset), "model": args.model, "image_size": args.image_size,
                            "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, **options})  # fmt: skip
@@ -88,6 +103,7 @@ def main() -> int:
         f"{sum(counts['test'].values())} test images"
         + (f", generated in {generation_s:.0f} s" if generation_s else ""),
         f"- run: {run.device}; {run.num_params:,} parameters; {run.current_epoch} epochs in {train_s:.0f} s",
+        f"- load average before / after: {load_before} / {load_average()} (a shared machine stretches the time)",
         f"- config: {', '.join(f'{k}={v}' for k, v in sorted(config.to_dict().items()) if k not in {'data', 'name'})}",
         "",
         "| model | size | test acc | macro-F1 | train acc at best | train-test gap | best epoch | last epoch acc / F1 |",

@@ -19,9 +19,11 @@ both columns see the same background load.
 from __future__ import annotations
 
 import argparse
+import atexit
 import itertools
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -29,9 +31,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-_SCRATCH = tempfile.mkdtemp(prefix="awb-bench-train-")
-os.environ.setdefault("ARTIFACTS_DIR", str(Path(_SCRATCH) / "artifacts"))  # caches go here, not into the repo
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -125,6 +124,7 @@ def markdown(rows: list[dict], args: argparse.Namespace, load: tuple[str, str]) 
         f"- steps: {args.warmup} warm-up, then {args.repeats} interleaved chunks of {args.steps} timed steps per column;"
         f" augmentation `{args.augmentation}`, workers {args.workers}",
         f"- load average before / after: {load[0]} / {load[1]} (a shared machine: other work slows both columns)",
+        "- cache build s: decoding the PNGs once at that size (the first model), then loading the saved cache",
         "",
         "| model | size | batch | runtime | data path | model only img/s | pipeline img/s | ratio | cache build s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -135,6 +135,17 @@ def markdown(rows: list[dict], args: argparse.Namespace, load: tuple[str, str]) 
     return "\n".join(lines) + "\n"
 
 
+def scratch_folder() -> Path:
+    """A temporary folder for the generated data and the caches (ARTIFACTS_DIR), removed at exit.
+
+    Made in ``main`` only: the generator's worker processes import this script again.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="awb-bench-train-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["ARTIFACTS_DIR"] = str(folder / "artifacts")  # caches go here, not into the repo
+    return folder
+
+
 def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
@@ -142,7 +153,7 @@ def load_average() -> str:
 def main() -> int:
     args = parse_args()
     load_before = load_average()
-    dataset = args.data or Path(_SCRATCH) / "data"
+    dataset = args.data or scratch_folder() / "data"
     if args.data is None:
         print(f"generating {args.images_per_class} train + 2 test images per class into {dataset} ...", flush=True)
         generate_dataset(dataset, train_per_class=args.images_per_class, test_per_class=2, seed=0)
