@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,11 @@ import pytest
 from PIL import Image
 
 from backend import config
-from backend.data.cache import _decode_plain_png, _is_plain_png, load_dataset_cache
+from backend.data.cache import load_dataset_cache
 from backend.data.dataset import Sample
 from backend.data.images import ImageError, load_image_rgb, resize_rgb
 
 SIZE = 16
-# torchvision 0.29 deprecates its image decoders; the cache falls back to PIL once they are gone.
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
 
 
 def plot_like(seed: int, h: int = 30, w: int = 40) -> np.ndarray:
@@ -36,7 +35,7 @@ def save(image: Image.Image, path: Path, fmt: str, **kwargs) -> Path:
 
 @pytest.fixture
 def mixed_files(tmp_path) -> list[Path]:
-    """RGB PNGs (fast path) and every other kind of file (PIL path)."""
+    """RGB, RGBA, opaque RGBA, greyscale and palette PNGs, a JPEG and a BMP."""
     files = [
         save(Image.fromarray(plot_like(i)), tmp_path / f"rgb{i}.png", "PNG", compress_level=i % 10) for i in range(4)
     ]
@@ -56,30 +55,26 @@ def expected(paths: list[Path], size: int = SIZE) -> np.ndarray:
     return np.stack([resize_rgb(load_image_rgb(path), size) for path in paths])
 
 
-@pytest.mark.parametrize("shape", [(30, 40), (64, 48), (7, 129)])
-@pytest.mark.parametrize("channels", [3, 4])
-def test_fast_png_decoder_matches_pil_exactly(shape, channels):
-    for level in (0, 1, 6, 9):
-        buffer = io.BytesIO()
-        pixels = np.random.default_rng(level).integers(0, 256, (*shape, channels), dtype=np.uint8)
-        if channels == 4:
-            pixels[..., 3] = 255
-        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=level)
-        data = bytearray(buffer.getvalue())
-        assert _is_plain_png(data)
-        fast = _decode_plain_png(data)
-        assert fast is not None and fast.flags.c_contiguous
-        np.testing.assert_array_equal(fast, load_image_rgb(bytes(data)))
+def damage_pixel_data(png: bytes) -> bytes:
+    """The same PNG with its zlib stream's compression method changed and every CRC recomputed:
+    headers and checksums pass, only decompressing the pixels fails (libpng: "unknown compression
+    method"; torchvision's decoder used to crash the whole process on it)."""
+    out, pos = bytearray(png[:8]), 8
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, body = png[pos + 4 : pos + 8], bytearray(png[pos + 8 : pos + 8 + length])
+        if kind == b"IDAT" and body:
+            body[0] = (body[0] & 0xF0) | 0x0F  # CM = 15: not deflate
+        out += struct.pack(">I", length) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        pos += 12 + length
+    return bytes(out)
 
 
-def test_transparent_png_is_left_to_pil(mixed_files):
-    rgba = next(path for path in mixed_files if path.name == "rgba.png")
-    assert _decode_plain_png(bytearray(rgba.read_bytes())) is None
-
-
-def test_only_plain_pngs_take_the_fast_path(mixed_files):
-    plain = {path.name for path in mixed_files if _is_plain_png(path.read_bytes())}
-    assert plain == {f"rgb{i}.png" for i in range(4)} | {"rgba.png", "opaque.png"}
+def test_png_with_damaged_pixel_data_is_an_error_naming_the_file_not_a_crash(mixed_files, tmp_path):
+    bad = tmp_path / "damaged.png"
+    bad.write_bytes(damage_pixel_data(mixed_files[0].read_bytes()))
+    with pytest.raises(ImageError, match="damaged.png"):
+        load_dataset_cache([*mixed_files, bad], SIZE, cache_dir=tmp_path / "cache", workers=2)
 
 
 def test_cache_equals_the_prediction_path_for_every_kind_of_file(mixed_files, tmp_path):

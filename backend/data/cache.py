@@ -7,14 +7,14 @@ with a thread pool into one ``(N, H, W, 3)`` uint8 array, saved as ``.npy`` unde
 :data:`CACHE_VERSION`: a changed file or size makes a new key, an unchanged set loads from disk.
 
 Pixels are exactly those of ``images.load_image_rgb`` + ``images.resize_rgb`` (what prediction uses).
-Plain 8-bit RGB PNGs (what the renderer writes) and fully opaque RGBA PNGs (matplotlib's ``savefig``)
-are decoded with ``torchvision.io.decode_png``, about twice as fast as PIL and pixel-identical for
-those files (a test holds both paths equal); every other file goes through PIL.
+Every file goes through PIL. ``torchvision.io.decode_png`` was about twice as fast, but a PNG whose
+compressed pixel data is damaged (checksums intact) makes libpng's error path crash the whole
+process, and datasets are user input: a training run must fail with a message, not vanish. The
+decode happens once per dataset and size, so the safe decoder costs seconds, not throughput.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import tempfile
@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from backend import config
-from backend.data.images import ImageError, check_pixel_count, load_image_rgb, resize_rgb
+from backend.data.images import ImageError, load_image_rgb, resize_rgb
 
-CACHE_VERSION = 1  # bump when decoding or resizing changes, so old caches are not reused
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CACHE_VERSION = 2  # bump when decoding or resizing changes, so old caches are not reused
 _MAX_LISTED = 10  # unreadable files named in one error message
 
 
@@ -60,68 +59,14 @@ def load_dataset_cache(samples: Sequence, image_size: int, cache_dir=None, worke
 
 
 def decode_resized(path: Path, image_size: int) -> np.ndarray:
-    """One file -> (S, S, 3) uint8: the fast PNG decoder where it is exact, else ``load_image_rgb``."""
-    data = _read(path)
-    image = _decode_plain_png(data) if _is_plain_png(data) else None
-    if image is None:
-        image = load_image_rgb(data)
-    return resize_rgb(image, image_size)
+    """One file -> (S, S, 3) uint8, exactly as prediction prepares an uploaded image."""
+    return resize_rgb(load_image_rgb(_read(path)), image_size)
 
 
-def _is_plain_png(data: bytes | bytearray) -> bool:
-    """8-bit RGB or RGBA, non-interlaced PNG with no transparency key or EXIF: libpng and PIL agree.
-
-    Byte 24 of a PNG is the IHDR bit depth, 25 the colour type (2 = RGB, 6 = RGBA), 28 the interlace.
-    A ``tRNS``/``eXIf`` match inside compressed data is a false positive that only costs speed.
-    """
-    return (
-        data[:8] == PNG_SIGNATURE
-        and data[12:16] == b"IHDR"
-        and data[24] == 8
-        and data[25] in (2, 6)
-        and data[28] == 0
-        and b"tRNS" not in data
-        and b"eXIf" not in data
-    )
-
-
-def _decode_plain_png(data: bytearray) -> np.ndarray | None:
-    """torchvision's libpng decode of a plain PNG as (H, W, 3) uint8.
-
-    None (use PIL) if torchvision is missing or fails, or if an RGBA image has any transparency:
-    compositing it on white is left to PIL so both paths keep identical pixels.
-    """
-    decode_png = _png_decoder()
-    if decode_png is None:
-        return None
-    check_pixel_count(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
-    import torch
-
+def _read(path: Path) -> bytes:
+    """File bytes, with a message for a missing or unreadable file."""
     try:
-        chw = decode_png(torch.frombuffer(data, dtype=torch.uint8))
-    except RuntimeError:
-        return None  # PIL decodes it or explains what is wrong with it
-    if chw.shape[0] == 4:
-        if not bool((chw[3] == 255).all()):
-            return None
-        chw = chw[:3]
-    return np.ascontiguousarray(chw.permute(1, 2, 0).numpy())
-
-
-@functools.cache
-def _png_decoder():
-    """``torchvision.io.decode_png``, imported on first use so this module loads without torch."""
-    try:
-        from torchvision.io import decode_png
-    except ImportError:
-        return None
-    return decode_png
-
-
-def _read(path: Path) -> bytearray:
-    """File bytes as a writable buffer (``torch.frombuffer`` warns on read-only ``bytes``)."""
-    try:
-        return bytearray(path.read_bytes())
+        return path.read_bytes()
     except FileNotFoundError as e:
         raise ImageError("file does not exist") from e
     except OSError as e:
