@@ -59,7 +59,7 @@ def test_registry_lists_the_three_models_and_rejects_unknown_names():
         ({"num_classes": 3, "image_size": 8}, "image_size must be a whole number of pixels of at least 16"),
         (
             {"num_classes": 3, "image_size": 32, "latent_dim": 8},
-            "model 'visual_cnn' has no option latent_dim; its options are: width, dropout",
+            "model 'visual_cnn' has no option latent_dim; its options are: width, dropout, blocks, head_grid",
         ),
         ({"num_classes": 3, "image_size": 32, "dropout": 1.0}, r"dropout must be a probability in \[0, 1\)"),
     ],
@@ -196,6 +196,7 @@ def test_model_defaults_carry_the_seed_hyperparameters():
     }
     assert model_defaults("vae_classifier")["model_kwargs"]["latent_dim"] == 128
     assert model_defaults("visual_cnn")["scheduler"] == "onecycle"
+    assert model_defaults("visual_cnn")["model_kwargs"] == {"blocks": 5, "head_grid": 2}
     resnet["lr"] = 99.0  # a caller's edits never leak into the registry
     assert model_defaults("resnet50")["lr"] == 1e-3
 
@@ -282,3 +283,25 @@ def test_check_model_kwargs_validates_before_a_run_starts(resnet50_weights_file,
         check_model_kwargs("resnet50", {"latent_dim": 8})
     with pytest.raises(PretrainedWeightsError, match="does not exist"):
         check_model_kwargs("resnet50", {"weights_file": str(tmp_path / "missing.pth")})
+
+
+def test_visual_cnn_head_grid_keeps_where_features_are():
+    """The same mark moved by the network's total stride (32 px for 5 blocks) on a blank canvas:
+    a global-pool head cannot tell the two apart, a 2x2 head can (left from right)."""
+    left, right = torch.zeros(1, 3, 128, 128), torch.zeros(1, 3, 128, 128)
+    left[..., 60:68, 40:48] = 1.0
+    right[..., 60:68, 72:80] = 1.0
+    logits = {}
+    for grid in (1, 2):
+        torch.manual_seed(0)
+        model = create_model("visual_cnn", num_classes=3, image_size=128, blocks=5, head_grid=grid).eval()
+        with torch.no_grad():
+            logits[grid] = (model(left)["logits"], model(right)["logits"])
+    assert torch.allclose(*logits[1], atol=1e-5)
+    assert not torch.allclose(*logits[2], atol=1e-3)
+    assert count_parameters(create_model("visual_cnn", num_classes=9, image_size=64, blocks=5, head_grid=2)) < 1_000_000
+
+
+def test_visual_cnn_rejects_a_bad_block_count():
+    with pytest.raises(ValueError, match="blocks must be a whole number of at least 1"):
+        create_model("visual_cnn", num_classes=3, image_size=32, blocks=0)

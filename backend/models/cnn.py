@@ -11,20 +11,28 @@ from torch import Tensor, nn
 
 from backend.models import WorkbenchModel, register_model
 
-BLOCKS = 4  # widths width, 2*width, 4*width, 8*width; each block halves the feature map
+MAX_WIDTH_DOUBLINGS = 3  # widths width, 2*width, 4*width, 8*width, then 8*width again
 
 
 class VisualCNN(WorkbenchModel):
-    """Four conv-BN-ReLU-maxpool blocks -> global average pooling -> dropout -> linear."""
+    """``blocks`` conv-BN-ReLU-maxpool blocks -> average pooling to a ``head_grid`` square -> dropout -> linear.
 
-    def __init__(self, num_classes: int, width: int, dropout: float):
+    With ``head_grid=1`` the head sees only a global average and forgets where each feature was; a
+    2x2 grid keeps left from right and top from bottom, which is what tells a smooth trend from a
+    kinked one or a random walk (``docs/GENERALIZATION.md``: +10-23 macro-F1 points in every cell).
+    """
+
+    def __init__(self, num_classes: int, width: int, dropout: float, blocks: int = 4, head_grid: int = 1):
         super().__init__()
-        channels = [3] + [width * 2**i for i in range(BLOCKS)]
+        channels = [3] + [width * 2 ** min(i, MAX_WIDTH_DOUBLINGS) for i in range(blocks)]
         self.features = nn.Sequential(
             *(conv_block(c_in, c_out) for c_in, c_out in zip(channels, channels[1:], strict=False))
         )
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels[-1], num_classes)
+            nn.AdaptiveAvgPool2d(head_grid),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(channels[-1] * head_grid**2, num_classes),
         )
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
@@ -49,15 +57,22 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
         "optimizer": "adamw",
         "scheduler": "onecycle",
         "epochs": 20,
+        # New runs get the deeper, position-aware network; the builder's own defaults stay the
+        # original 4-block, global-pool network so checkpoints that stored only width/dropout rebuild.
+        "model_kwargs": {"blocks": 5, "head_grid": 2},
     }
 )
-def visual_cnn(num_classes: int, image_size: int, width: int = 32, dropout: float = 0.3) -> VisualCNN:
-    """Small CNN (about 390k parameters at width 32); any image size >= 16 (global pooling).
+def visual_cnn(
+    num_classes: int, image_size: int, width: int = 32, dropout: float = 0.3, blocks: int = 4, head_grid: int = 1
+) -> VisualCNN:
+    """Small CNN: about 390k parameters at width 32 with 4 blocks, about 990k with the recommended
+    5 blocks and a 2x2 head; any image size >= 16 (adaptive pooling).
 
     ``image_size`` is part of the common builder signature; the architecture does not depend on it.
     """
-    if not isinstance(width, int) or width < 4:
-        raise ValueError(f"width must be a whole number of at least 4 channels, got {width!r}")
+    for name, value, least in (("width", width, 4), ("blocks", blocks, 1), ("head_grid", head_grid, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}")
-    return VisualCNN(num_classes, width, float(dropout))
+    return VisualCNN(num_classes, width, float(dropout), blocks, head_grid)
