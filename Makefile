@@ -22,7 +22,7 @@ dev-venv: $(BIN)/.dev-installed
 
 demo: venv
 	@test -f $(DEMO_DATA)/manifest.json || $(BIN)/python -m backend generate --out $(DEMO_DATA) \
-		--train-per-class 40 --test-per-class 20 --seed 0
+		--train-per-class 40 --test-per-class 20 --seed 0 --style mixed
 
 run: demo
 	$(BIN)/streamlit run dashboard/Home.py

@@ -63,7 +63,7 @@ def generate_section(expanded: bool) -> None:
         name = name_col.text_input("Name (a folder under the data folder)", value="synthetic", key="gen_name").strip()
         seed = seed_col.number_input("Seed", value=0, step=1, key="gen_seed")
         style = style_col.selectbox("Plot style", STYLES.names(), index=STYLES.names().index("team"), key="gen_style",
-                                    help="team: 8x6 in at 100 DPI like the team's plots; varied: a random style per plot")  # fmt: skip
+                                    help="team: 8x6 in at 100 DPI like the team's plots; varied: a random style per plot; mixed: half and half (best for training)")  # fmt: skip
 
         set_col, mode_col = st.columns(2)
         class_set = set_col.radio("Classes", list(CLASS_SETS), horizontal=True, key="gen_class_set")

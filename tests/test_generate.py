@@ -116,6 +116,17 @@ def test_varied_style_is_deterministic_and_varies_sizes_and_backgrounds(tmp_path
     assert all(s["style"]["theme"] for s in manifest["samples"])
 
 
+def test_mixed_style_draws_some_plots_in_team_style_and_the_rest_varied(tmp_path):
+    options = {"train_per_class": 6, "test_per_class": 2, "classes": ["mean_shift", "point_anomaly"],
+               "style": "mixed", "workers": 1, "size": None}
+    manifest = generate_dataset(tmp_path / "a", seed=4, **options)
+    generate_dataset(tmp_path / "b", seed=4, **options)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    shapes = [_pixels(tmp_path / "a" / s["png"]).shape for s in manifest["samples"]]
+    team = sum(shape == (600, 800, 3) for shape in shapes)
+    assert 0 < team < len(shapes), shapes
+
+
 # -- team style and the CSV prediction path ---------------------------------------------------------
 
 

@@ -123,6 +123,13 @@ def varied_style(rng: np.random.Generator) -> RenderStyle:
     )
 
 
+@STYLES.register("mixed")
+def mixed_style(rng: np.random.Generator) -> RenderStyle:
+    """Half team style, half varied: a training set that both predicts the team's plots and CSVs (drawn
+    in team style) and holds up on plots from other tools (``docs/GENERALIZATION.md``)."""
+    return TEAM_STYLE if rng.random() < 0.5 else varied_style(rng)
+
+
 @functools.lru_cache(maxsize=32)
 def _theme_rc(theme: str, font_size: float | None) -> dict:
     """The full rcParams of a theme, independent of the user's matplotlibrc (so pixels are reproducible)."""
