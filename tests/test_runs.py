@@ -19,25 +19,12 @@ import pytest
 from backend import runs, store
 from backend.__main__ import main as cli
 from backend.config import REPO_ROOT, run_dir
-from tests.fixtures.processes import live_processes, trainers_under
+from tests.fixtures.processes import live_processes, wait_for
 
 DEADLINE_S = 120.0  # generous: two shared cores, and each trainer imports torch
 
 
 # --- fixtures and helpers ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_stray_trainers(tmp_path_factory):
-    """After the module: no ``backend train`` process started by these tests may still be alive."""
-    session_root = str(tmp_path_factory.getbasetemp())
-    yield
-    all_exited = _wait_for(lambda: not trainers_under(session_root), what="every trainer to exit", fail=False)
-    leftovers = trainers_under(session_root)
-    for pid in leftovers:  # kill them anyway, so a failure here does not leak them either
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-    assert all_exited, f"training processes outlived the tests: {leftovers}"
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +82,7 @@ def fake_trainer():
             [sys.executable, "-c", code, "backend", "train", "--run-id", str(run_id)], start_new_session=True
         )
         started.append(process)
-        _mark_running(run_id, process.pid, _wait_for(lambda: runs.process_start_time(process.pid), what="a pid"))
+        _mark_running(run_id, process.pid, wait_for(lambda: runs.process_start_time(process.pid), what="a pid"))
         return process
 
     yield start
@@ -103,19 +90,6 @@ def fake_trainer():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def _wait_for(predicate, *, what: str, timeout: float = DEADLINE_S, fail: bool = True):
-    """Poll ``predicate`` until it returns something truthy; fail (or return None) after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    if fail:
-        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-    return None
 
 
 def _finished(run_id: int) -> store.RunRecord:
@@ -126,7 +100,7 @@ def _finished(run_id: int) -> store.RunRecord:
         run = store.get_run(run_id)
         return run if run.status not in store.ACTIVE else None
 
-    return _wait_for(final, what=f"run {run_id} to finish")
+    return wait_for(final, what=f"run {run_id} to finish")
 
 
 def _group_gone(pgid: int) -> bool:
@@ -169,7 +143,7 @@ def test_launched_run_completes_with_all_its_epochs(tiny_config):
     assert run.status == "completed", run.error
     assert len(store.run_history(run_id)) == 2
     assert runs.log_path(run_id).stat().st_size > 0
-    _wait_for(lambda: _group_gone(launched.pid), what="the trainer to exit after completing")
+    wait_for(lambda: _group_gone(launched.pid), what="the trainer to exit after completing")
 
 
 def test_bad_config_fails_at_launch_and_queues_nothing(tiny_config):
@@ -209,7 +183,7 @@ def test_with_limit_one_a_second_run_waits_then_starts_when_the_first_ends(tiny_
         return store.get_run(second).status not in store.ACTIVE
 
     # Nobody calls start_queued here: the first trainer hands its slot over as it ends.
-    _wait_for(second_finished, what="the queued run to start and finish")
+    wait_for(second_finished, what="the queued run to start and finish")
     a, b = store.get_run(first), store.get_run(second)
     assert (a.status, b.status) == ("completed", "completed"), (a.error, b.error)
     assert most_at_once == 1
@@ -234,7 +208,7 @@ def test_with_limit_two_two_runs_share_the_database_and_every_epoch_arrives(tiny
 
 def test_cancelled_run_stops_within_the_grace_period_keeps_checkpoints_and_leaves_no_process(tiny_config):
     run_id = runs.launch({**tiny_config, "epochs": 500})
-    _wait_for(lambda: (store.get_run(run_id).current_epoch or 0) >= 1, what="a first epoch")
+    wait_for(lambda: (store.get_run(run_id).current_epoch or 0) >= 1, what="a first epoch")
     pgid = store.get_run(run_id).pid
 
     grace = 60.0
@@ -242,7 +216,7 @@ def test_cancelled_run_stops_within_the_grace_period_keeps_checkpoints_and_leave
     assert runs.cancel(run_id, grace=grace) == "cancelled"
     assert time.monotonic() - began < grace
 
-    _wait_for(lambda: _group_gone(pgid), what="the trainer's process group to be empty")
+    wait_for(lambda: _group_gone(pgid), what="the trainer's process group to be empty")
     assert store.get_run(run_id).finished_at is not None
     assert (run_dir(run_id) / "last.pt").exists()
     assert len(store.run_history(run_id)) < 500
@@ -251,13 +225,13 @@ def test_cancelled_run_stops_within_the_grace_period_keeps_checkpoints_and_leave
 def test_cancel_kills_the_whole_process_group_when_the_grace_period_is_over(fake_trainer):
     run_id = _row()
     stubborn = fake_trainer(run_id, STUBBORN)
-    _wait_for(lambda: len(_members_of_group(stubborn.pid)) == 2, what="the trainer's child to start")
+    wait_for(lambda: len(_members_of_group(stubborn.pid)) == 2, what="the trainer's child to start")
 
     began = time.monotonic()
     assert runs.cancel(run_id, grace=1.0) == "cancelled"
     assert time.monotonic() - began >= 1.0  # it waited out the grace period before killing
     assert stubborn.wait(timeout=DEADLINE_S) == -signal.SIGKILL
-    _wait_for(lambda: not _members_of_group(stubborn.pid), what="the trainer's child to be killed too")
+    wait_for(lambda: not _members_of_group(stubborn.pid), what="the trainer's child to be killed too")
 
 
 def test_cancelling_a_queued_run_dequeues_it(tiny_config, fake_trainer):
@@ -290,7 +264,7 @@ def test_killed_trainer_becomes_lost_when_runs_are_listed_and_the_queue_moves_on
     os.kill(pid, signal.SIGKILL)
 
     # This process is the trainer's parent: listing must see through the zombie and collect it.
-    _wait_for(lambda: runs.list_runs(status="lost")["id"].tolist() == [killed], what="the run to be lost")
+    wait_for(lambda: runs.list_runs(status="lost")["id"].tolist() == [killed], what="the run to be lost")
     run = store.get_run(killed)
     assert run.error == runs.LOST_ERROR.format(pid=pid)
     assert run.finished_at is not None

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
@@ -15,6 +14,7 @@ from PIL import Image
 from backend import store
 from backend.__main__ import main as cli
 from backend.config import REPO_ROOT, run_dir
+from tests.fixtures.processes import wait_for
 
 DEADLINE_S = 180.0  # two shared cores, and every trainer imports torch
 TINY_FLAGS = ["--model", "visual_cnn", "--image-size", "32", "--batch-size", "16", "--workers", "0", "--device", "cpu"]
@@ -22,16 +22,6 @@ TINY_FLAGS = ["--model", "visual_cnn", "--image-size", "32", "--batch-size", "16
 
 def train_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "backend", "train", *args]
-
-
-def wait_for(predicate, what: str, timeout: float = DEADLINE_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def queued_run(config: dict) -> int:
@@ -116,7 +106,7 @@ def test_sigterm_stops_at_the_next_batch_keeps_checkpoints_and_ends_cancelled(ti
         trainer = subprocess.Popen(train_command("--run-id", str(run_id)), cwd=REPO_ROOT, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
-        wait_for(lambda: (store.get_run(run_id).current_epoch or 0) >= 2, "two finished epochs")
+        wait_for(lambda: (store.get_run(run_id).current_epoch or 0) >= 2, "two finished epochs", timeout=DEADLINE_S)
         running = store.get_run(run_id)
         assert running.status == "running" and running.pid == trainer.pid
         trainer.send_signal(signal.SIGTERM)
