@@ -187,7 +187,7 @@ def test_bad_imbalance_says_what_to_change(imbalance, message):
     ({"classes": ["mean_shift"]}, "at least 2 classes"),
     ({"train_per_class": 0}, "train_per_class must be a whole number >= 1"),
     ({"seed": -1}, "seed must be a whole number >= 0"),
-    ({"style": "sketchy"}, "unknown render style 'sketchy'; choose one of: team, varied"),
+    ({"style": "sketchy"}, "unknown render style 'sketchy'; choose one of: mixed, team, varied"),
     ({"size": (5, 5)}, "each 16-4096"),
     ({"length": 20}, "length must be a whole number >= 50"),
     ({"difficulty": -1.0}, "difficulty must be a positive number"),
