@@ -35,7 +35,7 @@ from backend.data.render import render_series
 from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
 from backend.training.checkpoint import CheckpointError, load_checkpoint
-from backend.training.metrics import classification_metrics, confusion, per_class_metrics
+from backend.training.metrics import eval_report
 
 CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
 ACCEPTED_EXTENSIONS = IMAGE_EXTENSIONS + CSV_EXTENSIONS
@@ -473,19 +473,19 @@ def evaluate_folder(
     names = predictor.class_names
     y_true = [names.index(c) for c in table["true"]]
     y_pred = [names.index(c) for c in table["predicted"]]
-    scores = classification_metrics(y_true, y_pred, len(names))
+    report = eval_report(y_true, y_pred, names)
     return EvaluationResult(
         dataset=str(root),
         split=split,
         tta=tta,
-        class_names=list(names),
+        class_names=report.class_names,
         n_samples=len(table),
-        accuracy=scores["acc"],
-        macro_precision=scores["precision"],
-        macro_recall=scores["recall"],
-        macro_f1=scores["f1"],
-        per_class=per_class_metrics(y_true, y_pred, names),
-        confusion=np.asarray(confusion(y_true, y_pred, len(names)), dtype=np.int64),
+        accuracy=report.metrics["acc"],
+        macro_precision=report.metrics["precision"],
+        macro_recall=report.metrics["recall"],
+        macro_f1=report.metrics["f1"],
+        per_class=report.per_class,
+        confusion=np.asarray(report.matrix, dtype=np.int64),
         predictions=table,
         skipped=skipped,
     )
