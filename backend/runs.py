@@ -34,7 +34,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import update
 
 from backend import store
 from backend.config import REPO_ROOT, artifacts_dir, max_concurrent_runs, run_dir, runs_db_url
@@ -253,13 +252,7 @@ def _active_runs() -> list[store.RunRecord]:
 
 def _transition(run_id: int, from_statuses, **fields) -> bool:
     """Set ``fields`` only if the run's status is still one of ``from_statuses``; True if it was."""
-    with store.session_scope() as session:
-        result = session.execute(
-            update(store.Run)
-            .where(store.Run.id == run_id, store.Run.status.in_(sorted(from_statuses)))
-            .values(**fields)
-        )
-    return result.rowcount == 1
+    return store.update_run_if(run_id, from_statuses, **fields)
 
 
 # --- cancelling ----------------------------------------------------------------------------------

@@ -421,6 +421,25 @@ def update_run(run_id: int, *, url: str | None = None, **fields_: Any) -> None:
             raise RunNotFound(f"run {run_id} not found")
 
 
+def update_run_if(run_id: int, statuses: Iterable[str], *, running_pid: int | None = None,
+                  url: str | None = None, **fields_: Any) -> bool:
+    """Compare-and-set: set ``fields_`` only while the run's status is one of ``statuses``.
+
+    With ``running_pid``, a run that is ``running`` in that very process also matches (a trainer
+    claiming the run the run manager already marked running for it). One UPDATE ... WHERE, so of
+    two processes racing on the same run (a cancel and a claim, say) exactly one wins. Returns
+    whether this call changed the row.
+    """
+    _check_fields(fields_, set(RUN_COLUMNS) - {"id"}, "run")
+    matches = Run.status.in_(sorted(statuses))
+    if running_pid is not None:
+        matches = matches | ((Run.status == "running") & (Run.pid == running_pid))
+    values = {key: _plain(value) for key, value in fields_.items()}
+    with session_scope(url) as session:
+        result = session.execute(update(Run).where(Run.id == run_id, matches).values(**values))
+    return result.rowcount == 1
+
+
 def get_run(run_id: int, url: str | None = None) -> RunRecord:
     """A detached copy of one run; ``RunNotFound`` if there is none."""
     with session_scope(url) as session:

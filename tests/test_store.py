@@ -112,6 +112,21 @@ def test_update_run_rejects_unknown_fields_and_missing_runs(db_url):
         store.get_run(42)
 
 
+def test_update_run_if_sets_fields_only_while_the_status_matches(db_url):
+    run_id = make_run()
+    assert store.update_run_if(run_id, ["queued"], status="running", pid=4242)
+    assert not store.update_run_if(run_id, ["queued"], status="cancelled")  # lost the race: no change
+    assert store.get_run(run_id).status == "running"
+    # a run already running in the claiming process matches; one running elsewhere does not
+    assert not store.update_run_if(run_id, ["queued"], running_pid=99, name="elsewhere")
+    assert store.update_run_if(run_id, ["queued"], running_pid=4242, name="mine")
+    assert store.get_run(run_id).name == "mine"
+    assert store.update_run_if(run_id, store.ACTIVE, status="cancelled")
+    assert not store.update_run_if(run_id + 1, store.ACTIVE, status="cancelled")  # no such run
+    with pytest.raises(store.StoreError, match="unknown run field"):
+        store.update_run_if(run_id, ["cancelled"], colour="red")
+
+
 def test_bogus_status_is_rejected_by_the_database(db_url):
     with pytest.raises(store.StoreError, match="rejected"):
         make_run(status="exploded")

@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import update
-
 from backend import config as paths
 from backend import store
 from backend.training.metrics import EvalReport
@@ -66,13 +64,9 @@ class StoreWriter:
         from backend.runs import process_start_time
 
         values = {"status": "running", "started_at": store.utcnow(), "error": None, **fields}
-        ours = store.Run.status == "queued"
         if pid is not None:
             values.update(pid=pid, pid_start_time=process_start_time(pid))
-            ours = ours | ((store.Run.status == "running") & (store.Run.pid == pid))
-        with store.session_scope(self.url) as session:
-            result = session.execute(update(store.Run).where(store.Run.id == self.run_id, ours).values(**values))
-        if result.rowcount == 1:
+        if store.update_run_if(self.run_id, ["queued"], running_pid=pid, url=self.url, **values):
             return
         run = store.get_run(self.run_id, url=self.url)
         where = f" in process {run.pid}" if run.status == "running" else ""
