@@ -264,6 +264,7 @@ class Predictor:
         self.run_id = run_id
         model = model.to(runtime.device).eval()
         self.model = model.to(memory_format=torch.channels_last) if runtime.channels_last else model
+        self.reconstructs = callable(getattr(model, "reconstruct", None))  # the VAE: shows what it saw
         self.runtime = self._checked_runtime(runtime) if check_precision else runtime
 
     @classmethod
@@ -314,10 +315,12 @@ class Predictor:
         with torch.inference_mode():
             batch = to_tensor_batch(images, self.mean, self.std, runtime.device, runtime.channels_last)
             with runtime.autocast():
-                outputs = self.model(tta_views(batch, tta))
+                # a model with a decoder reconstructs view 0 (the image as given) only
+                decode = {"decode_first": n} if self.reconstructs else {}
+                outputs = self.model(tta_views(batch, tta), **decode)
             probabilities = outputs["logits"].float().softmax(dim=1).reshape(n_views, n, -1).mean(dim=0)
             recon = outputs.get("recon")
-            recon = None if recon is None else self._to_uint8(recon[:n])  # view 0 is the image as given
+            recon = None if recon is None else self._to_uint8(recon[:n])
         return probabilities.cpu().numpy(), recon
 
     def _to_uint8(self, normalised: torch.Tensor) -> np.ndarray:

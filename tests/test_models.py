@@ -92,6 +92,17 @@ def test_every_model_honours_the_output_contract(name, size, num_classes):
         assert torch.equal(model(images)["logits"], model(images)["logits"])
 
 
+def test_vae_decodes_only_the_first_images_when_asked():
+    torch.manual_seed(0)
+    model = create_model("vae_classifier", num_classes=3, image_size=32).eval()
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        full, first = model(images), model(images, decode_first=1)
+    assert first["recon"].shape == (1, 3, 32, 32)
+    torch.testing.assert_close(first["recon"], full["recon"][:1])
+    torch.testing.assert_close(first["logits"], full["logits"])
+
+
 def test_parameter_counts():
     assert count_parameters(create_model("resnet50", num_classes=9, image_size=224)) == 24_692_297  # the seed's figure
     assert 100_000 < count_parameters(create_model("visual_cnn", num_classes=9, image_size=128)) < 1_000_000

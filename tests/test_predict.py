@@ -400,6 +400,9 @@ def test_predict_and_evaluate_every_model_family(family, completed_runs, tiny_da
         if family == "vae_classifier":  # the VAE shows what it reconstructed, de-normalised to pixels
             assert result.reconstruction.shape == (size, size, 3) and result.reconstruction.dtype == np.uint8
             assert result.reconstruction.std() > 0
+            # only view 0 (the image as given) is decoded: the same picture as without TTA
+            alone = predictor.predict_files([(result.filename, png if result.filename == png.name else csv)], "none")[0]
+            assert np.abs(alone.reconstruction.astype(int) - result.reconstruction).max() <= 2
         else:
             assert result.reconstruction is None
 

@@ -80,13 +80,18 @@ class VAEClassifier(WorkbenchModel):
             image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
         return image
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, *, decode_first: int | None = None) -> dict[str, Tensor]:
+        """Logits for every image; ``recon`` for all of them, or only the first ``decode_first``.
+
+        Prediction with TTA passes ``decode_first`` = the number of images as given: the flipped
+        views only need their logits, and decoding is half the network's work.
+        """
         mu, logvar = self.encode(x)
         # Sample z while training (the VAE's reparameterisation); use the mean for a stable eval.
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return {
             "logits": self.classifier(mu),
-            "recon": self.decode(z, x.shape[-2:]),
+            "recon": self.decode(z if decode_first is None else z[:decode_first], x.shape[-2:]),
             "mu": mu,
             "logvar": logvar,
         }
