@@ -48,6 +48,8 @@ sys.path.insert(0, str(REPO))
 from backend import store  # noqa: E402
 from backend.cli.train import build_config, train_run  # noqa: E402
 from backend.config import data_dir  # noqa: E402
+from backend.data import render as render_module  # noqa: E402
+from backend.data import series as series_module  # noqa: E402
 from backend.data.generate import generate_dataset  # noqa: E402
 from backend.data.series import CLASSES, SUBKINDS  # noqa: E402
 from backend.predict import Predictor, evaluate_folder  # noqa: E402
@@ -58,6 +60,7 @@ OUT = REPO / "docs" / "BENCHMARKS_generalization.md"
 CELLS = ("own", "subkinds", "team_to_varied", "varied_to_team", "varied", "harder", "independent")
 HELD_OUT = {name: SUBKINDS[name][-1:] for name in CLASSES}  # deterministic: the last sub-kind of each class
 KEPT = {name: SUBKINDS[name][:-1] for name in CLASSES}
+GENERATOR_SOURCE = "".join(Path(module.__file__).read_text() for module in (series_module, render_module))
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,10 @@ class DataSpec:
         return ", ".join(parts)
 
     def folder(self, workdir: Path) -> Path:
-        key = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        """Keyed by the options and by the generator's and renderer's source, so a changed generator
+        never reuses plots drawn by the old one."""
+        payload = json.dumps(asdict(self), sort_keys=True) + GENERATOR_SOURCE
+        key = hashlib.sha1(payload.encode()).hexdigest()[:10]
         return workdir / f"{self.style}-{self.subkinds}-d{self.difficulty:g}-s{self.seed}-{key}"
 
 

@@ -63,6 +63,14 @@ def test_noise_types_and_backgrounds_vary():
     assert {s.params["background"]["kind"] for s in batch} == {"flat", "trend", "seasonal"}
 
 
+def test_trends_and_walks_sometimes_carry_a_season():
+    """A season is one more thing that varies: it must never be what tells a class."""
+    for class_name in ("deterministic_trend", "stochastic_trend", "trend_shift"):
+        kinds = {s.params["background"]["kind"] for s in _draw(class_name, 40)
+                 if s.subkind != "seasonal"}
+        assert kinds == {"flat", "seasonal"}, class_name
+
+
 def test_every_subkind_appears_in_a_big_enough_run():
     for class_name in CLASSES:
         seen = {s.subkind for s in _draw(class_name, 60, length=200)}
@@ -117,6 +125,15 @@ def _batch(class_name: str, per_subkind: int = 4) -> list:
 def _detrended(x: np.ndarray) -> np.ndarray:
     t = np.arange(len(x))
     return x - np.polyval(np.polyfit(t, x, 1), t)
+
+
+def _deseasoned(series) -> np.ndarray:
+    """The series in noise units less the season its params record (if any)."""
+    x, background = _noise_units(series), series.params["background"]
+    t = np.arange(len(x))
+    for part in background.get("seasonality", []) if background["kind"] == "seasonal" else []:
+        x = x - part["amplitude"] * np.sin(2 * np.pi * t / part["period"] + part["phase"])
+    return x
 
 
 def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
@@ -221,7 +238,7 @@ def test_deterministic_trend_is_a_smooth_curve_inside_a_constant_band():
 
 def test_stochastic_trend_wanders_without_reverting():
     for series in _batch("stochastic_trend"):
-        y = _detrended(_noise_units(series))
+        y = _detrended(_deseasoned(series))
         lag = len(y) // 50
         assert np.corrcoef(y[:-lag], y[lag:])[0, 1] > 0.4, series.params
 

@@ -6,7 +6,8 @@ series is then moved to a random offset and scale, so a plot's shape never tells
 
 Variety is the point: the models are judged on series from generators the team did not write, so
 every class draws from several sub-kinds and from wide ranges of length (100-5,000), scale and offset
-(1e-3 to 1e5), noise type (white, AR(1), heavy-tailed Student-t), seasonality (none to three periods),
+(1e-3 to 1e5), noise type (white, AR(1), heavy-tailed Student-t), seasonality (none, or one to three
+components of 2-20 cycles, on every class whose definition allows a season),
 anomaly position, width and magnitude. ``difficulty`` (default 1, higher is harder) divides each
 anomaly's magnitude against the noise.
 
@@ -21,9 +22,10 @@ What keeps the classes apart (details in each generator's docstring):
 - trend_shift: *one lasting change of slope* with a continuous level (no jump).
 - variance_shift: *one lasting change of noise level*; mean unchanged.
 - volatility: *repeated, clustered* changes of noise level (bursts, GARCH, stochastic volatility).
-- deterministic_trend: a smooth global trend (linear, quadratic, exponential, with season) plus
-  stationary noise; no change points, no events.
-- stochastic_trend: a random walk (with or without drift): the level wanders and never reverts.
+- deterministic_trend: a smooth global trend (linear, quadratic, exponential, logistic, saturating,
+  often with a season) plus stationary noise; no change points, no events.
+- stochastic_trend: a random walk (with or without drift, sometimes with a season): the level wanders
+  and never reverts.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def _seasonal(rng: np.random.Generator, n: int, amplitude: float, cycles: tuple[
 
 
 def _background(ctx: _Context, kinds: Sequence[str] = ("flat", "trend", "seasonal")) -> np.ndarray:
-    """The normal behaviour an anomaly sits on: flat, a mild linear trend, or a mild season.
+    """The normal behaviour an anomaly sits on: flat, a mild linear trend, or a mild season (2-20 cycles).
 
     Kept mild (at most a few noise units) so the anomaly stays the most visible thing in the plot.
     """
@@ -156,11 +158,26 @@ def _background(ctx: _Context, kinds: Sequence[str] = ("flat", "trend", "seasona
         ctx.params["background"] = {"kind": kind, "total_change": change}
         return np.linspace(0.0, change, ctx.n)
     if kind == "seasonal":
-        wave, parts = _seasonal(ctx.rng, ctx.n, float(ctx.rng.uniform(0.8, 3.0)), (2.0, 12.0))
+        wave, parts = _seasonal(ctx.rng, ctx.n, float(ctx.rng.uniform(0.8, 3.0)), (2.0, 20.0))
         ctx.params["background"] = {"kind": kind, "seasonality": parts}
         return wave
     ctx.params["background"] = {"kind": "flat"}
     return np.zeros(ctx.n)
+
+
+def _maybe_season(ctx: _Context, probability: float, size: float, relative: tuple[float, float],
+                  cycles: tuple[float, float] = (3.0, 20.0), components: int | None = None) -> np.ndarray:
+    """With ``probability``, a season of ``relative`` times ``size``; else zeros. Records the background.
+
+    For the classes whose shape is not an event on a background (trends, walks): a season is one more
+    thing that varies, so that "has a season" never tells a class.
+    """
+    if ctx.rng.random() >= probability:
+        ctx.params["background"] = {"kind": "flat"}
+        return np.zeros(ctx.n)
+    wave, parts = _seasonal(ctx.rng, ctx.n, size * float(ctx.rng.uniform(*relative)), cycles, components)
+    ctx.params["background"] = {"kind": "seasonal", "seasonality": parts}
+    return wave
 
 
 def _segment(ctx: _Context, width_frac: tuple[float, float], min_width: int = 8,
@@ -300,7 +317,8 @@ def _collective_oscillation(ctx: _Context) -> np.ndarray:
 def _collective_seasonal(ctx: _Context) -> np.ndarray:
     """Frequency or amplitude change of the season over 1.5-3 periods, blended in and out."""
     amplitude = float(ctx.rng.uniform(4.0, 7.0))
-    wave, parts = _seasonal(ctx.rng, ctx.n, amplitude, (6.0, 14.0), components=1)
+    # at least 15 samples per cycle, so a season running 5 times faster is still drawn as a wave
+    wave, parts = _seasonal(ctx.rng, ctx.n, amplitude, (5.0, max(5.5, min(20.0, ctx.n / 15))), components=1)
     ctx.params["background"] = {"kind": "seasonal", "seasonality": parts}
     period, phase = parts[0]["period"], parts[0]["phase"]
     width = int(max(8, ctx.rng.uniform(1.5, 3.0) * period))
@@ -332,8 +350,8 @@ _COLLECTIVE: dict[str, Callable[[_Context], np.ndarray]] = {
 def contextual_anomaly(ctx: _Context) -> np.ndarray:
     """Contextual anomaly: on a seasonal series, a stretch that is normal in value but wrong for its phase.
 
-    The series is a strong season (3.5-10 cycles, amplitude 4-10 noise units over the difficulty,
-    sometimes with a second harmonic and a mild trend). One stretch of 0.5-1.2 periods, never in the
+    The series is a strong season (3.5-20 cycles, at least 12 samples per cycle; amplitude 4-10 noise
+    units over the difficulty, often with a second harmonic, sometimes a mild trend). One stretch of 0.5-1.2 periods, never in the
     first or last cycle, departs from the seasonal pattern while every value stays inside the range the
     season spans. Sub-kinds: ``missing_peak`` (a peak flattened to the mean level), ``inverted_cycle``
     (one whole cycle upside down), ``shifted_peak`` (a peak where a trough should be),
@@ -342,9 +360,9 @@ def contextual_anomaly(ctx: _Context) -> np.ndarray:
     """
     n, rng = ctx.n, ctx.rng
     amplitude = ctx.strength(4.0, 10.0)
-    cycles = float(rng.uniform(3.5, max(3.6, min(10.0, n / 12))))
+    cycles = float(rng.uniform(3.5, max(3.6, min(20.0, n / 12))))
     period, phase = n / cycles, float(rng.uniform(0, 2 * np.pi))
-    harmonic = float(rng.uniform(0.0, 0.3))
+    harmonic = float(rng.uniform(0.0, 0.45))
     t = np.arange(n)
 
     def season(times: np.ndarray) -> np.ndarray:
@@ -415,7 +433,8 @@ def trend_shift(ctx: _Context) -> np.ndarray:
     """Trend shift: one lasting change of slope at a change point; the level is continuous (no jump).
 
     A piecewise-linear trend whose slope changes at 25-75% of the series; the larger segment moves by
-    6-30 noise units (over the difficulty), sometimes with a small season. Sub-kinds: ``onset`` (flat,
+    6-30 noise units (over the difficulty); about a third carry a small season (4-10% of that move,
+    3-20 cycles). Sub-kinds: ``onset`` (flat,
     then a trend), ``stop`` (a trend, then flat), ``reversal`` (up then down, or down then up),
     ``slope_change`` (same direction, 3-6 times steeper or gentler). Unlike a mean shift the level
     does not jump; unlike a deterministic trend there is one sharp kink between straight segments.
@@ -433,12 +452,7 @@ def trend_shift(ctx: _Context) -> np.ndarray:
     }[ctx.subkind]
     t = np.arange(n)
     trend = np.where(t < change, slopes[0] * t, slopes[0] * change + slopes[1] * (t - change))
-    season = np.zeros(n)
-    if rng.random() < 0.25:
-        season, parts = _seasonal(rng, n, abs(rise) * float(rng.uniform(0.04, 0.1)), (4.0, 15.0))
-        ctx.params["background"] = {"kind": "seasonal", "seasonality": parts}
-    else:
-        ctx.params["background"] = {"kind": "flat"}
+    season = _maybe_season(ctx, 0.35, abs(rise), (0.04, 0.1))
     ctx.params.update(location={"start": change, "end": change + 1}, slopes=[float(s) for s in slopes],
                       magnitude=abs(rise))
     return trend + season + ctx.noise
@@ -539,16 +553,20 @@ _VOLATILITY: dict[str, Callable[[_Context], np.ndarray]] = {
 }
 
 
-@_anomaly_class("deterministic_trend", ("linear", "quadratic", "exponential", "seasonal"))
+@_anomaly_class("deterministic_trend",
+                ("linear", "quadratic", "exponential", "logistic", "saturating", "seasonal"))
 def deterministic_trend(ctx: _Context) -> np.ndarray:
     """Deterministic trend: a smooth function of time over the whole series plus stationary noise.
 
     The trend moves by 6-40 noise units (over the difficulty) from its lowest to its highest point,
     up or down. Sub-kinds: ``linear``; ``quadratic`` (vertex anywhere from -0.5 to 1.5 of the length,
     so monotone curves and smooth U shapes); ``exponential`` (growth or decay, rate 2.5-6);
-    ``seasonal`` (linear or gently curved trend plus a season of 8-20% of its range). There is no
-    change point: unlike a trend shift the slope changes smoothly if at all; unlike a stochastic trend
-    the noise is a band of constant width around a smooth curve.
+    ``logistic`` (an S-curve whose transition spans 25-70% of the length); ``saturating`` (rises fast,
+    then levels off: 1 - exp(-rate t), rate 2-6, or the mirror image); ``seasonal`` (linear or gently
+    curved trend plus a season of 8-20% of its range, 3-20 cycles). A quarter of the other sub-kinds
+    carry a weaker season (3-8% of the range). There is no change point: unlike a trend shift the
+    slope changes smoothly if at all; unlike a stochastic trend the noise is a band of constant width
+    around a smooth curve.
     """
     rng = ctx.rng
     u = np.linspace(0.0, 1.0, ctx.n)
@@ -558,18 +576,23 @@ def deterministic_trend(ctx: _Context) -> np.ndarray:
     elif ctx.subkind == "exponential":
         rate = float(rng.uniform(2.5, 6.0))
         shape = np.expm1(rate * (u if rng.random() < 0.5 else 1.0 - u))
+    elif ctx.subkind == "logistic":
+        # 8 / steepness is the width of the 2%-98% transition, as a fraction of the length
+        steepness = 8.0 / float(rng.uniform(0.25, 0.7))
+        shape = 1.0 / (1.0 + np.exp(-steepness * (u - rng.uniform(0.3, 0.7))))
+    elif ctx.subkind == "saturating":
+        rate = float(rng.uniform(2.0, 6.0))
+        shape = -np.expm1(-rate * (u if rng.random() < 0.5 else 1.0 - u))
     elif ctx.subkind == "seasonal":
         shape = u + rng.uniform(-0.3, 0.3) * u * u
     else:
         shape = u
     shape = (shape - shape.min()) / np.ptp(shape)
-    values = rise * shape + ctx.noise
-    ctx.params["background"] = {"kind": "flat"}
     if ctx.subkind == "seasonal":
-        wave, parts = _seasonal(rng, ctx.n, abs(rise) * float(rng.uniform(0.08, 0.2)), (3.0, 12.0),
-                                components=int(rng.integers(1, 3)))
-        values += wave
-        ctx.params["background"] = {"kind": "seasonal", "seasonality": parts}
+        season = _maybe_season(ctx, 1.0, abs(rise), (0.08, 0.2), components=int(rng.integers(1, 3)))
+    else:
+        season = _maybe_season(ctx, 0.25, abs(rise), (0.03, 0.08), components=1)
+    values = rise * shape + season + ctx.noise
     ctx.params.update(location={"start": 0, "end": ctx.n}, magnitude=abs(rise))
     return values
 
@@ -582,8 +605,8 @@ def stochastic_trend(ctx: _Context) -> np.ndarray:
     ``random_walk`` (no drift); ``drift`` (a drift that moves the level by 1-3 times the walk's typical
     excursion, up or down); ``integrated_ar`` (AR(1) steps with phi 0.5-0.9: a smoother wander);
     ``walk_plus_noise`` (a walk seen through observation noise of 3-8% of its range, times the
-    difficulty). Unlike a deterministic trend there is no smooth shape; unlike volatility the level
-    itself moves.
+    difficulty). A fifth of them carry a season of 5-15% of the walk's range (3-20 cycles). Unlike a
+    deterministic trend there is no smooth shape; unlike volatility the level itself moves.
     """
     n, rng = ctx.n, ctx.rng
     steps = ctx.noise
@@ -598,9 +621,10 @@ def stochastic_trend(ctx: _Context) -> np.ndarray:
         walk += drift * np.arange(n)
     spread = (0.03, 0.08) if ctx.subkind == "walk_plus_noise" else (0.0, 0.02)
     observation = float(rng.uniform(*spread) * np.ptp(walk) * ctx.difficulty)
+    season = _maybe_season(ctx, 0.2, float(np.ptp(walk)), (0.05, 0.15))
     ctx.params.update(location={"start": 0, "end": n}, drift=drift, observation_noise=observation,
-                      magnitude=float(np.ptp(walk)), background={"kind": "flat"})
-    return walk + observation * rng.standard_normal(n)
+                      magnitude=float(np.ptp(walk)))
+    return walk + season + observation * rng.standard_normal(n)
 
 
 CLASSES: tuple[str, ...] = tuple(_GENERATORS.names())
