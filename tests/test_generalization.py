@@ -81,6 +81,17 @@ def test_held_out_plan_leaves_one_subkind_per_class_out():
         assert not set(KEPT[name]) & set(HELD_OUT[name])
 
 
+def test_generated_sets_are_keyed_by_the_generator_source(tmp_path, monkeypatch):
+    """A changed generator or renderer must never reuse plots drawn by the old one."""
+    import bench.generalization as bench
+
+    spec = DataSpec(style="team", seed=0, train=4, test=2)
+    before = spec.folder(tmp_path)
+    assert spec.folder(tmp_path) == before and DataSpec("team", 1, 4, 2).folder(tmp_path) != before
+    monkeypatch.setattr(bench, "GENERATOR_SOURCE", bench.GENERATOR_SOURCE + "# edited")
+    assert spec.folder(tmp_path) != before
+
+
 def test_evaluate_works_on_varied_style_plots(completed_runs, tiny_dataset_varied):
     predictor = Predictor.from_run(completed_runs["visual_cnn"], device="cpu")
     result = evaluate_folder(predictor, tiny_dataset_varied)
