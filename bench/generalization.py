@@ -57,7 +57,7 @@ from backend.training.metrics import classification_metrics, confusion, per_clas
 from bench.independent_series import write_dataset  # noqa: E402
 
 OUT = REPO / "docs" / "BENCHMARKS_generalization.md"
-CELLS = ("own", "subkinds", "team_to_varied", "varied_to_team", "varied", "harder", "independent")
+CELLS = ("own", "subkinds", "team_to_varied", "varied_to_team", "varied", "varied_csv", "harder", "independent")
 HELD_OUT = {name: SUBKINDS[name][-1:] for name in CLASSES}  # deterministic: the last sub-kind of each class
 KEPT = {name: SUBKINDS[name][:-1] for name in CLASSES}
 GENERATOR_SOURCE = "".join(Path(module.__file__).read_text() for module in (series_module, render_module))
@@ -289,6 +289,7 @@ def run_cells(args: argparse.Namespace, options: dict) -> tuple[list[CellResult]
         "team_to_varied": ("team", "varied"),
         "varied_to_team": ("varied", "team"),
         "varied": ("main", "varied"),
+        "varied_csv": ("main", "varied_csv"),  # the varied cell's series, as CSV uploads
         "harder": ("main", "harder"),
         "independent": ("main", "independent"),
     }
@@ -310,6 +311,9 @@ def run_cells(args: argparse.Namespace, options: dict) -> tuple[list[CellResult]
         elif test == "independent":
             folder = independent_csvs(args.workdir, args.independent_per_class, s + 50)
             result = score_csvs(cell, model, folder, "independent generator's CSVs, CSV prediction path")
+        elif test == "varied_csv":
+            folder = build_dataset(tests["varied"], args.workdir, workers) / "csv" / "test"
+            result = score_csvs(cell, model, folder, "the varied cell's series as CSVs, CSV prediction path")
         else:
             spec = tests[test]
             result = score_images(cell, model, build_dataset(spec, args.workdir, workers), spec.describe())
