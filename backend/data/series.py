@@ -261,8 +261,9 @@ def collective_anomaly(ctx: _Context) -> np.ndarray:
     series: the value freezes and the noise vanishes); ``dropout`` (the value drops to a constant floor
     1-2.5 noise bands below the whole series); ``oscillation`` (a wave packet of 3-8 cycles and
     1.2-2.5 half-ranges on a non-seasonal series); ``frequency`` (a strong season, 4-7 noise units,
-    runs 2.5-5 times faster); ``amplitude`` (the season swings 2-3.5 times wider). Unlike a mean shift the level comes back;
-    unlike a point anomaly the event spans many samples; unlike volatility there is one segment.
+    runs 2.5-5 times faster); ``amplitude`` (the season swings 2-3.5 times wider). Unlike a mean
+    shift the level comes back; unlike a point anomaly the event spans many samples; unlike
+    volatility there is one segment.
     """
     make = _COLLECTIVE[ctx.subkind]
     return make(ctx)
@@ -351,11 +352,12 @@ def contextual_anomaly(ctx: _Context) -> np.ndarray:
     """Contextual anomaly: on a seasonal series, a stretch that is normal in value but wrong for its phase.
 
     The series is a strong season (3.5-20 cycles, at least 12 samples per cycle; amplitude 4-10 noise
-    units over the difficulty, often with a second harmonic, sometimes a mild trend). One stretch of 0.5-1.2 periods, never in the
-    first or last cycle, departs from the seasonal pattern while every value stays inside the range the
-    season spans. Sub-kinds: ``missing_peak`` (a peak flattened to the mean level), ``inverted_cycle``
-    (one whole cycle upside down), ``shifted_peak`` (a peak where a trough should be),
-    ``level_hold`` (the value holds at a high or low in-range level through a cycle).
+    units over the difficulty, often with a second harmonic, sometimes a mild trend). One stretch of
+    0.5-1.2 periods, never in the first or last cycle, departs from the seasonal pattern while every
+    value stays inside the range the season spans. Sub-kinds: ``missing_peak`` (a peak flattened to
+    the mean level), ``inverted_cycle`` (one whole cycle upside down), ``shifted_peak`` (a peak where
+    a trough should be), ``level_hold`` (the value holds at a high or low in-range level through a
+    cycle).
     Unlike a collective anomaly nothing leaves the normal range.
     """
     n, rng = ctx.n, ctx.rng
@@ -414,8 +416,8 @@ def mean_shift(ctx: _Context) -> np.ndarray:
     """Mean shift: one lasting jump in level; slope, season and noise are the same before and after.
 
     The level moves by 0.9-2.5 times the normal half-range (noise band plus half the seasonal swing,
-    over the difficulty) at a change point in 20-80% of the series and stays there to the end. Background: flat or mildly seasonal, never trending, so the only
-    change is the level. Sub-kinds: ``step_up``/``step_down`` (abrupt), ``ramp_up``/``ramp_down``
+    over the difficulty) at a change point in 20-80% of the series and stays there to the end.
+    Background: flat or mildly seasonal, never trending, so the only change is the level. Sub-kinds: ``step_up``/``step_down`` (abrupt), ``ramp_up``/``ramp_down``
     (the move takes 2-8% of the length, flat on both sides). Unlike a trend shift the level jumps
     and the slope does not change; unlike a collective anomaly it never comes back.
     """
@@ -434,9 +436,9 @@ def trend_shift(ctx: _Context) -> np.ndarray:
 
     A piecewise-linear trend whose slope changes at 25-75% of the series; the larger segment moves by
     6-30 noise units (over the difficulty); about a third carry a small season (4-10% of that move,
-    3-20 cycles). Sub-kinds: ``onset`` (flat,
-    then a trend), ``stop`` (a trend, then flat), ``reversal`` (up then down, or down then up),
-    ``slope_change`` (same direction, 3-6 times steeper or gentler). Unlike a mean shift the level
+    3-20 cycles). Sub-kinds: ``onset`` (flat, then a trend), ``stop`` (a trend, then flat),
+    ``reversal`` (up then down, or down then up), ``slope_change`` (same direction, 3-6 times steeper
+    or gentler). Unlike a mean shift the level
     does not jump; unlike a deterministic trend there is one sharp kink between straight segments.
     """
     n, rng = ctx.n, ctx.rng
