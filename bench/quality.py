@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from backend import store  # noqa: E402
 from backend.cli.train import build_config, train_run  # noqa: E402
 from backend.data.generate import generate_dataset  # noqa: E402
+from bench.report import load_average, publish  # noqa: E402
 
 OUT = REPO / "docs" / "BENCHMARKS_quality.md"
 TEAM = {"acc": 0.7429, "f1": 0.742, "gap": 0.0858}  # seed 000: ResNet50, ImageNet-pretrained, 224 px
@@ -69,10 +70,6 @@ def dataset_for(args: argparse.Namespace, scratch: Path) -> tuple[Path, float | 
     started = time.perf_counter()
     generate_dataset(folder, train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
     return folder, time.perf_counter() - started
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def main() -> int:
@@ -122,9 +119,7 @@ def main() -> int:
     for row in store.class_metrics(run.id).itertuples():
         lines.append(f"| {row.class_name} | {row.precision:.3f} | {row.recall:.3f} | {row.f1:.3f} | {row.support} |")
     text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    args.out.write_text(text)
-    print(f"written to {args.out}")
+    publish(text, args.out)
     return 0
 
 

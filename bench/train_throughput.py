@@ -43,6 +43,7 @@ from backend.training.data import build_training_data  # noqa: E402
 from backend.training.loop import on_runtime, train_one_epoch  # noqa: E402
 from backend.training.losses import build_loss  # noqa: E402
 from backend.training.optim import build_optimizer, build_schedule  # noqa: E402
+from bench.report import load_average, publish  # noqa: E402
 
 OUT = REPO / "docs" / "BENCHMARKS_train.md"
 
@@ -146,10 +147,6 @@ def scratch_folder() -> Path:
     return folder
 
 
-def load_average() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-
-
 def main() -> int:
     args = parse_args()
     load_before = load_average()
@@ -165,9 +162,7 @@ def main() -> int:
                   f"img/s, ratio {row['ratio']:.2f} ({row['path']})", flush=True)  # fmt: skip
             rows.append(row)
     text = markdown(rows, args, (load_before, load_average()))
-    print("\n" + text)
-    args.out.write_text(text)
-    print(f"written to {args.out}")
+    publish(text, args.out)
     return 0
 
 
