@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,7 +265,8 @@ class Predictor:
         self.run_id = run_id
         model = model.to(runtime.device).eval()
         self.model = model.to(memory_format=torch.channels_last) if runtime.channels_last else model
-        self.reconstructs = callable(getattr(model, "reconstruct", None))  # the VAE: shows what it saw
+        # a model with a decoder (the VAE) can decode only the images as given, not every TTA view
+        self.decodes_first = "decode_first" in inspect.signature(model.forward).parameters
         self.runtime = self._checked_runtime(runtime) if check_precision else runtime
 
     @classmethod
@@ -315,8 +317,7 @@ class Predictor:
         with torch.inference_mode():
             batch = to_tensor_batch(images, self.mean, self.std, runtime.device, runtime.channels_last)
             with runtime.autocast():
-                # a model with a decoder reconstructs view 0 (the image as given) only
-                decode = {"decode_first": n} if self.reconstructs else {}
+                decode = {"decode_first": n} if self.decodes_first else {}  # view 0 is the image as given
                 outputs = self.model(tta_views(batch, tta), **decode)
             probabilities = outputs["logits"].float().softmax(dim=1).reshape(n_views, n, -1).mean(dim=0)
             recon = outputs.get("recon")
