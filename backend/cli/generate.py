@@ -1,12 +1,14 @@
 """``python -m backend generate``: write a synthetic dataset of plot images, CSVs and a manifest.
 
 Example: ``python -m backend generate --out data/demo --train-per-class 40 --test-per-class 20 --seed 0``.
-A bad option prints one line to stderr and exits with status 2.
+A bad option, or an ``--out`` folder generate did not write, prints one line to stderr and exits with
+status 2. SIGTERM or Ctrl-C stops it, removes the half-built copy and leaves ``--out`` as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -97,8 +99,14 @@ def _classes(args: argparse.Namespace) -> list[str] | None:
     return None
 
 
+def _exit_on_sigterm(signum: int, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the half-built dataset is removed on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tqdm(unit="plot", desc="generating", disable=None) as bar:
 
         def progress(done: int, total: int) -> None:

@@ -9,13 +9,22 @@ Layout written under ``out``::
 Each sample draws from its own RNG, derived with ``numpy.random.SeedSequence`` from
 (seed, split, class, index), so the worker that makes it and the order it finishes in never change
 a byte: the same seed gives the same files. Train and test never share a series (their seeds
-differ). The dataset is built in a hidden sibling folder and moved into place at the end, so a
-reader never sees half a dataset; an existing generated dataset at ``out`` is replaced whole.
+differ).
+
+Replacing: an existing folder at ``out`` is replaced only when this product wrote it - its manifest
+carries :data:`GENERATOR` (or is the previous release's manifest) and the folder holds nothing but the
+files that manifest lists - otherwise :class:`ReplaceRefused` says why, before and again just before
+the swap. The dataset is built in a hidden sibling folder and swapped into place at the end
+(atomically where the filesystem can exchange two names), so a reader never sees half a dataset and
+an interrupted run leaves the old dataset where it was.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import errno
+import glob
 import json
 import multiprocessing
 import os
@@ -33,7 +42,11 @@ from backend.registry import Registry
 
 SPLITS = ("train", "test")
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+GENERATOR = "anomaly-workbench"  # the manifest's signature: a folder carrying it was written by generate
+FORMAT_VERSION = 2  # 2: generator signature "anomaly-workbench"; 1: the first release's manifest
+# The first release's manifest (format 1): its generator text and exact keys mark its datasets as ours too.
+_RELEASE_1 = {"generator": "anomaly-workbench synthetic series (backend.data.generate)",
+              "keys": {"format_version", "generator", "classes", "seed", "options", "counts", "samples"}}
 FREQUENCIES = {"1min": 60, "5min": 300, "15min": 900, "1h": 3600, "1D": 86400}  # CSV sampling, seconds
 MIN_TASKS_PER_WORKER = 16  # below this a worker process costs more to start than it saves
 
@@ -206,12 +219,85 @@ def _check_seed(seed: int) -> int:
     return int(seed)
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file; the output must be a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
-        raise ValueError(f"{out} is not empty and holds no {MANIFEST_NAME}, so it is not a generated dataset; "
-                         "choose a new or empty folder (existing folders are only replaced if generated here)")
+class ReplaceRefused(ValueError):
+    """A folder at ``out`` that generate will not replace; the message says why and what to do."""
+
+
+def _is_generated_manifest(manifest: object) -> bool:
+    """True when ``manifest`` (parsed manifest.json) was written by this product's generate."""
+    if not isinstance(manifest, dict):
+        return False
+    if manifest.get("generator") == GENERATOR:
+        return isinstance(manifest.get("format_version"), int)
+    return (manifest.get("generator") == _RELEASE_1["generator"] and manifest.get("format_version") == 1
+            and set(manifest) == _RELEASE_1["keys"])
+
+
+def _written_paths(manifest: dict) -> set[str] | None:
+    """Every file path (relative, POSIX) the manifest says generate wrote; None if its samples are malformed."""
+    paths = {MANIFEST_NAME}
+    samples = manifest.get("samples")
+    if not isinstance(samples, list):
+        return None
+    for sample in samples:
+        if not isinstance(sample, dict) or not all(isinstance(sample.get(k), str) for k in ("png", "csv")):
+            return None
+        paths.update((sample["png"], sample["csv"]))
+    return paths
+
+
+def _foreign_entries(out: Path, written: set[str]) -> list[str]:
+    """Files and folders under ``out`` that are not in ``written`` or on the way to one (folders end in /)."""
+    folders = {parent.as_posix() for path in written for parent in Path(path).parents} - {"."}
+    foreign = []
+    for here, dirs, files in os.walk(out):
+        base = Path(here).relative_to(out)
+        kept = []
+        for name in sorted(dirs):
+            path = (base / name).as_posix()
+            if path in folders and not (Path(here) / name).is_symlink():
+                kept.append(name)
+            else:
+                foreign.append(f"{path}/")  # not walked into: one entry for the whole folder
+        dirs[:] = kept
+        foreign += [(base / name).as_posix() for name in sorted(files) if (base / name).as_posix() not in written]
+    return foreign
+
+
+def _check_replaceable(out) -> None:
+    """Raise :class:`ReplaceRefused` unless ``out`` is absent, empty, or a dataset generate wrote, untouched.
+
+    A generated dataset may have lost files (a user deleted some images) but holds nothing else: no
+    file or folder its manifest does not list is ever deleted.
+    """
+    out = Path(out)
+    if out.is_symlink():
+        raise ReplaceRefused(f"{out} is a symbolic link; give the folder it points to, or a new folder")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ReplaceRefused(f"{out} is a file; the output must be a folder")
+    if not any(out.iterdir()):
+        return
+    manifest_path = out / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise ReplaceRefused(f"{out} is not empty and holds no {MANIFEST_NAME}, so generate did not write it and "
+                             "will not replace it; choose a new or empty folder")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        manifest = None
+    written = _written_paths(manifest) if _is_generated_manifest(manifest) else None
+    if written is None:
+        raise ReplaceRefused(f"{out}/{MANIFEST_NAME} was not written by {GENERATOR} generate (no "
+                             f'"generator": "{GENERATOR}" signature), so the folder will not be replaced; '
+                             "choose a new or empty folder")
+    foreign = _foreign_entries(out, written)
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ReplaceRefused(f"{out} is a generated dataset but also holds {len(foreign)} item(s) generate did not "
+                             f"write ({listed}), so it will not be replaced; move them out of it first, "
+                             "or generate into a new folder")
 
 
 def _worker_count(workers: int | None, tasks: int) -> int:
@@ -245,25 +331,80 @@ def _run(job: _Job, tasks: list[tuple[str, str, int]], workers: int,
     context.set_forkserver_preload([__name__])
     size = max(1, min(16, len(tasks) // (workers * 4)))
     chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    pool = ProcessPoolExecutor(workers, mp_context=context)
     try:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for future in as_completed([pool.submit(_make_chunk, job, chunk) for chunk in chunks]):
-                collect(future.result())
+        for future in as_completed([pool.submit(_make_chunk, job, chunk) for chunk in chunks]):
+            collect(future.result())
     except BrokenProcessPool as e:
         raise RuntimeError("a generator worker process died; run with workers=1 (--workers 1) "
                            "to see the error in this process") from e
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # interrupted: queued chunks are dropped, not drawn
     return records
 
 
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` by the finished dataset in ``staging`` (two renames; old data removed last)."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux 3.15+): swap two names in one step
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the names ``a`` and ``b`` atomically; False where the OS or filesystem cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # not glibc >= 2.28 (macOS, musl): fall back to two renames
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, f"cannot swap {a} into place: {os.strerror(code)}")
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Put the finished dataset in ``staging`` at ``out``; any old dataset is deleted only once the new one is there.
+
+    Where the filesystem can exchange two names (Linux), the swap is one atomic step and ``staging``
+    then holds the old dataset. Elsewhere it takes two renames, and an error between them renames the
+    old dataset back.
+    """
+    if not out.exists():
         os.replace(staging, out)
-        shutil.rmtree(old)
-    else:
+        return
+    if _exchange(staging, out):
+        shutil.rmtree(staging)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.replace(out, old)
+    try:
         os.replace(staging, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old)
+
+
+def _staging_folder(out: Path, pid: int | None = None) -> Path:
+    """The hidden sibling a run builds its dataset in: ``.<name>.partial-<pid>``."""
+    return out.with_name(f".{out.name}.partial-{os.getpid() if pid is None else pid}")
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Delete staging folders for ``out`` left by generate runs that were killed (their process is gone)."""
+    prefix = _staging_folder(out, 0).name[:-1]
+    for folder in out.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = folder.name[len(prefix):]
+        if pid.isdigit() and folder.is_dir() and not folder.is_symlink() and not _process_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: int,
@@ -286,15 +427,16 @@ def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: in
     allowed = _check_subkinds(subkinds, chosen, length, difficulty)
     STYLES.get(style)
     job_size = check_size(size)
-    _check_out(out)
+    _check_replaceable(out)
     tasks = [(split, c, i) for split in SPLITS for c in chosen for i in range(counts[split][c])]
     workers = _worker_count(workers, len(tasks))
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    staging = _staging_folder(out)
     job = _Job(root=str(staging), seed=_check_seed(seed), length=None if length is None else int(length),
                difficulty=float(difficulty), style=style, size=job_size,
                subkinds={c: allowed[c] for c in (subkinds or {})})
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out)
     shutil.rmtree(staging, ignore_errors=True)
     try:
         for split in SPLITS:
@@ -306,7 +448,7 @@ def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: in
         records.sort(key=lambda r: order[(r["split"], r["class"], r["index"])])
         manifest = {
             "format_version": FORMAT_VERSION,
-            "generator": "anomaly-workbench synthetic series (backend.data.generate)",
+            "generator": GENERATOR,
             "classes": chosen,
             "seed": job.seed,
             "options": {"train_per_class": int(train_per_class), "test_per_class": int(test_per_class),
@@ -317,7 +459,8 @@ def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: in
             "samples": records,
         }
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
-        _move_into_place(staging, out)
+        _check_replaceable(out)  # again: a file may have been put there while the plots were drawn
+        _swap_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
