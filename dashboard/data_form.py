@@ -4,6 +4,8 @@ Widgets (not an ``st.form``) so the fields follow the choices: a long-tail ratio
 long-tail, a table of counts only for custom counts. The options map one to one onto
 ``backend.data.generate.generate_dataset`` (imbalance ``balanced``, ``longtail:RATIO`` or
 ``counts:a=N,...``), which validates them and says what to change; its message is shown as is.
+"Replace" follows the generator's rule: only a folder generate wrote, holding nothing else, is
+replaced (``backend/data/generate.py``); any other folder is refused with the reason.
 After a dataset is made the page reruns with it selected and a note saying what was made.
 """
 
@@ -84,7 +86,8 @@ def generate_section(expanded: bool) -> None:
                                                  help="divides anomaly magnitudes against the noise: higher is harder")  # fmt: skip
         with mode_col:
             imbalance = _imbalance(mode, classes)
-        replace = st.checkbox("Replace a generated dataset of the same name", key="gen_replace")
+        replace = st.checkbox("Replace a generated dataset of the same name", key="gen_replace",
+                              help="only a folder this product generated, holding nothing else, is replaced")  # fmt: skip
 
         if st.button("Generate", type="primary", icon=":material/play_arrow:", key="gen_submit"):
             _generate(name, replace, classes=classes, imbalance=imbalance, train=int(train), test=int(test),

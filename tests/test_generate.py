@@ -6,8 +6,10 @@ import csv
 import hashlib
 import io
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from PIL import Image
 
 from backend.config import REPO_ROOT
-from backend.data.generate import generate_dataset, plan_counts
+from backend.data.generate import GENERATOR, ReplaceRefused, generate_dataset, plan_counts
 from backend.data.render import render_series
 from backend.data.series import CLASSES, FIVE_CLASS_PRESET, SUBKINDS
 
@@ -220,6 +222,85 @@ def test_refuses_a_folder_it_did_not_make_and_replaces_one_it_did(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "generated", "mine"]
 
 
+# -- replacing a folder: only what generate wrote, swapped in whole ---------------------------------
+
+
+def _small(out: Path, seed: int = 0, **options) -> dict:
+    return generate_dataset(out, train_per_class=2, test_per_class=1, seed=seed, classes=FOUR[:2], size=SMALL,
+                            workers=1, **options)
+
+
+def test_manifest_carries_the_generator_signature(tmp_path):
+    manifest = _small(tmp_path / "d")
+    assert manifest["generator"] == GENERATOR == "anomaly-workbench" and manifest["format_version"] == 2
+    assert _manifest(tmp_path / "d") == manifest
+
+
+def test_a_dataset_of_the_last_release_is_replaced_but_a_foreign_generator_is_not(tmp_path):
+    out = tmp_path / "old"
+    manifest = _small(out)
+    manifest.update(format_version=1, generator="anomaly-workbench synthetic series (backend.data.generate)")
+    (out / "manifest.json").write_text(json.dumps(manifest))  # exactly what the last release wrote
+    _small(out, seed=7)
+    assert _manifest(out)["seed"] == 7 and _manifest(out)["generator"] == GENERATOR
+
+    manifest = _manifest(out) | {"generator": "someone else's tool"}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = _files(out)
+    with pytest.raises(ReplaceRefused, match='no "generator": "anomaly-workbench" signature'):
+        _small(out, seed=8)
+    assert _files(out) == before
+
+
+@pytest.mark.parametrize(("extra", "shown"), [
+    ("notes.txt", "notes.txt"), ("train/mean_shift/mine.png", "train/mean_shift/mine.png"),
+    ("csv/train/mine.csv", "csv/train/mine.csv"), ("src/app.js", "src/"), (".git/HEAD", ".git/"),
+    ("test/point_anomaly/deeper/x.png", "test/point_anomaly/deeper/"), ("val/mean_shift/x.png", "val/"),
+])
+def test_a_generated_folder_holding_a_user_file_is_refused_and_kept(tmp_path, extra, shown):
+    out = tmp_path / "gen"
+    _small(out)
+    (out / extra).parent.mkdir(parents=True, exist_ok=True)
+    (out / extra).write_text("the user's")
+    before = _files(out)
+    with pytest.raises(ReplaceRefused) as error:
+        _small(out, seed=1)
+    assert f"holds 1 item(s) generate did not write ({shown})" in str(error.value)
+    assert "move them out of it first, or generate into a new folder" in str(error.value)
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]  # no staging left
+
+
+def test_a_generated_folder_that_lost_some_images_is_still_replaced(tmp_path):
+    out = tmp_path / "gen"
+    manifest = _small(out)
+    (out / manifest["samples"][0]["png"]).unlink()
+    _small(out, seed=3)
+    assert _manifest(out)["seed"] == 3 and len(list(out.rglob("*.png"))) == 6
+
+
+def test_a_file_added_while_generating_stops_the_swap(tmp_path):
+    out = tmp_path / "gen"
+    _small(out)
+    before = _files(out)
+
+    def user_writes_a_file(done: int, total: int) -> None:
+        (out / "results.xlsx").write_text("written meanwhile")
+
+    with pytest.raises(ReplaceRefused, match="results.xlsx"):
+        _small(out, seed=1, progress=user_writes_a_file)
+    assert _files(out) == before | {"results.xlsx": b"written meanwhile"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+
+def test_a_symlinked_output_is_refused(tmp_path):
+    _small(tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(ReplaceRefused, match="symbolic link"):
+        _small(tmp_path / "link", seed=1)
+    assert _manifest(tmp_path / "real")["seed"] == 0
+
+
 def test_subkinds_restrict_what_is_drawn(tmp_path):
     manifest = generate_dataset(tmp_path / "held", train_per_class=4, test_per_class=1, seed=0, classes=FOUR,
                                 subkinds={"mean_shift": ["ramp_up"]}, size=SMALL, workers=1)
@@ -263,3 +344,58 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, arguments, message):
     assert result.returncode == 2
     assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr and not (tmp_path / "x").exists()
+
+
+def test_cli_never_deletes_a_folder_with_a_foreign_manifest(tmp_path):
+    out = tmp_path / "x"
+    (out / "src").mkdir(parents=True)
+    (out / "manifest.json").write_text('{"name":"my-web-app"}')
+    (out / "src" / "app.js").write_text("code")
+    result = _cli("--out", str(out), "--train-per-class", "1", "--test-per-class", "1", "--seed", "0",
+                  "--classes", "mean_shift,volatility", "--size", "48x36", "--workers", "1")
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert message.startswith(f"error: {out}/manifest.json was not written by anomaly-workbench generate")
+    assert "choose a new or empty folder" in message
+    assert (out / "src" / "app.js").read_text() == "code"
+    assert (out / "manifest.json").read_text() == '{"name":"my-web-app"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]
+
+
+def _start_slow_generate(out: Path) -> subprocess.Popen:
+    """A generate run over ``out`` big enough (one worker) to be interrupted half way."""
+    return subprocess.Popen([sys.executable, "-m", "backend", "generate", "--out", str(out), "--train-per-class",
+                             "400", "--test-per-class", "1", "--seed", "9", "--classes", "mean_shift,volatility",
+                             "--size", "48x36", "--workers", "1"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_half_built(staging_parent: Path, name: str, process: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        staging = list(staging_parent.glob(f".{name}.partial-*"))
+        if staging and len(list(staging[0].rglob("*.png"))) >= 20:
+            return staging[0]
+        time.sleep(0.05)
+    raise AssertionError(f"generate never got half way (exit {process.poll()}): {process.stderr.read()}")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_an_interrupted_generate_leaves_the_old_dataset_in_place(tmp_path, how):
+    out = tmp_path / "data"
+    _small(out)
+    before = _files(out)
+    process = _start_slow_generate(out)
+    staging = _wait_for_half_built(tmp_path, "data", process)
+    process.send_signal(how)
+    assert process.wait(timeout=60) == (-signal.SIGKILL if how == signal.SIGKILL else 128 + signal.SIGTERM)
+    assert "Traceback" not in process.stderr.read()
+    assert _files(out) == before  # the old dataset, whole; nothing of the new one in its place
+    if how == signal.SIGTERM:
+        assert not staging.exists()  # cleaned up on the way out
+        return
+    assert staging.exists()  # SIGKILL leaves the hidden half-built copy beside it ...
+    _small(out, seed=5)  # ... which the next generate of the same folder removes
+    assert not staging.exists() and _manifest(out)["seed"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -185,6 +185,24 @@ def test_data_generate_shows_validation_errors(data_dir):
     assert any("Name must be" in e.value for e in at.error)
 
 
+def test_data_replace_refuses_a_folder_the_product_did_not_write(data_dir):
+    foreign = data_dir / "webapp"
+    (foreign / "src").mkdir(parents=True)
+    (foreign / "manifest.json").write_text('{"name": "my-web-app"}')
+    (foreign / "src" / "app.js").write_text("code")
+    at = open_page("data")
+    at.text_input(key="gen_name").set_value("webapp")
+    at.number_input(key="gen_train").set_value(2)
+    at.number_input(key="gen_test").set_value(1)
+    at.checkbox(key="gen_replace").check()
+    at.button(key="gen_submit").click().run()
+    assert not at.exception
+    assert any("Not generated" in e.value and "was not written by anomaly-workbench generate" in e.value
+               for e in at.error), [e.value for e in at.error]
+    assert (foreign / "src" / "app.js").read_text() == "code"
+    assert sorted(p.name for p in data_dir.iterdir()) == ["tiny", "webapp"]
+
+
 # --- Train ---------------------------------------------------------------------------------------
 
 
