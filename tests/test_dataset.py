@@ -154,6 +154,26 @@ def test_a_class_emptied_by_unreadable_files_says_so(tmp_path):
         scan_dataset(root, verify_images=True)
 
 
+def test_unreadable_files_are_counted_in_every_split(tmp_path):
+    root = make_split(tmp_path / "ds", {"a": 0, "b": 0}, {"a": 1, "b": 1})
+    for split, n in (("train", 3), ("test", 2)):
+        for name in ("a", "b"):
+            for i in range(n):
+                (root / split / name / f"text{i}.png").write_text("not an image")
+    with pytest.raises(DatasetError) as error:
+        scan_dataset(root, verify_images=True)
+    assert "no images: a, b; 6 of their files are unreadable; 10 unreadable file(s) in all: 6 in train, 4 in test" \
+        in str(error.value)
+
+    for name in ("a", "b"):
+        write_png(root / "train" / name / "good.png")
+        (root / "test" / name / "000.png").write_text("not an image either")
+    with pytest.raises(DatasetError) as error:
+        scan_dataset(root, verify_images=True)
+    assert str(error.value) == (f"{root / 'test'} has no readable images; put some test images in its class "
+                                "folders; 12 unreadable file(s) in all: 6 in train, 6 in test")
+
+
 def test_imbalance_ratio():
     assert imbalance_ratio({"a": 10, "b": 40, "c": 20}) == 4.0
     assert imbalance_ratio({"a": 5, "b": 5}) == 1.0

@@ -129,16 +129,35 @@ def truncate(path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-def test_a_failure_during_training_ends_failed_with_the_error_and_a_traceback(tiny_dataset, tmp_path):
-    dataset = shutil.copytree(tiny_dataset, tmp_path / "damaged")
-    broken = sorted((dataset / "train").rglob("*.png"))[0]
-    truncate(broken)
-    run_id = queued_run({"data": str(dataset), "model": "visual_cnn", "image_size": 32, "epochs": 1, "device": "cpu"})
+def test_a_failure_during_training_ends_failed_with_the_error_and_a_traceback(tiny_dataset):
+    run_id = queued_run({"data": str(tiny_dataset), "model": "visual_cnn", "image_size": 32, "epochs": 1,
+                         "device": "cpu"})  # fmt: skip
+    (run_dir(run_id) / "best.pt").mkdir(parents=True)  # the first checkpoint cannot be written: an unexpected error
     result = subprocess.run(train_command("--run-id", str(run_id)), cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=DEADLINE_S)  # fmt: skip
     assert result.returncode == 1
     run = store.get_run(run_id)
     assert run.status == "failed" and run.finished_at is not None
-    assert str(broken) in run.error and "could not be read" in run.error
+    assert "best.pt" in run.error
     log = (run_dir(run_id) / "log.txt").read_text()
     assert "Traceback (most recent call last)" in log and "training failed" in log
+
+
+def test_unreadable_images_in_every_split_are_one_message_without_a_traceback(tiny_dataset, tmp_path):
+    dataset = shutil.copytree(tiny_dataset, tmp_path / "text_files")
+    pngs = sorted(dataset.rglob("*.png"))
+    for path in pngs:
+        path.write_text("timestamp,value\n2024-01-01,1.0\n")  # text saved under a .png name
+    train, test = (sum(p.is_relative_to(dataset / split) for p in pngs) for split in ("train", "test"))
+    result = subprocess.run(train_command("--data", str(dataset), *TINY_FLAGS, "--epochs", "1", "--name", "text pngs"),
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=DEADLINE_S)  # fmt: skip
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "training failed" not in output
+    expected = f"{train + test} image(s) could not be read ({train} in train, {test} in test)"
+    failed = [line for line in output.splitlines() if "failed:" in line]
+    assert len(failed) == 1 and expected in failed[0] and "it is a text file" in failed[0], output
+    runs = store.list_runs()
+    run = store.get_run(int(runs.loc[runs["name"] == "text pngs", "id"].item()))
+    assert run.status == "failed" and run.error.startswith(expected)
+    assert "Traceback" not in (run_dir(run.id) / "log.txt").read_text()

@@ -8,9 +8,10 @@ Two ways in:
 - Otherwise a new run row is made from ``--config FILE`` and/or the flags.
 
 Exit codes: 0 completed; 1 failed while training (status ``failed``, traceback in the log);
-2 invalid options or a run that is not waiting to be trained (nothing trained; an existing row is
-marked ``failed`` with the message when the options are at fault); 143 cancelled by SIGTERM or
-Ctrl-C (status ``cancelled``, checkpoints of finished epochs kept).
+2 invalid options, a dataset that cannot be used (a bad folder, unreadable images: one line naming
+them, no traceback unless ``ANOMALY_DEBUG=1``) or a run that is not waiting to be trained (nothing
+trained; an existing row is marked ``failed`` with the message when the options are at fault); 143
+cancelled by SIGTERM or Ctrl-C (status ``cancelled``, checkpoints of finished epochs kept).
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend import store
+from backend.data.dataset import DatasetError
+from backend.data.images import ImageError
 from backend.training.config import ConfigError, TrainConfig, add_config_arguments
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 128 + signal.SIGTERM
+# The user's input is at fault: the message says what to fix, and a traceback would only bury it.
+INPUT_ERRORS = (ConfigError, DatasetError, ImageError)
 
 __all__ = ["TrainResult", "add_arguments", "add_config_arguments", "build_config", "main", "train_run"]
 
@@ -113,8 +118,9 @@ def train_run(
     except Exception as e:  # every failure must end in a final status, whatever raised it
         if stop.is_set():  # e.g. RunCancelled, or a DataLoader worker that died with the signal
             return _record_end(writer, log, "cancelled", None, out_dir)
-        log.exception("training failed")
-        code = EXIT_INVALID if isinstance(e, ConfigError) else EXIT_FAILED
+        if not isinstance(e, INPUT_ERRORS) or os.environ.get("ANOMALY_DEBUG") == "1":
+            log.exception("training failed")
+        code = EXIT_INVALID if isinstance(e, INPUT_ERRORS) else EXIT_FAILED
         return _record_end(writer, log, "failed", error_message(e), out_dir, code)
     finally:
         close_run_log(log)
@@ -126,7 +132,7 @@ def _record_end(writer, log, status: str, error: str | None, out_dir, code: int 
 
     best = out_dir / BEST_CHECKPOINT
     kept = [name for name in (BEST_CHECKPOINT, LAST_CHECKPOINT) if (out_dir / name).is_file()]
-    log.info("%s%s; checkpoints kept: %s", status, f": {error}" if error else "", ", ".join(kept) or "none")
+    log.info("%s%s; checkpoints kept: %s", status, f": {error.rstrip('.')}" if error else "", ", ".join(kept) or "none")
     try:
         writer.run_finished(status, error=error, checkpoint_path=best if best.is_file() else None)
     except Exception:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,12 +31,41 @@ CACHE_VERSION = 2  # bump when decoding or resizing changes, so old caches are n
 _MAX_LISTED = 10  # unreadable files named in one error message
 
 
+class UnreadableImages(ImageError):
+    """Dataset files that cannot be decoded; ``failures`` maps a split name ("" if unnamed) to its
+    ``"path: reason"`` lines, and the message counts and names them."""
+
+    def __init__(self, failures: Mapping[str, list[str]]):
+        self.failures = {split: list(lines) for split, lines in failures.items() if lines}
+        lines = [line for split_lines in self.failures.values() for line in split_lines]
+        per_split = ", ".join(f"{len(found)} in {split}" for split, found in self.failures.items() if split)
+        listed = "; ".join(lines[:_MAX_LISTED])
+        more = f"; and {len(lines) - _MAX_LISTED} more" if len(lines) > _MAX_LISTED else ""
+        super().__init__(
+            f"{len(lines)} image(s) could not be read{f' ({per_split})' if per_split else ''}: {listed}{more}. "
+            "Remove or replace them (the Data page lists unreadable files)."
+        )
+
+
+def load_split_caches(splits: Mapping[str, Sequence], image_size: int) -> dict[str, np.ndarray]:
+    """``load_dataset_cache`` of every split; unreadable files of all splits are reported together."""
+    caches, failures = {}, {}
+    for name, samples in splits.items():
+        try:
+            caches[name] = load_dataset_cache(samples, image_size)
+        except UnreadableImages as e:
+            failures[name] = [line for lines in e.failures.values() for line in lines]
+    if failures:
+        raise UnreadableImages(failures)
+    return caches
+
+
 def load_dataset_cache(samples: Sequence, image_size: int, cache_dir=None, workers: int | None = None) -> np.ndarray:
     """Decoded images of ``samples`` (``Sample``s or paths) at ``image_size``, shape (N, S, S, 3) uint8.
 
     Row ``i`` is ``samples[i]``. Loaded from the ``.npy`` cache when the same files were decoded at
     this size before; otherwise decoded with ``workers`` threads (default: one per CPU) and saved
-    atomically. Any unreadable file raises :class:`ImageError` naming every such file.
+    atomically. Any unreadable file raises :class:`UnreadableImages` naming every such file.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image size must be a positive whole number of pixels, got {image_size!r}")
@@ -97,12 +126,7 @@ def _run_all(pool: ThreadPoolExecutor, fn, items, names=None) -> list:
         except ImageError as e:
             failures.append(f"{name}: {e}")
     if failures:
-        listed = "; ".join(failures[:_MAX_LISTED])
-        more = f"; and {len(failures) - _MAX_LISTED} more" if len(failures) > _MAX_LISTED else ""
-        raise ImageError(
-            f"{len(failures)} image(s) could not be read: {listed}{more}. "
-            "Remove or replace them (the Data page lists unreadable files)."
-        )
+        raise UnreadableImages({"": failures})
     return results
 
 

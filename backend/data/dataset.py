@@ -158,7 +158,7 @@ def _scan_split_folders(root: Path, verify: bool) -> DatasetInfo:
     _check_same_classes(root, files["train"], files["test"])
     classes = sorted(files["train"])
     unreadable = _drop_unreadable(files, verify)
-    _check_class_files(root / "train", files["train"], unreadable)
+    _check_class_files(root / "train", files["train"], unreadable, _unreadable_by_split(root, unreadable))
     return DatasetInfo(
         root=root,
         classes=classes,
@@ -166,7 +166,7 @@ def _scan_split_folders(root: Path, verify: bool) -> DatasetInfo:
         test=_samples(files["test"], classes),
         split="folder",
         unreadable=unreadable,
-        notes=_test_split_notes(root / "test", files["test"]),
+        notes=_test_split_notes(root / "test", files["test"], _unreadable_by_split(root, unreadable)),
     )
 
 
@@ -277,8 +277,21 @@ def _check_same_classes(root: Path, train: dict, test: dict) -> None:
         )
 
 
-def _check_class_files(folder: Path, files: dict[str, list[Path]], unreadable: list[tuple[Path, str]]) -> None:
-    """At least two classes, some images, and no empty class (saying when unreadable files emptied it)."""
+def _unreadable_by_split(root: Path, unreadable: list[tuple[Path, str]]) -> str:
+    """``"; 12 unreadable file(s) in all: 6 in train, 6 in test"``, or "" when every file reads."""
+    if not unreadable:
+        return ""
+    per_split = {split: sum(path.is_relative_to(root / split) for path, _ in unreadable) for split in SPLITS}
+    found = ", ".join(f"{n} in {split}" for split, n in per_split.items() if n)
+    return f"; {len(unreadable)} unreadable file(s) in all: {found}"
+
+
+def _check_class_files(folder: Path, files: dict[str, list[Path]], unreadable: list[tuple[Path, str]],
+                       in_all: str = "") -> None:  # fmt: skip
+    """At least two classes, some images, and no empty class (saying when unreadable files emptied it).
+
+    ``in_all`` is appended to that message: the unreadable files of every split, not only this folder's.
+    """
     if not files:
         raise DatasetError(f"dataset {folder} has no class folders; {_LAYOUT_HINT}")
     if len(files) == 1:
@@ -292,13 +305,14 @@ def _check_class_files(folder: Path, files: dict[str, list[Path]], unreadable: l
     if empty:
         dropped = sum(path.parent.is_relative_to(folder / name) for path, _ in unreadable for name in empty)
         why = f"; {dropped} of their files are unreadable" if dropped else f" (looked for {wanted})"
-        raise DatasetError(f"dataset {folder}: class folder(s) with no images: {', '.join(empty)}{why}")
+        raise DatasetError(f"dataset {folder}: class folder(s) with no images: {', '.join(empty)}{why}{in_all}")
 
 
-def _test_split_notes(folder: Path, files: dict[str, list[Path]]) -> list[str]:
+def _test_split_notes(folder: Path, files: dict[str, list[Path]], in_all: str = "") -> list[str]:
     """A test split may miss classes (a note: their metrics will be empty) but not be empty."""
     if not any(files.values()):
-        raise DatasetError(f"{folder} has no images; put some test images in its class folders")
+        readable = "readable " if in_all else ""
+        raise DatasetError(f"{folder} has no {readable}images; put some test images in its class folders{in_all}")
     empty = [name for name, images in files.items() if not images]
     return [f"no test images for: {', '.join(empty)}; their test metrics will be empty"] if empty else []
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from backend.data.cache import load_dataset_cache
+from backend.data.cache import load_split_caches
 from backend.data.dataset import DatasetInfo
 from backend.data.transforms import (
     IMAGENET_MEAN,
@@ -151,8 +151,8 @@ def build_training_data(config, split: DatasetInfo, runtime: Runtime) -> Trainin
     """Decode (or load the cached) splits at ``config.image_size`` and set up their batches."""
     train_labels = np.array([s.label for s in split.train], dtype=np.int64)
     test_labels = np.array([s.label for s in split.test], dtype=np.int64)
-    train_cache = load_dataset_cache(split.train, config.image_size)
-    test_cache = load_dataset_cache(split.test, config.image_size)
+    caches = load_split_caches({"train": split.train, "test": split.test}, config.image_size)
+    train_cache, test_cache = caches["train"], caches["test"]
     presets = class_presets(config, np.bincount(train_labels, minlength=len(split.classes)))
     generator = torch.Generator().manual_seed(config.seed)
     flip_generator = torch.Generator(device=runtime.device).manual_seed(config.seed)
