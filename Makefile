@@ -4,7 +4,7 @@ VENV      := .venv
 BIN       := $(VENV)/bin
 DEMO_DATA := data/demo
 
-.PHONY: run test venv dev-venv demo lint bench screenshots clean
+.PHONY: run test system-deps venv dev-venv demo lint bench screenshots clean
 
 $(BIN)/.installed: requirements.txt
 	$(PY) -m venv $(VENV)
@@ -27,10 +27,15 @@ demo: venv
 run: demo
 	$(BIN)/streamlit run dashboard/Home.py
 
-test: dev-venv
+# chromium (browser test) and postgresql (real-server tests): installed when root with apt-get,
+# otherwise make stops here with the one command to run.
+system-deps:
+	.ci/system-deps.sh
+
+test: system-deps dev-venv
 	$(BIN)/python -m pytest
 
-screenshots: dev-venv
+screenshots: system-deps dev-venv
 	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -q
 
 lint: dev-venv

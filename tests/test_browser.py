@@ -4,7 +4,7 @@ only refreshes in a browser) until it says completed, then upload a PNG and a CS
 both predictions. Saves a full-page screenshot of every page into ``$SCREENSHOT_DIR`` (a temp folder
 by default; ``make screenshots`` points it at ``docs/screenshots/`` for the README).
 
-Needs Debian's ``chromium`` at /usr/bin/chromium (``.ci/run`` installs it): without it this test
+Needs Debian's ``chromium`` at /usr/bin/chromium (``make test`` installs it: .ci/system-deps.sh): without it this test
 fails rather than skips, so CI cannot pass without having driven the app.
 """
 
@@ -121,7 +121,7 @@ def server(browser_env):
 def page(server):
     """A Chromium page (Debian's chromium driven by Playwright) at 1400x1000."""
     if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium); .ci/run does")
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium); make test does when run as root")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

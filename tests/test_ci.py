@@ -1,0 +1,72 @@
+"""`make test` on a fresh machine: .ci/system-deps.sh finds what is missing and says the one command to run.
+
+Run only in modes that install nothing: ``--check``, or as a user who may not install. SYSTEM_DEPS_ROOT
+points the script at a folder standing in for ``/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from backend.config import REPO_ROOT
+
+SCRIPT = REPO_ROOT / ".ci" / "system-deps.sh"
+
+
+def _deps(root: Path, *arguments: str, user: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run the script; as another ``user`` it is read from stdin (that user may not see this checkout)."""
+    command, stdin = ([*user, "bash", "-s", "--"], SCRIPT.read_text()) if user else ([str(SCRIPT)], None)
+    return subprocess.run([*command, *arguments], input=stdin, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "SYSTEM_DEPS_ROOT": str(root)})
+
+
+def _executable(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+
+
+def test_check_reports_every_missing_package_with_the_command_to_install_it(tmp_path):
+    result = _deps(tmp_path, "--check")
+    assert result.returncode == 1
+    assert result.stdout.strip() == ("system-deps: missing Debian package(s): chromium postgresql; install with: "
+                                     "sudo apt-get update && sudo apt-get install -y chromium postgresql")
+
+    _executable(tmp_path / "usr/lib/postgresql/16/bin/pg_ctl")
+    assert "missing Debian package(s): chromium postgresql" in _deps(tmp_path, "--check").stdout  # no initdb yet
+    _executable(tmp_path / "usr/lib/postgresql/16/bin/initdb")
+    result = _deps(tmp_path, "--check")
+    assert result.returncode == 1 and "missing Debian package(s): chromium;" in result.stdout
+
+    _executable(tmp_path / "usr/bin/chromium")
+    result = _deps(tmp_path, "--check")
+    assert result.returncode == 0 and "chromium and postgresql are installed" in result.stdout
+    assert _deps(tmp_path).returncode == 0  # nothing missing: nothing to install
+
+
+def test_a_user_who_cannot_install_gets_the_command_and_a_failure(tmp_path):
+    user = []
+    if os.geteuid() == 0:  # as root the script would install; run it as a user who may not
+        if not shutil.which("runuser"):
+            pytest.skip("running as root without runuser to drop privileges")
+        user = ["runuser", "-u", "nobody", "--"]
+    result = _deps(tmp_path, user=user)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().endswith("run: sudo apt-get update && sudo apt-get install -y chromium postgresql")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_make_test_checks_system_packages_before_pytest():
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    commands = subprocess.run(["make", "-n", "test"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=60, check=True).stdout.splitlines()
+    assert ".ci/system-deps.sh" in commands
+    pytest_line = next(i for i, line in enumerate(commands) if "-m pytest" in line)
+    assert commands.index(".ci/system-deps.sh") < pytest_line
+    assert (REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "make test"
