@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -291,6 +292,29 @@ def test_a_file_added_while_generating_stops_the_swap(tmp_path):
         _small(out, seed=1, progress=user_writes_a_file)
     assert _files(out) == before | {"results.xlsx": b"written meanwhile"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+
+def test_without_an_atomic_exchange_a_failed_swap_puts_the_old_dataset_back(tmp_path, monkeypatch):
+    from backend.data import generate
+
+    out = tmp_path / "gen"
+    _small(out)
+    monkeypatch.setattr(generate, "_exchange", lambda a, b: False)  # a filesystem without RENAME_EXCHANGE
+    _small(out, seed=2)
+    assert _manifest(out)["seed"] == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+    before = _files(out)
+    rename = os.replace
+
+    def disk_full_on_the_second_rename(source, target):
+        if Path(source).name.startswith(".gen.partial-"):
+            raise OSError(28, "No space left on device")
+        rename(source, target)
+
+    monkeypatch.setattr(generate.os, "replace", disk_full_on_the_second_rename)
+    with pytest.raises(OSError, match="No space left"):
+        _small(out, seed=3)
+    assert _files(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
 
 
 def test_a_symlinked_output_is_refused(tmp_path):

@@ -383,14 +383,18 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     shutil.rmtree(old)
 
 
-def _staging_folder(out: Path, pid: int | None = None) -> Path:
-    """The hidden sibling a run builds its dataset in: ``.<name>.partial-<pid>``."""
-    return out.with_name(f".{out.name}.partial-{os.getpid() if pid is None else pid}")
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.partial-"
+
+
+def _staging_folder(out: Path) -> Path:
+    """The hidden sibling this process builds its dataset in: ``.<name>.partial-<pid>``."""
+    return out.with_name(f"{_staging_prefix(out)}{os.getpid()}")
 
 
 def _remove_stale_staging(out: Path) -> None:
     """Delete staging folders for ``out`` left by generate runs that were killed (their process is gone)."""
-    prefix = _staging_folder(out, 0).name[:-1]
+    prefix = _staging_prefix(out)
     for folder in out.parent.glob(f"{glob.escape(prefix)}*"):
         pid = folder.name[len(prefix):]
         if pid.isdigit() and folder.is_dir() and not folder.is_symlink() and not _process_exists(int(pid)):
@@ -419,7 +423,8 @@ def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: in
     divides anomaly magnitudes against the noise; ``style`` is a render style name (``team`` or
     ``varied``); ``size=(width, height)`` renders at that pixel size; ``subkinds`` restricts classes to
     some of their sub-kinds (held-out sub-kind experiments); ``workers`` defaults to all cores.
-    Every bad option raises ValueError with what to change, before anything is written.
+    Every bad option raises ValueError with what to change, before anything is written; an existing
+    ``out`` that generate did not write, or that holds anything else, raises ``ReplaceRefused``.
     """
     out = Path(out)
     chosen = _check_classes(classes)
