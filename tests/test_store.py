@@ -373,18 +373,25 @@ def test_comparison_columns_round_trip_and_default_to_none(db_url):
 def test_predictions_are_stored_per_target_replaced_and_deleted_with_the_run(db_url):
     run_id = make_run(class_names=["a", "b"])
     rows = [
-        {"item_hash": "h1", "path": "test/a/1.png", "true_index": 0, "pred_index": np.int64(0),
-         "probs": np.array([0.9, 0.1]), "confidence": np.float32(0.9)},
+        {
+            "item_hash": "h1",
+            "path": "test/a/1.png",
+            "true_index": 0,
+            "pred_index": np.int64(0),
+            "probs": np.array([0.9, 0.1]),
+            "confidence": np.float32(0.9),
+        },
         {"item_hash": "h2", "path": "test/b/2.png", "true_index": 1, "pred_index": 0},
-    ]  # fmt: skip
+    ]
     store.save_predictions(run_id, rows)
     frame = store.predictions(run_id)
     assert list(frame.columns) == list(store.PREDICTION_COLUMNS)
     assert list(frame["item_hash"]) == ["h1", "h2"] and list(frame["split"]) == ["test", "test"]
     assert frame.loc[0, "probs"] == pytest.approx([0.9, 0.1]) and np.isnan(frame.loc[1, "confidence"])
 
-    evaluation_id = store.save_evaluation(run_id, dataset="other", metrics={}, per_class=[], matrix=[[0, 0], [0, 0]],
-                                          class_names=["a", "b"])  # fmt: skip
+    evaluation_id = store.save_evaluation(
+        run_id, dataset="other", metrics={}, per_class=[], matrix=[[0, 0], [0, 0]], class_names=["a", "b"]
+    )
     store.save_predictions(run_id, rows[:1], evaluation_id=evaluation_id)
     store.save_predictions(run_id, rows[1:])  # replaces the run's own rows, not the evaluation's
     assert list(store.predictions(run_id)["item_hash"]) == ["h2"]

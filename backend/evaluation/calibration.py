@@ -53,8 +53,12 @@ def fit_temperature(logits, y_true) -> float:
     if y_true.size == 0 or logits.shape[1] < 2 or not np.isfinite(logits).all():
         return 1.0
     lo, hi = np.log(TEMPERATURE_BOUNDS)
-    result = minimize_scalar(lambda log_t: nll(logits, y_true, float(np.exp(log_t))), bounds=(lo, hi),
-                             method="bounded", options={"xatol": 1e-4})  # fmt: skip
+    result = minimize_scalar(
+        lambda log_t: nll(logits, y_true, float(np.exp(log_t))),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
     return float(np.exp(result.x)) if result.success else 1.0
 
 
@@ -83,8 +87,16 @@ def reliability_table(probs, y_true, n_bins: int = 15) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_confidence = np.bincount(bins, weights=confidence, minlength=n_bins) / count
         accuracy = np.bincount(bins, weights=correct.astype(float), minlength=n_bins) / count
-    return pd.DataFrame({"bin": np.arange(n_bins), "lower": edges[:-1], "upper": edges[1:], "count": count,
-                         "confidence": mean_confidence, "accuracy": accuracy})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "bin": np.arange(n_bins),
+            "lower": edges[:-1],
+            "upper": edges[1:],
+            "count": count,
+            "confidence": mean_confidence,
+            "accuracy": accuracy,
+        }
+    )
 
 
 def expected_calibration_error(probs, y_true, n_bins: int = 15) -> float:

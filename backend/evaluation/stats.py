@@ -88,8 +88,14 @@ def bootstrap_metrics(
     result = {"n": int(y_true.size), "n_resamples": int(n_resamples), "level": float(level)}
     if y_true.size == 0:
         none_per_class = dict.fromkeys(class_names)
-        return result | {"accuracy": None, "accuracy_ci": None, "macro_f1": None, "macro_f1_ci": None,
-                         "per_class_f1": none_per_class, "per_class_f1_ci": dict(none_per_class)}  # fmt: skip
+        return result | {
+            "accuracy": None,
+            "accuracy_ci": None,
+            "macro_f1": None,
+            "macro_f1_ci": None,
+            "per_class_f1": none_per_class,
+            "per_class_f1_ci": dict(none_per_class),
+        }
     f1 = _f1_per_class(y_true[None, :], y_pred[None, :], k)[0]
     index = stratified_resamples(y_true, n_resamples, seed)
     f1_samples = _f1_per_class(y_true[index], y_pred[index], k)  # (r, k)
