@@ -12,6 +12,7 @@ import pytest
 from backend import store
 from backend.config import REPO_ROOT
 from backend.evaluation.compare import compare_runs, winner
+from backend.evaluation.report import comparison_fields
 from tests.fixtures.comparison import plant_run, planted_labels, with_errors
 
 
@@ -115,3 +116,29 @@ def test_cli_json_and_text(db_url):
 
     missing = _cli(str(strong), "999", db_url=db_url)
     assert missing.returncode == 1 and missing.stdout.strip() == "error: run 999 not found" and not missing.stderr
+
+
+def test_comparison_fields_for_new_and_old_runs(db_url):
+    y = planted_labels()
+    new = comparison_fields(store.get_run(plant_run(y, with_errors(y, 30))))
+    assert new["selection_split"] == "validation" and new["temperature"] == 1.5
+    assert new["splits"] == {"train": 600, "val": 100, "test": 300}
+    assert new["test"]["accuracy"] == pytest.approx(0.9) and new["test"]["ece"] == 0.03
+    lo, hi = new["test"]["macro_f1_ci"]
+    assert lo < new["test"]["macro_f1"] < hi
+
+    old_id = store.create_run(
+        name="old",
+        model="visual_cnn",
+        config={},
+        dataset="d",
+        class_names=["a", "b"],
+        class_counts={"train": {"a": 5, "b": 3}, "test": {"a": 2, "b": 2}},
+    )
+    store.update_run(old_id, best_val_acc=0.75, best_val_f1=0.7)
+    old = comparison_fields(store.get_run(old_id))
+    assert old["selection_split"] == "test" and old["splits"] == {"train": 8, "test": 4}
+    assert old["test"]["accuracy"] == 0.75 and old["test"]["macro_f1"] == 0.7
+    assert old["test"]["macro_f1_ci"] is None and old["temperature"] is None
+    # a row of list_runs reads the same as the record
+    assert comparison_fields(store.list_runs().set_index("id").loc[old_id])["test"]["macro_f1"] == 0.7
