@@ -45,9 +45,9 @@ def _f1_per_class(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
     """Per-class F1 of each row: arrays of shape ``(r, n)`` give ``(r, k)`` (one bincount per count)."""
     r = y_true.shape[0]
     offsets = (np.arange(r) * k)[:, None]
-    correct = y_true == y_pred
-    tp = np.bincount((offsets + y_true)[correct], minlength=r * k).reshape(r, k)
-    true_counts = np.bincount((offsets + y_true).ravel(), minlength=r * k).reshape(r, k)
+    true_keys = offsets + y_true
+    tp = np.bincount(true_keys[y_true == y_pred], minlength=r * k).reshape(r, k)
+    true_counts = np.bincount(true_keys.ravel(), minlength=r * k).reshape(r, k)
     pred_counts = np.bincount((offsets + y_pred).ravel(), minlength=r * k).reshape(r, k)
     denominator = true_counts + pred_counts
     return np.divide(2.0 * tp, denominator, out=np.zeros((r, k)), where=denominator > 0)
