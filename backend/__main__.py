@@ -17,6 +17,7 @@ COMMANDS = {
     "runs": "list, show, cancel or delete runs",
     "predict": "predict images or CSV series with a trained run",
     "evaluate": "evaluate a trained run on a labelled dataset folder",
+    "compare": "compare two runs on the same test items (paired test)",
 }
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import inspect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from backend.data.images import load_image_rgb, resize_rgb
 from backend.data.render import render_series
 from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
+from backend.evaluation.calibration import expected_calibration_error
+from backend.evaluation.stats import bootstrap_metrics
 from backend.training.checkpoint import CheckpointError, load_checkpoint
 from backend.training.metrics import eval_report
 
@@ -101,17 +104,39 @@ class EvaluationResult:
     macro_f1: float
     per_class: list[dict]  # class_name, precision, recall, f1, support
     confusion: np.ndarray  # rows = true class, columns = predicted
-    predictions: pd.DataFrame  # file, true, predicted, confidence, prob_<class>...
+    predictions: pd.DataFrame  # file, item_hash, true, predicted, confidence, prob_<class>...
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) for unreadable images
+    intervals: dict = field(default_factory=dict)  # backend.evaluation.stats.bootstrap_metrics(...)
+    ece: float | None = None  # expected calibration error (15 bins) of the predicted probabilities
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> dict:
+        """What the store keeps: headline figures, their bootstrap intervals and the ECE."""
+        intervals = {key: value for key, value in self.intervals.items() if key not in {"accuracy", "macro_f1", "n"}}
         return {
             "accuracy": self.accuracy,
             "macro_precision": self.macro_precision,
             "macro_recall": self.macro_recall,
             "macro_f1": self.macro_f1,
             "n_samples": self.n_samples,
+            "ece": self.ece,
+            **intervals,
         }
+
+    def prediction_rows(self) -> list[dict]:
+        """Per-file rows for ``store.save_predictions`` (paths relative to the evaluated folder)."""
+        names = self.class_names
+        probs = _probability_matrix(self.predictions, names)
+        return [
+            {
+                "item_hash": row.item_hash,
+                "path": row.file,
+                "true_index": names.index(row.true),
+                "pred_index": names.index(row.predicted),
+                "probs": p.tolist(),
+                "confidence": float(row.confidence),
+            }
+            for row, p in zip(self.predictions.itertuples(index=False), probs, strict=True)
+        ]
 
     def to_dict(self) -> dict:
         """JSON-able form (the predictions table is left out; it can be thousands of rows)."""
@@ -468,8 +493,8 @@ def evaluate_folder(
         true = info.classes[by_name[prediction.filename].label]
         probabilities = {f"prob_{c}": p for c, p in prediction.probabilities.items()}
         rows.append(
-            {"file": relative, "true": true, "predicted": prediction.predicted,
-             "confidence": prediction.confidence, **probabilities}
+            {"file": relative, "item_hash": _file_sha256(prediction.filename), "true": true,
+             "predicted": prediction.predicted, "confidence": prediction.confidence, **probabilities}
         )  # fmt: skip
     if not rows:
         raise PredictError(f"no readable images to evaluate in {root}")
@@ -492,12 +517,24 @@ def evaluate_folder(
         confusion=np.asarray(report.matrix, dtype=np.int64),
         predictions=table,
         skipped=skipped,
+        intervals=bootstrap_metrics(y_true, y_pred, names),
+        ece=expected_calibration_error(_probability_matrix(table, names), y_true),
     )
 
 
+def _probability_matrix(table: pd.DataFrame, class_names: list[str]) -> np.ndarray:
+    """The ``prob_<class>`` columns of a predictions table as an (items x classes) array."""
+    return table[[f"prob_{c}" for c in class_names]].to_numpy(dtype=float)
+
+
+def _file_sha256(path: Path | str) -> str:
+    """Hex sha256 of a file's bytes: how a prediction row names its item across runs."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def store_evaluation(result: EvaluationResult, run_id: int) -> int:
-    """Keep an evaluation with its run (per-class metrics and confusion too); returns its id."""
-    return store.save_evaluation(
+    """Keep an evaluation with its run (per-class metrics, confusion and per-file predictions); returns its id."""
+    evaluation_id = store.save_evaluation(
         run_id,
         dataset=result.dataset,
         metrics=result.metrics(),
@@ -506,3 +543,5 @@ def store_evaluation(result: EvaluationResult, run_id: int) -> int:
         class_names=result.class_names,
         tta=result.tta,
     )
+    store.save_predictions(run_id, result.prediction_rows(), evaluation_id=evaluation_id, split=result.split)
+    return evaluation_id

@@ -257,3 +257,28 @@ def probability_bars(probabilities: Mapping[str, float], top: int = 3, height: i
     bars = base.mark_bar(color="#1f77b4")
     text = base.mark_text(align="left", dx=4).encode(text=alt.Text("probability:Q", format=".1%"))
     return alt.layer(bars, text).properties(height=height)
+
+
+def reliability_chart(table: pd.DataFrame, height: int = 300) -> alt.LayerChart:
+    """Reliability diagram: accuracy per confidence bin (bars) against the diagonal of perfect
+    calibration. ``table`` is ``backend.evaluation.calibration.reliability_table``; empty bins are left out."""
+    filled = table[table["count"] > 0]
+    scale = alt.Scale(domain=[0, 1])
+    bars = (
+        alt.Chart(filled)
+        .mark_bar(opacity=0.8)
+        .encode(
+            x=alt.X("lower:Q", title="confidence (calibrated)", scale=scale),
+            x2="upper:Q",
+            y=alt.Y("accuracy:Q", title="share right", scale=scale),
+            tooltip=[
+                alt.Tooltip("lower:Q", format=".2f"),
+                alt.Tooltip("upper:Q", format=".2f"),
+                "count:Q",
+                alt.Tooltip("confidence:Q", format=".3f", title="mean confidence"),
+                alt.Tooltip("accuracy:Q", format=".3f", title="share right"),
+            ],
+        )
+    )
+    diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})).mark_line(color="grey", strokeDash=[4, 4])
+    return alt.layer(bars, diagonal.encode(x="x:Q", y="y:Q")).properties(height=height)

@@ -19,6 +19,7 @@ import streamlit as st
 
 from backend import config, runs, store
 from backend.data import dataset
+from backend.evaluation.compare import compare_runs
 
 LIVE_TTL = 2  # seconds: run lists and histories, which training processes change
 RESULT_TTL = 30  # seconds: per-class metrics and matrices, written once at the end of a run
@@ -86,6 +87,18 @@ def confusion(run_id: int, evaluation_id: int | None, url: str):
 @st.cache_data(ttl=RESULT_TTL, show_spinner=False)
 def evaluations(run_id: int, url: str) -> pd.DataFrame:
     return store.list_evaluations(int(run_id), url=url)
+
+
+@st.cache_data(ttl=RESULT_TTL, show_spinner=False)
+def predictions(run_id: int, evaluation_id: int | None, url: str) -> pd.DataFrame:
+    """Stored per-item predictions of a run's test split or one evaluation (empty for old runs)."""
+    return store.predictions(int(run_id), evaluation_id, url=url)
+
+
+@st.cache_data(ttl=RESULT_TTL, show_spinner="Comparing runs...")
+def comparison(run_a: int, run_b: int, url: str) -> dict:
+    """``compare_runs`` of two runs (paired bootstrap and McNemar on their shared test items)."""
+    return compare_runs(int(run_a), int(run_b), url=url)
 
 
 def clear_run_caches() -> None:

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.evaluation.calibration import reliability_table
+from backend.evaluation.report import figure_text, figures_on_test, selection_split, split_counts
 from backend.store import RunRecord
 
 MILD_GAP_POINTS = 5.0  # train-test accuracy gap (points) below which overfitting is "mild"
 SEVERE_GAP_POINTS = 10.0  # above this it is "severe"; in between "moderate"
-BEST_MARK = "★ "
 
 
 def _finite(value: Any) -> float | None:
@@ -46,8 +47,8 @@ def overfitting_label(gap_points: float | None) -> str:
 
 
 def train_test_gap(record: RunRecord) -> float | None:
-    """Training minus test accuracy at the best epoch, in percentage points."""
-    train, test = _finite(record.train_acc_at_best), _finite(record.best_val_acc)
+    """Training accuracy at the selected epoch minus test accuracy, in percentage points."""
+    train, test = _finite(record.train_acc_at_best), _finite(figures_on_test(record)["accuracy"])
     if train is None or test is None:
         return None
     return 100.0 * (train - test)
@@ -71,8 +72,7 @@ def run_duration(record: RunRecord) -> float | None:
 
 
 def _split_total(record: RunRecord, split: str) -> int | None:
-    counts = (record.class_counts or {}).get(split)
-    return int(sum(counts.values())) if counts else None
+    return (split_counts(record) or {}).get(split)
 
 
 def _format_params(n: int | None) -> str:
@@ -88,34 +88,50 @@ def _format_duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
-# Rows of the comparison table: label, value(record), display format, which value is best.
-def _comparison_rows() -> list[tuple[str, Any, Any, str | None]]:
+def _format_ece(record: RunRecord) -> str | None:
+    figures = figures_on_test(record)
+    ece, before = _finite(figures["ece"]), _finite(figures["ece_uncalibrated"])
+    if ece is None:
+        return None
+    return f"{ece:.3f}" + (f" ({before:.3f} before temperature)" if before is not None else "")
+
+
+def _dataset_size(record: RunRecord) -> int | None:
+    counts = split_counts(record) or {}
+    present = [int(counts[split]) for split in ("train", "val", "test") if counts.get(split) is not None]
+    return sum(present) if present else None
+
+
+def _selection(record: RunRecord) -> str:
+    split = selection_split(record)
+    return "validation" if split == "validation" else "test (figures optimistic)"
+
+
+# Rows of the comparison table: label, text(record) (None when the run lacks it). No row is starred:
+# a best value is noise unless a paired test says otherwise (the page's paired comparisons do that).
+def _comparison_rows() -> list[tuple[str, Any]]:
+    def shown(value_of, fmt):
+        return lambda r: None if (v := value_of(r)) is None else fmt(v)
+
     pct = "{:.2%}".format
     three = "{:.4f}".format
     return [
-        ("Accuracy", lambda r: _finite(r.best_val_acc), pct, "max"),
-        ("Macro-F1", lambda r: _finite(r.best_val_f1), three, "max"),
-        ("Precision", lambda r: best_metric(r, "precision"), three, "max"),
-        ("Recall", lambda r: best_metric(r, "recall"), three, "max"),
-        ("Classes", lambda r: len(r.class_names) if r.class_names else None, "{:d}".format, None),
-        (
-            "Dataset size",
-            lambda r: _sum_optional(_split_total(r, "train"), _split_total(r, "test")),
-            "{:,}".format,
-            None,
-        ),
-        ("Images per class (train)", _images_per_class, "{:.0f}".format, None),
-        ("Best epoch", lambda r: r.best_epoch, "{:d}".format, None),
-        ("Train accuracy at best", lambda r: _finite(r.train_acc_at_best), pct, None),
-        ("Train-test gap", train_test_gap, _format_gap, "min"),
-        ("Parameters", lambda r: r.num_params, _format_params, None),
-        ("Training time", run_duration, _format_duration, "min"),
+        ("Selected on", _selection),
+        ("Accuracy", lambda r: figure_text(figures_on_test(r), "accuracy")),
+        ("Macro-F1", lambda r: figure_text(figures_on_test(r), "macro_f1")),
+        ("Precision", shown(lambda r: best_metric(r, "precision"), three)),
+        ("Recall", shown(lambda r: best_metric(r, "recall"), three)),
+        ("ECE (test)", _format_ece),
+        ("Temperature", shown(lambda r: _finite(r.temperature), "{:.2f}".format)),
+        ("Classes", shown(lambda r: len(r.class_names) if r.class_names else None, "{:d}".format)),
+        ("Dataset size", shown(_dataset_size, "{:,}".format)),
+        ("Images per class (train)", shown(_images_per_class, "{:.0f}".format)),
+        ("Best epoch", shown(lambda r: r.best_epoch, "{:d}".format)),
+        ("Train accuracy at best", shown(lambda r: _finite(r.train_acc_at_best), pct)),
+        ("Train-test gap", shown(train_test_gap, _format_gap)),
+        ("Parameters", shown(lambda r: r.num_params, _format_params)),
+        ("Training time", shown(run_duration, _format_duration)),
     ]
-
-
-def _sum_optional(*values: int | None) -> int | None:
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
 
 
 def _images_per_class(record: RunRecord) -> float | None:
@@ -127,31 +143,11 @@ def _format_gap(points: float) -> str:
     return f"{points:.2f} pts ({overfitting_label(points)})"
 
 
-def comparison_table(records: Sequence[RunRecord], labels: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The metrics table of several runs: rows are measures, columns are runs.
-
-    Returns ``(display, best)``: display strings (the best value of a row prefixed with a star) and
-    a boolean frame of the same shape marking the best cells (for highlighting). Rows where "best"
-    means nothing (classes, parameters) are not marked; a row is marked only if two runs have values.
-    """
-    display: dict[str, list[str]] = {}
-    best: dict[str, list[bool]] = {}
-    for name, value_of, fmt, better in _comparison_rows():
-        values = [value_of(r) for r in records]
-        present = [v for v in values if v is not None]
-        target = None
-        if better and len(present) >= 2 and len(set(present)) > 1:
-            target = max(present) if better == "max" else min(present, key=abs)
-        marks = [v is not None and v == target for v in values]
-        display[name] = [
-            "" if v is None else (BEST_MARK if mark else "") + fmt(v) for v, mark in zip(values, marks, strict=True)
-        ]
-        best[name] = marks
-    columns = list(labels)
-    return (
-        pd.DataFrame.from_dict(display, orient="index", columns=columns),
-        pd.DataFrame.from_dict(best, orient="index", columns=columns),
-    )
+def comparison_table(records: Sequence[RunRecord], labels: Sequence[str]) -> pd.DataFrame:
+    """The metrics table of several runs: rows are measures, columns are runs, test figures with their
+    95% intervals. Nothing is starred: which run is better is the paired comparison's question."""
+    rows = {name: [text(r) or "" for r in records] for name, text in _comparison_rows()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(labels))
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -192,12 +188,32 @@ def eta_seconds(record: RunRecord, history: pd.DataFrame) -> float | None:
 
 
 def best_run_per_model(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per model family, the completed run with the highest best validation macro-F1."""
+    """Per dataset and model family, the completed run with the highest selection macro-F1
+    (``best_val_f1``: validation for new runs, test for runs stored before), with its test figures
+    as text (``accuracy``, ``macro_f1`` with intervals) and ``selected_on``."""
     done = runs[(runs["status"] == "completed") & runs["best_val_f1"].notna()]
     if done.empty:
-        return done
-    best = done.loc[done.groupby("model")["best_val_f1"].idxmax()]
-    return best.sort_values("best_val_f1", ascending=False)
+        return done.assign(test_accuracy=[], test_macro_f1=[], selected_on=[])
+    best = done.loc[done.groupby(["dataset", "model"])["best_val_f1"].idxmax()]
+    best = best.sort_values(["dataset", "best_val_f1"], ascending=[True, False])
+    figures = [figures_on_test(row) for _, row in best.iterrows()]
+    return best.assign(
+        test_accuracy=[figure_text(f, "accuracy") for f in figures],
+        test_macro_f1=[figure_text(f, "macro_f1") for f in figures],
+        selected_on=[selection_split(row) for _, row in best.iterrows()],
+    )
+
+
+def per_class_with_intervals(per_class: pd.DataFrame, figures: Mapping[str, Any] | None) -> pd.DataFrame:
+    """Per-class rows plus ``f1_interval`` ("0.909 [0.890, 0.927]") where intervals were stored."""
+    intervals = (figures or {}).get("per_class_f1_ci") or {}
+    if per_class.empty or not intervals:
+        return per_class
+    text = [
+        figure_text({"f1": f1, "f1_ci": intervals.get(name)}, "f1")
+        for name, f1 in zip(per_class["class_name"], per_class["f1"], strict=True)
+    ]
+    return per_class.assign(f1_interval=text)
 
 
 def f1_against_frequency(per_class: pd.DataFrame, train_counts: Mapping[str, int] | None) -> pd.DataFrame:
@@ -224,3 +240,11 @@ def cell_predictions(predictions: pd.DataFrame, true: str, predicted: str) -> pd
     (for a mistake, the confident ones are the telling ones)."""
     cell = predictions[(predictions["true"] == true) & (predictions["predicted"] == predicted)]
     return cell.sort_values("confidence", ascending=False) if "confidence" in cell else cell
+
+
+def reliability(predictions: pd.DataFrame) -> pd.DataFrame | None:
+    """The reliability table (15 bins) of stored per-item predictions, None when no probabilities
+    were stored (runs from before per-item predictions)."""
+    if predictions.empty or predictions["probs"].isna().any():
+        return None
+    return reliability_table(np.vstack(predictions["probs"].to_list()), predictions["true_index"].to_numpy())

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.data.dataset import balanced_class_weights, effective_number_weights, imbalance_ratio
+from backend.evaluation.report import figure_text, figures_on_test, selection_label
 from dashboard import charts, loaders, summaries, widgets
 from dashboard.setup import setup_page
 
@@ -42,9 +43,18 @@ if per_class.empty or matrix is None:
     st.info(f"Run #{run_id} has no per-class results stored for {targets[evaluation_id]}.", icon=":material/info:")
     st.stop()
 
+if evaluation_id is None:
+    figures = figures_on_test(record)
+else:
+    figures = evaluations.set_index("id").at[evaluation_id, "metrics"] or {}
+headline = f"Macro-F1 {figure_text(figures, 'macro_f1')}, accuracy {figure_text(figures, 'accuracy')}"
+if evaluation_id is None:
+    headline += f" ({selection_label(record)})"
+st.markdown(headline)
+
 st.subheader("Per class")
 st.dataframe(
-    per_class,
+    summaries.per_class_with_intervals(per_class, figures),
     hide_index=True,
     column_config={
         "class_name": "class",
@@ -52,6 +62,7 @@ st.dataframe(
         "recall": st.column_config.ProgressColumn("recall", format="%.3f", min_value=0, max_value=1),
         "f1": st.column_config.ProgressColumn("F1", format="%.3f", min_value=0, max_value=1),
         "support": st.column_config.NumberColumn("test images"),
+        "f1_interval": "F1 [95% interval]",
     },
 )
 
@@ -82,6 +93,23 @@ else:
         widgets.image_gallery([(row["file"], f"{row['confidence']:.0%} confident") for _, row in shown.iterrows()])
         if len(cell) > len(shown):
             st.caption(f"Showing {len(shown)} of {len(cell)}, most confident first.")
+
+st.subheader("Calibration")
+table = summaries.reliability(loaders.predictions(run_id, evaluation_id, url))
+ece, before = figures.get("ece"), figures.get("ece_uncalibrated")
+if table is None and ece is None:
+    st.caption("No calibration data stored for this result (runs and evaluations from before it was kept).")
+else:
+    numbers, diagram = st.columns([1, 3], gap="large")
+    if ece is not None:
+        numbers.metric("ECE (15 bins)", f"{ece:.3f}", help="mean gap between confidence and share right")
+    if before is not None:
+        numbers.metric("ECE before temperature", f"{before:.3f}")
+    if evaluation_id is None and record.temperature is not None:
+        numbers.metric("Temperature", f"{record.temperature:.2f}", help="fitted on validation; above 1 softens")
+    if table is not None:
+        diagram.altair_chart(charts.reliability_chart(table), width="stretch")
+        diagram.caption("Bars on the dashed diagonal: a confidence of 0.8 is right 80% of the time.")
 
 st.subheader("Class sizes and weights")
 class_counts = record.class_counts or {}

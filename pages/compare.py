@@ -1,13 +1,22 @@
-"""Compare: several runs side by side: curves, the metrics table with overfitting, config diff, per-class F1."""
+"""Compare: several runs side by side: paired tests, curves, the metrics table with intervals and
+overfitting, config diff, per-class F1."""
+
+from itertools import combinations
 
 import pandas as pd
 import streamlit as st
 
 from backend import store
+from backend.evaluation.compare import winner
+from backend.evaluation.report import figure_text, figures_on_test, selection_split
 from dashboard import charts, loaders, summaries, widgets
 from dashboard.setup import setup_page
 
-setup_page("Compare runs", "Pick runs of any models and datasets; the best value of each row in the table is starred.")
+setup_page(
+    "Compare runs",
+    "Pick runs of any models and datasets. A run is called better only when a paired test on the same test "
+    "items says so; test figures carry 95% intervals.",
+)
 
 url = loaders.store_url()
 runs = loaders.all_runs(url)
@@ -37,6 +46,24 @@ for record in records:
             f"{labels[record.id]} {record.status}: {record.error or 'no message recorded'}", icon=":material/warning:"
         )
 
+st.subheader("Paired comparisons")
+if len(records) < 2:
+    st.caption("Pick two or more runs to test whether one is really better than another.")
+for first, second in combinations(records, 2):
+    result = loaders.comparison(first.id, second.id, url)
+    if not result["comparable"]:
+        st.warning(result["sentence"], icon=":material/block:")
+    elif winner(result) is not None:
+        st.success(result["sentence"], icon=":material/trophy:")
+    else:
+        st.info(result["sentence"], icon=":material/balance:")
+if len(records) >= 2:
+    st.caption(
+        "Differences are the first run minus the second, in macro-F1 points with a 95% paired bootstrap interval; "
+        "a winner is named only when McNemar's exact test (p < 0.05) and the interval (excluding 0) agree. "
+        "Runs are compared only on identical test items (matched by file content). See docs/COMPARISON.md."
+    )
+
 st.subheader("Training curves")
 history = loaders.runs_history(tuple(r.id for r in records), url)
 if history.empty:
@@ -53,16 +80,18 @@ else:
         for cell, (column, title) in zip(st.columns(2), row, strict=True):
             cell.altair_chart(charts.overlay_chart(history, column, title, names), width="stretch")
 
-st.subheader("Metrics at the best epoch")
-display, best = summaries.comparison_table(records, names)
-st.table(
-    display.style.apply(
-        lambda _: best.map(lambda b: "font-weight: 700; background-color: #e3f4e8" if b else ""), axis=None
+st.subheader("Test metrics of the selected checkpoint")
+st.table(summaries.comparison_table(records, names))
+on_test = [short[r.id] for r in records if selection_split(r) == "test"]
+if on_test:
+    st.caption(
+        f"Selected on test: {', '.join(on_test)} picked their best epoch on the test split (stored before "
+        "validation selection), so their test figures are optimistic and carry no interval."
     )
-)
 st.caption(
-    f"Train-test gap = training accuracy minus test accuracy at the best epoch: mild below "
-    f"{summaries.MILD_GAP_POINTS:.0f} points, moderate up to {summaries.SEVERE_GAP_POINTS:.0f}, severe above."
+    f"Train-test gap = training accuracy at the selected epoch minus test accuracy: mild below "
+    f"{summaries.MILD_GAP_POINTS:.0f} points, moderate up to {summaries.SEVERE_GAP_POINTS:.0f}, severe above. "
+    "Neither the gap nor the training time says which run is better."
 )
 
 st.subheader("Configuration differences")
@@ -90,11 +119,13 @@ evaluations = []
 for record in records:
     frame = loaders.evaluations(record.id, url)
     if not frame.empty:
-        evaluations.append(frame.assign(run=short[record.id], own_test_f1=record.best_val_f1))
+        own = figure_text(figures_on_test(record), "macro_f1")
+        evaluations.append(frame.assign(run=short[record.id], own_test_f1=own))
 if evaluations:
     st.subheader("Evaluations on other datasets")
     table = pd.concat(evaluations, ignore_index=True)
     table["dataset"] = table["dataset"].map(widgets.dataset_name)
+    table["macro_f1"] = [figure_text(metrics or {}, "macro_f1") for metrics in table["metrics"]]
     columns = [
         c
         for c in ("run", "dataset", "tta", "accuracy", "macro_f1", "own_test_f1", "n_samples", "created_at")
@@ -105,8 +136,8 @@ if evaluations:
         hide_index=True,
         column_config={
             "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
-            "macro_f1": st.column_config.NumberColumn("macro-F1", format="%.3f"),
-            "own_test_f1": st.column_config.NumberColumn("own test F1", format="%.3f"),
+            "macro_f1": "macro-F1 [95% interval]",
+            "own_test_f1": "own test macro-F1",
             "created_at": st.column_config.DatetimeColumn("evaluated", format="distance"),
         },
     )

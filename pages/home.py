@@ -52,23 +52,28 @@ with left:
         st.markdown("\n".join(f"- `{widgets.dataset_name(path)}`" for path in datasets))
 
 with right:
-    st.subheader("Best run per model family")
+    st.subheader("Best run per model family, per dataset")
     best = summaries.best_run_per_model(runs) if not runs.empty else runs
     if best.empty:
         st.caption("No completed run yet.")
     else:
+        columns = ["dataset", "model", "test_macro_f1", "test_accuracy", "selected_on", "id", "finished_at"]
         st.dataframe(
-            best[["model", "best_val_f1", "best_val_acc", "id", "dataset", "finished_at"]].assign(
-                dataset=best["dataset"].map(widgets.dataset_name)
-            ),
+            best[columns].assign(dataset=best["dataset"].map(widgets.dataset_name)),
             hide_index=True,
             column_config={
                 "model": "model",
-                "best_val_f1": st.column_config.NumberColumn("macro-F1", format="%.3f"),
-                "best_val_acc": st.column_config.NumberColumn("accuracy", format="percent"),
+                "test_macro_f1": "test macro-F1 [95% interval]",
+                "test_accuracy": "test accuracy [95% interval]",
+                "selected_on": "selected on",
                 "id": st.column_config.NumberColumn("run", format="#%d"),
                 "finished_at": st.column_config.DatetimeColumn("finished", format="distance"),
             },
+        )
+        st.caption(
+            "Best = highest macro-F1 on the split the run selected on (validation; test for runs stored before). "
+            "Runs selected on test have optimistic figures and no interval. Two runs are better or worse only "
+            "by a paired test: see Compare."
         )
 
     st.subheader("Recent activity")

@@ -209,7 +209,7 @@ def test_dashboard_in_a_real_browser(page, server, browser_env):
     screenshot(page, "train")
 
     visit(page, "Compare", "Compare runs")
-    page.get_by_text("Metrics at the best epoch", exact=True).wait_for()
+    page.get_by_text("Test metrics of the selected checkpoint", exact=True).wait_for()
     screenshot(page, "compare")
 
     visit(page, "Class metrics", "Class metrics")

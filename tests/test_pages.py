@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend import config, store
 from backend.data.series import CLASSES
+from tests.fixtures.comparison import plant_run, planted_labels, with_errors
 
 HOME = Path(__file__).resolve().parent.parent / "dashboard" / "Home.py"
 PAGES = ("home", "data", "train", "compare", "class_metrics", "predict")
@@ -252,17 +253,76 @@ def test_train_launches_a_run_and_cancels_it(data_dir):
 # --- Compare and Class metrics -------------------------------------------------------------------
 
 
-def test_compare_table_marks_best_and_diffs_config(completed_runs, data_dir):
+def test_compare_table_stars_nothing_and_diffs_config(completed_runs, data_dir):
     at = open_page("compare")
     at.multiselect(key="compare_runs").set_value([completed_runs["visual_cnn"], completed_runs["resnet50"]]).run()
     assert_clean(at)
     table = at.table[0].value
-    assert {"Accuracy", "Macro-F1", "Train-test gap", "Parameters", "Training time"} <= set(table.index)
+    assert {"Accuracy", "Macro-F1", "Selected on", "Train-test gap", "Parameters", "Training time"} <= set(table.index)
     assert table.shape[1] == 2
     assert table.loc["Train-test gap"].str.contains(r"\((?:mild|moderate|severe)\)").all()
+    assert not table.apply(lambda column: column.str.contains("★")).any().any()
     diff = at.table[1].value
     assert "model" in diff.index and "name" not in diff.index
     assert (diff.nunique(axis=1) > 1).all(), "the diff holds only options that differ"
+
+
+def test_compare_identical_predictions_are_not_a_significant_difference(empty_store):
+    y = planted_labels()
+    a, b = plant_run(y, with_errors(y, 30), name="seed0"), plant_run(y, with_errors(y, 30), name="seed1")
+    at = open_page("compare")
+    at.multiselect(key="compare_runs").set_value([a, b]).run()
+    assert_clean(at)
+    assert "not a significant difference" in texts(at) and not at.success
+    table = at.table[0].value
+    assert table.loc["Macro-F1"].str.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
+    assert set(table.loc["Selected on"]) == {"validation"}
+
+
+def test_compare_names_a_winner_only_for_a_planted_large_difference(empty_store):
+    y = planted_labels()
+    strong = plant_run(y, with_errors(y, 10), name="strong")
+    weak = plant_run(y, with_errors(y, 90), name="weak", selection_split=None)  # stored before: selected on test
+    noisy = plant_run(y, with_errors(y, 13), name="noisy")
+    at = open_page("compare")
+    at.multiselect(key="compare_runs").set_value([strong, weak, noisy]).run()
+    assert_clean(at)
+    winners = [s.value for s in at.success]
+    assert len(winners) == 2 and all(
+        w.endswith(f"run {strong} is significantly better") or w.endswith(f"run {noisy} is significantly better")
+        for w in winners
+    )
+    assert f"run {strong} vs run {noisy}" in texts(at) and "not a significant difference" in texts(at)
+    assert "test (figures optimistic)" in set(at.table[0].value.loc["Selected on"])
+    assert "Selected on test" in texts(at)
+
+
+def test_compare_says_runs_on_different_items_are_not_comparable(empty_store):
+    y = planted_labels()
+    a = plant_run(y, y)
+    b = plant_run(y, y, hashes=[f"elsewhere-{i}" for i in range(y.size)])
+    at = open_page("compare")
+    at.multiselect(key="compare_runs").set_value([a, b]).run()
+    assert_clean(at)
+    assert any("not comparable (different test items: 0 shared" in w.value for w in at.warning)
+
+
+def test_home_and_class_metrics_show_intervals_and_calibration(empty_store):
+    y = planted_labels()
+    run_id = plant_run(y, with_errors(y, 30))
+    at = open_page("home")
+    best = at.dataframe[0].value
+    assert best["test_macro_f1"].str.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
+    assert list(best["selected_on"]) == ["validation"]
+
+    at = open_page("class_metrics")
+    at.selectbox(key="cm_run").set_value(run_id).run()
+    assert_clean(at)
+    per_class = at.dataframe[0].value
+    assert per_class["f1_interval"].str.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["ECE (15 bins)"] == "0.030" and metrics["ECE before temperature"] == "0.080"
+    assert "selected on validation" in texts(at)
 
 
 def test_class_metrics_cell_shows_its_test_images(completed_runs, data_dir):

@@ -3,6 +3,7 @@ SQLite store: TTA averaging, the CSV path, every model family, and every kind of
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import struct
@@ -423,6 +424,14 @@ def test_predict_and_evaluate_every_model_family(family, completed_runs, tiny_da
     assert stored["f1"].tolist() == pytest.approx([r["f1"] for r in result.per_class])
     names, matrix = store.confusion(run_id, evaluation_id=evaluation_id)
     assert names == result.class_names and np.array_equal(matrix, result.confusion)
+    lo, hi = row["macro_f1_ci"]
+    assert lo <= result.macro_f1 <= hi and row["n_resamples"] >= 1000 and 0.0 <= row["ece"] <= 1.0
+    stored = store.predictions(run_id, evaluation_id)
+    assert len(stored) == n_test and set(stored["split"]) == {"test"}
+    first = stored.iloc[0]
+    assert first["item_hash"] == hashlib.sha256((tiny_dataset / first["path"]).read_bytes()).hexdigest()
+    assert (stored["true_index"] == stored["pred_index"]).mean() == pytest.approx(result.accuracy)
+    assert store.predictions(run_id).empty  # the run's own test rows are a different target
 
 
 def test_evaluate_a_plain_class_folder_uses_every_image(cnn, tiny_dataset, tmp_path):
