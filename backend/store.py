@@ -157,6 +157,12 @@ class Run(Base):
     checkpoint_path: Mapped[str | None] = mapped_column(String(1000))
     error: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
+    # Honest comparison (docs/COMPARISON.md). NULL selection_split = stored before validation
+    # selection existed: its best epoch was picked on test ("selected on test").
+    selection_split: Mapped[str | None] = mapped_column(String(20))
+    split_counts: Mapped[dict | None] = mapped_column(JSON)  # {"train": n, "val": n, "test": n, "duplicates_removed": {...}}
+    test_metrics: Mapped[dict | None] = mapped_column(JSON)  # bootstrap_metrics(...) + ece, ece_uncalibrated, epoch, reliability
+    temperature: Mapped[float | None] = mapped_column(Float)  # fitted on validation; NULL = uncalibrated
 
 
 class EpochMetric(Base):
@@ -252,6 +258,10 @@ class RunRecord:
     checkpoint_path: str | None
     error: str | None
     notes: str | None
+    selection_split: str | None
+    split_counts: dict | None
+    test_metrics: dict | None
+    temperature: float | None
 
 
 RUN_COLUMNS = tuple(Run.__table__.columns.keys())
@@ -259,7 +269,7 @@ EPOCH_COLUMNS = tuple(c for c in EpochMetric.__table__.columns.keys() if c != "i
 LIST_RUN_COLUMNS = (
     "id", "name", "model", "status", "dataset", "created_at", "started_at", "finished_at",
     "current_epoch", "total_epochs", "best_epoch", "best_val_f1", "best_val_acc", "train_acc_at_best",
-    "num_params", "device", "error",
+    "num_params", "device", "error", "selection_split", "test_metrics", "temperature",
 )  # fmt: skip
 CLASS_METRIC_COLUMNS = ("class_name", "precision", "recall", "f1", "support")
 EVALUATION_COLUMNS = tuple(Evaluation.__table__.columns.keys())
@@ -663,3 +673,73 @@ def list_evaluations(run_id: int, url: str | None = None) -> pd.DataFrame:
     frame = _select_frame(query, url)
     expanded = pd.DataFrame.from_records([m or {} for m in frame["metrics"]], index=frame.index)
     return pd.concat([frame, expanded.drop(columns=[c for c in expanded if c in frame])], axis=1)
+
+
+# --- per-item predictions (paired comparison, calibration) ---------------------------------------
+
+
+class Prediction(Base):
+    """One test (or validation, or evaluated) item's prediction: what paired comparisons match on.
+
+    ``item_hash`` is the sha256 of the file's bytes, so two runs are paired on the same content even
+    when paths differ; ``probs`` are the calibrated class probabilities.
+    """
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index(None, "run_id", "evaluation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = _run_fk()
+    evaluation_id: Mapped[int | None] = _evaluation_fk()
+    split: Mapped[str] = mapped_column(String(20), default="test")
+    item_hash: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(1000))  # relative to the dataset (or evaluated folder) root
+    true_index: Mapped[int] = mapped_column(Integer)
+    pred_index: Mapped[int] = mapped_column(Integer)
+    probs: Mapped[list | None] = mapped_column(JSON)
+    confidence: Mapped[float | None] = mapped_column(Float)
+
+
+PREDICTION_COLUMNS = ("split", "item_hash", "path", "true_index", "pred_index", "probs", "confidence")
+_REQUIRED_PREDICTION_COLUMNS = ("item_hash", "path", "true_index", "pred_index")
+
+
+def save_predictions(
+    run_id: int,
+    rows: list[dict],
+    *,
+    evaluation_id: int | None = None,
+    split: str = "test",
+    url: str | None = None,
+) -> None:
+    """Store per-item predictions of a run's own split (``evaluation_id=None``) or of one evaluation,
+    replacing the earlier rows of that target. Row keys: item_hash, path, true_index, pred_index,
+    and optionally probs (list of floats) and confidence."""
+    keys = {key for row in rows for key in row}
+    _check_fields(keys, set(PREDICTION_COLUMNS) - {"split"}, "prediction")
+    missing = [key for key in _REQUIRED_PREDICTION_COLUMNS if any(key not in row for row in rows)]
+    if missing:
+        raise StoreError(f"prediction rows need {', '.join(missing)}")
+    values = [
+        {"run_id": run_id, "evaluation_id": evaluation_id, "split": split, "probs": None, "confidence": None}
+        | {key: _plain(value) for key, value in row.items()}
+        for row in rows
+    ]
+    for value in values:
+        if value["probs"] is not None:
+            value["probs"] = [float(p) for p in value["probs"]]
+    with session_scope(url) as session:
+        session.execute(delete(Prediction).where(_same_target(Prediction, run_id, evaluation_id)))
+        if values:
+            session.execute(insert(Prediction), values)
+
+
+def predictions(run_id: int, evaluation_id: int | None = None, url: str | None = None) -> pd.DataFrame:
+    """Per-item predictions of a run's own split (or of one evaluation), in the order they were saved:
+    columns ``PREDICTION_COLUMNS``; empty when none were stored (runs from before this table)."""
+    query = (
+        select(*_columns(Prediction, PREDICTION_COLUMNS))
+        .where(_same_target(Prediction, run_id, evaluation_id))
+        .order_by(Prediction.id)
+    )
+    return _select_frame(query, url)

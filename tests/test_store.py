@@ -352,3 +352,49 @@ def test_store_imports_without_torch_or_streamlit():
     code = "import sys, backend.store; print(sorted({'torch', 'streamlit'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_comparison_columns_round_trip_and_default_to_none(db_url):
+    old = make_run()
+    record = store.get_run(old)
+    assert (record.selection_split, record.split_counts, record.test_metrics, record.temperature) == (None,) * 4
+    new = make_run()
+    counts = {"train": 80, "val": 14, "test": 30, "duplicates_removed": {"val": 1, "test": 0}}
+    metrics = {"accuracy": 0.9, "accuracy_ci": [0.85, 0.95], "macro_f1": 0.88, "ece": np.float64(0.02)}
+    store.update_run(new, selection_split="validation", split_counts=counts, test_metrics=metrics, temperature=1.7)
+    record = store.get_run(new)
+    assert record.selection_split == "validation" and record.split_counts == counts
+    assert record.test_metrics["accuracy_ci"] == [0.85, 0.95] and record.temperature == 1.7
+    listed = store.list_runs().set_index("id")
+    assert listed.loc[new, "selection_split"] == "validation" and listed.loc[new, "test_metrics"]["ece"] == 0.02
+    assert pd.isna(listed.loc[old, "selection_split"])
+
+
+def test_predictions_are_stored_per_target_replaced_and_deleted_with_the_run(db_url):
+    run_id = make_run(class_names=["a", "b"])
+    rows = [
+        {"item_hash": "h1", "path": "test/a/1.png", "true_index": 0, "pred_index": np.int64(0),
+         "probs": np.array([0.9, 0.1]), "confidence": np.float32(0.9)},
+        {"item_hash": "h2", "path": "test/b/2.png", "true_index": 1, "pred_index": 0},
+    ]  # fmt: skip
+    store.save_predictions(run_id, rows)
+    frame = store.predictions(run_id)
+    assert list(frame.columns) == list(store.PREDICTION_COLUMNS)
+    assert list(frame["item_hash"]) == ["h1", "h2"] and list(frame["split"]) == ["test", "test"]
+    assert frame.loc[0, "probs"] == pytest.approx([0.9, 0.1]) and np.isnan(frame.loc[1, "confidence"])
+
+    evaluation_id = store.save_evaluation(run_id, dataset="other", metrics={}, per_class=[], matrix=[[0, 0], [0, 0]],
+                                          class_names=["a", "b"])  # fmt: skip
+    store.save_predictions(run_id, rows[:1], evaluation_id=evaluation_id)
+    store.save_predictions(run_id, rows[1:])  # replaces the run's own rows, not the evaluation's
+    assert list(store.predictions(run_id)["item_hash"]) == ["h2"]
+    assert list(store.predictions(run_id, evaluation_id)["item_hash"]) == ["h1"]
+
+    with pytest.raises(store.StoreError, match="unknown prediction field"):
+        store.save_predictions(run_id, [{"item_hash": "h", "path": "p", "true_index": 0, "pred_index": 0, "x": 1}])
+    with pytest.raises(store.StoreError, match="need pred_index"):
+        store.save_predictions(run_id, [{"item_hash": "h", "path": "p", "true_index": 0}])
+    assert list(store.predictions(run_id)["item_hash"]) == ["h2"]  # a rejected save leaves rows intact
+
+    store.delete_run_rows(run_id)
+    assert store.predictions(run_id).empty and store.predictions(run_id, evaluation_id).empty

@@ -1,0 +1,127 @@
+"""Bootstrap intervals and the paired comparison on planted predictions with a known truth."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import accuracy_score, f1_score
+
+from backend.evaluation.stats import bootstrap_metrics, format_interval, paired_comparison
+
+CLASSES = [f"c{i}" for i in range(9)]
+
+
+def planted(n: int, accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced labels over nine classes and predictions right on exactly ``accuracy`` of them."""
+    rng = np.random.default_rng(seed)
+    y_true = np.repeat(np.arange(9), n // 9)
+    y_pred = y_true.copy()
+    wrong = rng.choice(y_true.size, size=round((1 - accuracy) * y_true.size), replace=False)
+    y_pred[wrong] = (y_true[wrong] + rng.integers(1, 9, size=wrong.size)) % 9
+    return y_true, y_pred
+
+
+def test_point_estimates_equal_sklearn_including_absent_classes():
+    y_true, y_pred = planted(900, 0.8, seed=1)
+    y_pred[y_pred == 8] = 0  # class 8 never predicted
+    result = bootstrap_metrics(y_true, y_pred, CLASSES + ["never_seen"])
+    labels = list(range(10))
+    assert result["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert result["macro_f1"] == pytest.approx(
+        f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    )
+    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    assert list(result["per_class_f1"].values()) == pytest.approx(list(per_class))
+    assert result["per_class_f1"]["never_seen"] == 0.0 and result["n"] == 900
+
+
+def test_accuracy_interval_covers_truth_with_binomial_width():
+    """Accuracy 0.9 on 900 items: width about 2 * 1.96 * sqrt(.9 * .1 / 900) = 0.039."""
+    y_true, y_pred = planted(900, 0.9, seed=2)
+    result = bootstrap_metrics(y_true, y_pred, CLASSES, n_resamples=2000, seed=3)
+    lo, hi = result["accuracy_ci"]
+    assert lo < 0.9 < hi
+    assert hi - lo == pytest.approx(2 * 1.96 * np.sqrt(0.9 * 0.1 / 900), abs=0.006)
+    lo, hi = result["macro_f1_ci"]
+    assert lo < result["macro_f1"] < hi and 0.02 < hi - lo < 0.06
+    for name in CLASSES:
+        lo, hi = result["per_class_f1_ci"][name]
+        assert lo <= result["per_class_f1"][name] <= hi
+
+
+def test_intervals_cover_the_population_value_in_about_95_percent_of_samples():
+    """Draw test sets from a model that is right with probability 0.85: the interval covers 0.85."""
+    rng = np.random.default_rng(7)
+    covered = 0
+    for trial in range(100):
+        y_true = rng.integers(0, 9, size=400)
+        right = rng.random(400) < 0.85
+        y_pred = np.where(right, y_true, (y_true + rng.integers(1, 9, size=400)) % 9)
+        lo, hi = bootstrap_metrics(y_true, y_pred, CLASSES, seed=trial)["accuracy_ci"]
+        covered += lo <= 0.85 <= hi
+    assert covered >= 88
+
+
+def test_seeded_stratified_and_fast():
+    y_true, y_pred = planted(999, 0.9, seed=4)
+    start = time.perf_counter()
+    first = bootstrap_metrics(y_true, y_pred, CLASSES, n_resamples=1000, seed=5)
+    assert time.perf_counter() - start < 1.0
+    assert bootstrap_metrics(y_true, y_pred, CLASSES, n_resamples=1000, seed=5) == first
+    assert bootstrap_metrics(y_true, y_pred, CLASSES, n_resamples=1000, seed=6) != first
+    # every item right: each stratified resample is also all right, so the interval is a point
+    perfect = bootstrap_metrics(y_true, y_true, CLASSES)
+    assert perfect["accuracy_ci"] == [1.0, 1.0] and perfect["macro_f1_ci"] == [1.0, 1.0]
+
+
+def test_empty_input_and_bad_labels():
+    empty = bootstrap_metrics([], [], CLASSES)
+    assert empty["n"] == 0 and empty["accuracy"] is None and empty["macro_f1_ci"] is None
+    with pytest.raises(ValueError, match="outside 0..8"):
+        bootstrap_metrics([0, 9], [0, 1], CLASSES)
+    with pytest.raises(ValueError, match="2 items but predictions have 3"):
+        bootstrap_metrics([0, 1], [0, 1, 2], CLASSES)
+
+
+def test_mcnemar_p_equals_binomtest_on_discordant_counts():
+    y_true, pred_a = planted(900, 0.9, seed=8)
+    _, pred_b = planted(900, 0.86, seed=9)
+    result = paired_comparison(y_true, pred_a, pred_b, CLASSES)
+    correct_a, correct_b = pred_a == y_true, pred_b == y_true
+    b, c = int(np.sum(correct_a & ~correct_b)), int(np.sum(~correct_a & correct_b))
+    assert result["discordant"] == [b, c]
+    assert result["mcnemar_p"] == pytest.approx(binomtest(b, b + c, 0.5).pvalue)
+    assert result["accuracy_diff"] == pytest.approx(correct_a.mean() - correct_b.mean())  # A minus B
+    assert result["n_paired"] == 900
+
+
+def test_identical_predictions_are_not_significant():
+    y_true, y_pred = planted(900, 0.9, seed=10)
+    result = paired_comparison(y_true, y_pred, y_pred.copy(), CLASSES)
+    assert result["mcnemar_p"] == 1.0 and result["discordant"] == [0, 0]
+    assert result["macro_f1_diff"] == 0.0 and result["macro_f1_diff_ci"] == [0.0, 0.0]
+    assert not result["significant"]
+
+
+def test_large_planted_difference_is_significant_and_small_one_is_not():
+    y_true, strong = planted(900, 0.95, seed=11)
+    weak = strong.copy()
+    flip = np.flatnonzero(strong == y_true)[:90]  # B loses 90 items A gets right
+    weak[flip] = (y_true[flip] + 1) % 9
+    result = paired_comparison(y_true, strong, weak, CLASSES)
+    assert result["significant"] and result["macro_f1_diff"] > 0.08
+    assert result["macro_f1_diff_ci"][0] > 0
+    slightly = strong.copy()
+    slightly[flip[:3]] = (y_true[flip[:3]] + 1) % 9  # 3 items of 900: noise
+    result = paired_comparison(y_true, strong, slightly, CLASSES)
+    assert not result["significant"] and result["mcnemar_p"] > 0.05
+
+
+def test_format_interval():
+    assert format_interval(0.9091, [0.8904, 0.9271]) == "0.909 [0.890, 0.927]"
+    assert format_interval(0.9091, None) == "0.909"
+    assert format_interval(None, None) == "—"
+    assert format_interval(0.5, [0.25, 0.75], digits=2) == "0.50 [0.25, 0.75]"
