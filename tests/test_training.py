@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from backend import store
 from backend.cli.train import add_arguments, build_config, train_run
@@ -19,7 +20,7 @@ from backend.config import run_dir
 from backend.data.dataset import scan_dataset
 from backend.device import Runtime, make_runtime
 from backend.models import count_parameters, create_model, model_defaults
-from backend.training.config import FIELD_NAMES, ConfigError, TrainConfig
+from backend.training.config import FIELD_NAMES, ConfigError, TrainConfig, load_split
 from backend.training.data import build_training_data, class_presets, uses_batch_path
 from backend.training.loop import loss_terms, train_one_epoch
 from backend.training.losses import build_loss
@@ -44,8 +45,15 @@ def make_dataset(root, classes: dict[str, int], test_per_class: int = 2, pixel=N
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 image = np.full((24, 24, 3), pixel, np.uint8) if pixel is not None else rng.integers(0, 256, (24, 24, 3), np.uint8)
-                Image.fromarray(image).save(folder / f"{i}.png")
+                # Same pixels may repeat; the bytes never do (a copy across splits would be dropped).
+                Image.fromarray(image).save(folder / f"{i}.png", pnginfo=_png_text(f"{split}/{name}/{i}"))
     return root
+
+
+def _png_text(text: str) -> PngInfo:
+    info = PngInfo()
+    info.add_text("id", text)
+    return info
 
 
 # --- config ----------------------------------------------------------------------------------------
@@ -137,11 +145,14 @@ def test_config_file_then_flags_override_it(tiny_dataset, tmp_path, suffix):
 @pytest.mark.parametrize("model", sorted(EPOCHS))
 def test_each_model_trains_end_to_end_and_leaves_its_rows_and_files(completed_runs, tiny_dataset, model):
     run = store.get_run(completed_runs[model])
-    info = scan_dataset(tiny_dataset)
+    info = load_split(TrainConfig(**run.config))
     k, n_test = len(info.classes), len(info.test)
     assert run.status == "completed" and run.error is None and run.finished_at is not None
     assert run.class_names == info.classes
-    assert run.class_counts == {"train": info.counts("train"), "test": info.counts("test")}
+    assert run.class_counts == {split: info.counts(split) for split in ("train", "val", "test")}
+    assert run.selection_split == "validation"
+    assert run.split_counts == {"train": len(info.train), "val": len(info.val), "test": n_test,
+                                "duplicates_removed": {"train": 0, "val": 0, "test": 0}}  # fmt: skip
     assert run.current_epoch == run.total_epochs == EPOCHS[model]
     assert run.num_params == count_parameters(create_model(model, num_classes=k, image_size=32, **run.config["model_kwargs"]))
     assert "cpu" in run.device
@@ -164,13 +175,16 @@ def test_each_model_trains_end_to_end_and_leaves_its_rows_and_files(completed_ru
     assert "epoch 1/" in (folder / "log.txt").read_text()
 
     predictions = pd.read_csv(folder / "test_predictions.csv")
-    assert list(predictions.columns) == ["file", "true", "predicted", "confidence"] + [f"prob_{c}" for c in info.classes]
+    assert list(predictions.columns) == ["file", "path", "item_hash", "true", "predicted", "confidence"] + [
+        f"prob_{c}" for c in info.classes
+    ]
     assert sorted(predictions["file"]) == sorted(str(s.path) for s in info.test)
+    assert all((tiny_dataset / path).is_file() for path in predictions["path"])  # relative to the dataset root
     probs = predictions[[f"prob_{c}" for c in info.classes]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     assert np.allclose(predictions["confidence"], probs.max(axis=1), atol=1e-6)
-    # The stored report is the best model's: its accuracy and confusion are those of the CSV.
-    assert (predictions["true"] == predictions["predicted"]).mean() == pytest.approx(run.best_val_acc)
+    # The stored report is the best model's on test: its accuracy and confusion are those of the CSV.
+    assert (predictions["true"] == predictions["predicted"]).mean() == pytest.approx(run.test_metrics["accuracy"])
     names, matrix = store.confusion(run.id)
     assert names == info.classes and matrix.shape == (k, k) and matrix.sum() == n_test
     expected = pd.crosstab(predictions["true"], predictions["predicted"]).reindex(index=names, columns=names, fill_value=0)
@@ -301,7 +315,7 @@ def test_batches_are_normalised_channels_last_on_the_device(tiny_dataset, augmen
     assert images.is_contiguous(memory_format=torch.channels_last)
     assert labels.dtype == torch.int64 and set(labels.tolist()) <= set(range(len(info.classes)))
     assert -3.0 < images.min() < images.max() < 3.0  # ImageNet-normalised, not 0-255
-    test = list(data.test_batches(batch_size=5))
+    test = list(data.eval_batches("test", batch_size=5))
     assert torch.cat([y for _, y in test]).tolist() == [s.label for s in info.test]
 
 
