@@ -31,7 +31,7 @@ from backend.data.render import STYLES, check_size, encode_png, render_series
 from backend.data.series import CLASSES, check_series_options, generate_series
 from backend.registry import Registry
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "val")  # val last: adding it left train/test sample seeds (and bytes) unchanged
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 FREQUENCIES = {"1min": 60, "5min": 300, "15min": 900, "1h": 3600, "1D": 86400}  # CSV sampling, seconds
@@ -104,13 +104,19 @@ def _counts(argument: str, classes: Sequence[str], train: int, test: int) -> dic
 
 
 def plan_counts(classes: Sequence[str], train_per_class: int, test_per_class: int,
-                imbalance: str = "balanced") -> dict[str, dict[str, int]]:
-    """Samples per split and class for an imbalance spec: ``{"train": {class: n}, "test": {...}}``."""
-    for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
+                imbalance: str = "balanced", val_per_class: int = 0) -> dict[str, dict[str, int]]:
+    """Samples per split and class for an imbalance spec: ``{"train": {class: n}, "test": {...}}``,
+    plus ``"val"`` when ``val_per_class`` > 0 (shaped like test: the same imbalance, its own size)."""
+    for name, value, least in (("train_per_class", train_per_class, 1), ("test_per_class", test_per_class, 1),
+                               ("val_per_class", val_per_class, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ValueError(f"{name} must be a whole number >= {least}; got {value!r}")
     mode, _, argument = str(imbalance).partition(":")
-    return IMBALANCES.get(mode.strip())(argument.strip(), list(classes), int(train_per_class), int(test_per_class))
+    plan = IMBALANCES.get(mode.strip())
+    counts = plan(argument.strip(), list(classes), int(train_per_class), int(test_per_class))
+    if val_per_class:
+        counts["val"] = plan(argument.strip(), list(classes), int(train_per_class), int(val_per_class))["test"]
+    return counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +272,7 @@ def _move_into_place(staging: Path, out: Path) -> None:
         os.replace(staging, out)
 
 
-def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: int,
+def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: int, val_per_class: int = 0,
                      classes: Sequence[str] | None = None, imbalance: str = "balanced",
                      length: int | None = None, difficulty: float = 1.0, style: str = "team",
                      size: tuple[int, int] | None = None, subkinds: Mapping[str, Sequence[str]] | None = None,
@@ -282,12 +288,12 @@ def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: in
     """
     out = Path(out)
     chosen = _check_classes(classes)
-    counts = plan_counts(chosen, train_per_class, test_per_class, imbalance)
+    counts = plan_counts(chosen, train_per_class, test_per_class, imbalance, val_per_class)
     allowed = _check_subkinds(subkinds, chosen, length, difficulty)
     STYLES.get(style)
     job_size = check_size(size)
     _check_out(out)
-    tasks = [(split, c, i) for split in SPLITS for c in chosen for i in range(counts[split][c])]
+    tasks = [(split, c, i) for split in counts for c in chosen for i in range(counts[split][c])]
     workers = _worker_count(workers, len(tasks))
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     job = _Job(root=str(staging), seed=_check_seed(seed), length=None if length is None else int(length),
@@ -297,7 +303,7 @@ def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: in
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        for split in SPLITS:
+        for split in counts:
             for c in chosen:
                 (staging / split / c).mkdir(parents=True)
                 (staging / "csv" / split / c).mkdir(parents=True)
