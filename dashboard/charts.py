@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 CLASS_AXIS = alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False, title=None)
-SPLIT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "test": "#ff7f0e"}
+SPLIT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "val": "#2ca02c", "test": "#ff7f0e"}
 RUN_COLOURS = "tableau10"  # distinct hues: runs are categories, not an ordered scale
 
 # (title, train column, validation column); a missing column is simply not drawn.
@@ -42,10 +42,10 @@ def class_counts_chart(counts: Mapping[str, Mapping[str, int]], height: int = 34
         .mark_bar()
         .encode(
             x=alt.X("class:N", axis=CLASS_AXIS, sort=None),
-            xOffset=alt.XOffset("split:N", sort=["train", "test"]),
+            xOffset=alt.XOffset("split:N", sort=list(counts)),
             y=alt.Y("images:Q", title="images"),
             color=alt.Color(
-                "split:N", scale=_split_scale(["train", "test"]), legend=alt.Legend(orient="top", title=None)
+                "split:N", scale=_split_scale(list(counts)), legend=alt.Legend(orient="top", title=None)
             ),
             tooltip=["class", "split", "images"],
         )

@@ -29,7 +29,7 @@ from backend.training.regularize import SAMPLERS
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Model": ("name", "model_kwargs"),
-    "Data": ("data", "image_size", "test_fraction", "workers"),
+    "Data": ("data", "image_size", "test_fraction", "val_fraction", "workers"),
     "Optimisation": (
         "epochs", "batch_size", "lr", "optimizer", "weight_decay", "momentum", "nesterov", "scheduler",
         "plateau_factor", "plateau_patience", "warmup_epochs", "grad_clip", "ema_decay", "early_stopping_patience",

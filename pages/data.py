@@ -34,8 +34,11 @@ else:
         cols = st.columns(5)
         cols[0].metric("Classes", len(classes))
         cols[1].metric("Images", f"{summary['total_images']:,}")
-        cols[2].metric("Train / test", f"{sum(counts['train'].values()):,} / {sum(counts['test'].values()):,}",
-                       help="test split from the test/ folder" if summary["split"] == "folder" else "no test/ folder: a seeded stratified split")  # fmt: skip
+        shown = [split for split in ("train", "val", "test") if split in counts]  # val only with a val/ folder
+        cols[2].metric(" / ".join(split.capitalize() if i == 0 else split for i, split in enumerate(shown)),
+                       " / ".join(f"{sum(counts[split].values()):,}" for split in shown),
+                       help=("test split from the test/ folder" if summary["split"] == "folder" else "no test/ folder: a seeded stratified split")
+                       + ("; validation from the val/ folder" if "val" in counts else "; validation: a seeded share of train, held out at training time"))  # fmt: skip
         for col, split in zip(cols[3:], ("train", "test"), strict=True):
             ratio = ratios.get(split)
             col.metric(

@@ -72,7 +72,9 @@ def _assert_checkpoint_reproduces_the_runs_predictions(run_id: int) -> None:
     images = load_dataset_cache([Path(f) for f in expected["file"]], checkpoint["image_size"])
     with torch.inference_mode():
         logits = model(to_model_input(images, make_runtime("cpu", "fp32")))["logits"]
-    probs = logits.softmax(dim=1).numpy()
+    # The CSV holds calibrated probabilities: logits divided by the temperature fitted on validation.
+    assert checkpoint["temperature"] == pytest.approx(run.temperature) and checkpoint["temperature"] > 0
+    probs = (logits / checkpoint["temperature"]).softmax(dim=1).numpy()
     assert np.allclose(probs, expected[[f"prob_{c}" for c in run.class_names]].to_numpy(), atol=1e-4)
 
 
@@ -97,6 +99,15 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path):
         save_checkpoint(path, {**checkpoint_of(model), "metrics": {"bad": lambda: None}})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary file left behind
+
+
+def test_checkpoints_from_before_calibration_read_back_uncalibrated(tmp_path):
+    model = create_model("visual_cnn", num_classes=3, image_size=32, width=4)
+    old = {key: value for key, value in checkpoint_of(model).items() if key not in {"temperature", "uncertainty"}}
+    torch.save(old, tmp_path / "old.pt")
+    loaded, meta = load_checkpoint(tmp_path / "old.pt")
+    assert meta["temperature"] == 1.0 and meta["uncertainty"] is None
+    assert not loaded.training
 
 
 def test_files_that_are_not_checkpoints_get_a_clear_error(tmp_path):

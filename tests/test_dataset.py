@@ -15,7 +15,9 @@ from backend.data.dataset import (
     DatasetError,
     balanced_class_weights,
     dataset_summary,
+    drop_cross_split_duplicates,
     effective_number_weights,
+    file_sha256,
     imbalance_ratio,
     list_datasets,
     scan_dataset,
@@ -54,8 +56,9 @@ def test_split_folders_give_sorted_classes_and_labels(tmp_path):
     assert info.counts("test") == {"a_cls": 1, "b_cls": 1, "c_cls": 2}
     for sample in info.train + info.test:
         assert sample.path.parent.name == info.classes[sample.label]
-    with pytest.raises(ValueError, match="unknown split 'val'"):
-        info.counts("val")
+    assert info.val == [] and info.val_source == "none"  # no val/ folder and no val_fraction asked
+    with pytest.raises(ValueError, match="unknown split 'dev'; choose one of: train, val, test"):
+        info.counts("dev")
 
 
 def test_flat_layout_is_split_stratified_and_seeded(tmp_path):
@@ -228,6 +231,59 @@ def test_dataset_summary_is_json_and_complete(tmp_path):
     assert [u["path"] for u in summary["unreadable"]] == [str(root / "test" / "b" / "broken.png")]
     assert any("no test images for: b" in note for note in summary["notes"])
     assert summary["manifest"] == {"seed": 7, "classes": ["a", "b"]}
+
+
+def test_a_val_folder_is_the_validation_split_and_the_summary_counts_it(tmp_path):
+    root = make_split(tmp_path / "ds", {"a": 4, "b": 4}, {"a": 2, "b": 2})
+    make_flat(root / "val", {"a": 1, "b": 3})
+    info = scan_dataset(root, val_fraction=0.5)  # the folder wins over the fraction
+    assert info.val_source == "folder"
+    assert info.counts("val") == {"a": 1, "b": 3} and info.counts("train") == {"a": 4, "b": 4}
+    assert all(s.path.parts[-3] == "val" for s in info.val)
+    summary = dataset_summary(root)
+    assert summary["counts"]["val"] == {"a": 1, "b": 3} and summary["total_images"] == 16
+    (root / "val" / "c").mkdir()
+    with pytest.raises(DatasetError, match="train/ and val/ must have the same class folders; only in val: c"):
+        scan_dataset(root)
+
+
+def test_without_a_val_folder_validation_is_a_seeded_stratified_share_of_train(tmp_path):
+    root = make_split(tmp_path / "ds", {"x": 40, "y": 20}, {"x": 2, "y": 2})
+    info = scan_dataset(root, val_fraction=0.25, seed=3)
+    assert info.val_source == "stratified"
+    assert info.counts("val") == {"x": 10, "y": 5}  # a quarter of each train class
+    assert info.counts("train") == {"x": 30, "y": 15}
+    train, val = {s.path for s in info.train}, {s.path for s in info.val}
+    assert not train & val and all(s.path.parts[-3] == "train" for s in info.val)
+    assert {s.path for s in scan_dataset(root, val_fraction=0.25, seed=3).val} == val
+    assert {s.path for s in scan_dataset(root, val_fraction=0.25, seed=4).val} != val
+    flat = scan_dataset(make_flat(tmp_path / "flat", {"x": 40, "y": 20}), test_fraction=0.25, val_fraction=0.2)
+    assert len(flat.train) + len(flat.val) + len(flat.test) == 60 and flat.counts("test") == {"x": 10, "y": 5}
+    assert flat.counts("val") == {"x": 6, "y": 3}  # a fifth of what test left in train
+    with pytest.raises(DatasetError, match=r"val_fraction must be in \[0, 1\)"):
+        scan_dataset(root, val_fraction=1.0)
+
+
+def test_copies_across_splits_are_dropped_from_the_later_split_and_counted(tmp_path):
+    root = tmp_path / "ds"
+    for split, seeds in (("train", {"a": [1, 2, 3], "b": [4, 5, 6]}), ("val", {"a": [7], "b": [8]}),
+                         ("test", {"a": [9, 10], "b": [11, 12]})):  # fmt: skip
+        for name, per_class in seeds.items():
+            for seed in per_class:
+                write_png(root / split / name / f"{seed}.png", seed=seed)
+    # Planted copies: a train image in val (another class, another name) and in test; a val image in test.
+    write_png(root / "val" / "b" / "copy_of_train.png", seed=1)
+    write_png(root / "test" / "a" / "copy_of_train.png", seed=2)
+    write_png(root / "test" / "b" / "copy_of_val.png", seed=7)
+    info = drop_cross_split_duplicates(scan_dataset(root))
+    assert info.duplicates_removed == {"train": 0, "val": 1, "test": 2}
+    assert (len(info.train), len(info.val), len(info.test)) == (6, 2, 4)
+    hashes = {split: {file_sha256(s.path) for s in getattr(info, split)} for split in ("train", "val", "test")}
+    assert not hashes["train"] & hashes["val"] and not hashes["train"] & hashes["test"]
+    assert not hashes["val"] & hashes["test"]
+    assert all("copy" not in s.path.name for s in info.val + info.test)
+    assert info.hashes[info.test[0].path] == file_sha256(info.test[0].path)
+    assert any("1 from val, 2 from test" in note for note in info.notes)
 
 
 def test_dataset_summary_notes_a_broken_manifest(tmp_path):

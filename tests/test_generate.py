@@ -160,6 +160,14 @@ def test_custom_counts_scale_test_in_proportion():
     assert counts["test"] == {"mean_shift": 5, "point_anomaly": 20, "variance_shift": 20, "volatility": 40}
 
 
+def test_val_per_class_plans_a_third_split_shaped_like_test():
+    counts = plan_counts(FOUR, 40, 20, "counts:mean_shift=10, volatility=80", val_per_class=10)
+    assert counts["val"] == {"mean_shift": 2, "point_anomaly": 10, "variance_shift": 10, "volatility": 20}
+    assert "val" not in plan_counts(FOUR, 40, 20)
+    with pytest.raises(ValueError, match="val_per_class must be a whole number >= 0; got -1"):
+        plan_counts(FOUR, 40, 20, val_per_class=-1)
+
+
 def test_generated_files_follow_the_imbalance(tmp_path):
     generate_dataset(tmp_path / "lt", train_per_class=4, test_per_class=2, seed=0, imbalance="longtail:4",
                      classes=["mean_shift", "point_anomaly", "volatility"], size=SMALL, workers=1)
@@ -356,6 +364,24 @@ def test_cli_writes_a_dataset_with_a_preset(tmp_path):
     assert manifest["classes"] == sorted(FIVE_CLASS_PRESET)
     assert {s["params"]["length"] for s in manifest["samples"]} == {120}
     assert manifest["options"]["difficulty"] == 1.5 and "wrote 10 train and 5 test plots" in result.stdout
+
+
+def test_cli_val_per_class_writes_a_val_folder_that_training_scans_as_validation(tmp_path):
+    from backend.data.dataset import drop_cross_split_duplicates, scan_dataset
+
+    options = ["--train-per-class", "2", "--test-per-class", "1", "--seed", "4", "--classes", ",".join(FOUR),
+               "--size", "48x36", "--length", "120", "--workers", "1"]  # fmt: skip
+    result = _cli("--out", str(tmp_path / "three"), "--val-per-class", "2", *options)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 8 train, 8 val and 4 test plots" in result.stdout
+    assert _manifest(tmp_path / "three")["counts"]["val"] == dict.fromkeys(FOUR, 2)
+    info = drop_cross_split_duplicates(scan_dataset(tmp_path / "three", val_fraction=0.15))
+    assert info.val_source == "folder" and info.counts("val") == dict.fromkeys(FOUR, 2)
+    assert info.duplicates_removed == {"train": 0, "val": 0, "test": 0}  # val series are their own draws
+    # Adding val changes no train or test byte.
+    assert _cli("--out", str(tmp_path / "two"), *options).returncode == 0
+    for split in ("train", "test"):
+        assert _files(tmp_path / "two" / split) == _files(tmp_path / "three" / split)
 
 
 @pytest.mark.parametrize(("arguments", "message"), [

@@ -90,6 +90,12 @@ def test_every_model_honours_the_output_contract(name, size, num_classes):
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(images)["logits"], model(images)["logits"])
+        # The penultimate features are what the last layer reads: logits follow from them alone.
+        outputs = model(images)
+        features = outputs["features"]
+        assert features.dim() == 2 and features.shape[0] == 4
+        last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+        torch.testing.assert_close(last(features), outputs["logits"])
 
 
 def test_vae_decodes_only_the_first_images_when_asked():

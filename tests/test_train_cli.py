@@ -3,6 +3,7 @@ signals, the session's real run store."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -146,18 +147,22 @@ def test_a_failure_during_training_ends_failed_with_the_error_and_a_traceback(ti
 def test_unreadable_images_in_every_split_are_one_message_without_a_traceback(tiny_dataset, tmp_path):
     dataset = shutil.copytree(tiny_dataset, tmp_path / "text_files")
     pngs = sorted(dataset.rglob("*.png"))
-    for path in pngs:
-        path.write_text("timestamp,value\n2024-01-01,1.0\n")  # text saved under a .png name
+    for i, path in enumerate(pngs):  # distinct bytes: identical files would be dropped as cross-split copies first
+        path.write_text(f"timestamp,value\n2024-01-01,{i}\n")  # text saved under a .png name
     train, test = (sum(p.is_relative_to(dataset / split) for p in pngs) for split in ("train", "test"))
     result = subprocess.run(train_command("--data", str(dataset), *TINY_FLAGS, "--epochs", "1", "--name", "text pngs"),
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=DEADLINE_S)  # fmt: skip
     assert result.returncode == 2
     output = result.stdout + result.stderr
     assert "Traceback" not in output and "training failed" not in output
-    expected = f"{train + test} image(s) could not be read ({train} in train, {test} in test)"
     failed = [line for line in output.splitlines() if "failed:" in line]
-    assert len(failed) == 1 and expected in failed[0] and "it is a text file" in failed[0], output
+    assert len(failed) == 1 and "it is a text file" in failed[0], output
+    # train/ is split into train and validation (val_fraction): every file of every split is counted
+    counts = re.search(r"(\d+) image\(s\) could not be read \((\d+) in train, (\d+) in val, (\d+) in test\)", failed[0])
+    assert counts, failed[0]
+    total, in_train, in_val, in_test = map(int, counts.groups())
+    assert (total, in_train + in_val, in_test) == (train + test, train, test)
     runs = store.list_runs()
     run = store.get_run(int(runs.loc[runs["name"] == "text pngs", "id"].item()))
-    assert run.status == "failed" and run.error.startswith(expected)
+    assert run.status == "failed" and run.error.startswith(counts.group(0))
     assert "Traceback" not in (run_dir(run.id) / "log.txt").read_text()

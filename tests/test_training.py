@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from backend import store
 from backend.cli.train import add_arguments, build_config, train_run
@@ -19,7 +21,7 @@ from backend.config import run_dir
 from backend.data.dataset import scan_dataset
 from backend.device import Runtime, make_runtime
 from backend.models import count_parameters, create_model, model_defaults
-from backend.training.config import FIELD_NAMES, ConfigError, TrainConfig
+from backend.training.config import FIELD_NAMES, ConfigError, TrainConfig, load_split
 from backend.training.data import build_training_data, class_presets, uses_batch_path
 from backend.training.loop import loss_terms, train_one_epoch
 from backend.training.losses import build_loss
@@ -44,8 +46,15 @@ def make_dataset(root, classes: dict[str, int], test_per_class: int = 2, pixel=N
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 image = np.full((24, 24, 3), pixel, np.uint8) if pixel is not None else rng.integers(0, 256, (24, 24, 3), np.uint8)
-                Image.fromarray(image).save(folder / f"{i}.png")
+                # Same pixels may repeat; the bytes never do (a copy across splits would be dropped).
+                Image.fromarray(image).save(folder / f"{i}.png", pnginfo=_png_text(f"{split}/{name}/{i}"))
     return root
+
+
+def _png_text(text: str) -> PngInfo:
+    info = PngInfo()
+    info.add_text("id", text)
+    return info
 
 
 # --- config ----------------------------------------------------------------------------------------
@@ -83,6 +92,7 @@ def test_model_defaults_fill_only_the_options_the_user_left_unset(tiny_dataset):
         ({"sampler": "balanced"}, "unknown sampler 'balanced'"),
         ({"scheduler": "cosine", "warmup_epochs": 1}, "warmup_epochs must be in [0, epochs=1)"),
         ({"severity": True, "augmentation": "plot"}, "'plot' is not on that ladder"),
+        ({"val_fraction": 0.0}, "val_fraction must be in (0, 1), e.g. 0.15; got 0.0"),
     ],
 )
 def test_bad_options_fail_before_training_saying_what_to_change(tiny_dataset, change, message):
@@ -137,11 +147,14 @@ def test_config_file_then_flags_override_it(tiny_dataset, tmp_path, suffix):
 @pytest.mark.parametrize("model", sorted(EPOCHS))
 def test_each_model_trains_end_to_end_and_leaves_its_rows_and_files(completed_runs, tiny_dataset, model):
     run = store.get_run(completed_runs[model])
-    info = scan_dataset(tiny_dataset)
+    info = load_split(TrainConfig(**run.config))
     k, n_test = len(info.classes), len(info.test)
     assert run.status == "completed" and run.error is None and run.finished_at is not None
     assert run.class_names == info.classes
-    assert run.class_counts == {"train": info.counts("train"), "test": info.counts("test")}
+    assert run.class_counts == {split: info.counts(split) for split in ("train", "val", "test")}
+    assert run.selection_split == "validation"
+    assert run.split_counts == {"train": len(info.train), "val": len(info.val), "test": n_test,
+                                "duplicates_removed": {"train": 0, "val": 0, "test": 0}}  # fmt: skip
     assert run.current_epoch == run.total_epochs == EPOCHS[model]
     assert run.num_params == count_parameters(create_model(model, num_classes=k, image_size=32, **run.config["model_kwargs"]))
     assert "cpu" in run.device
@@ -164,13 +177,16 @@ def test_each_model_trains_end_to_end_and_leaves_its_rows_and_files(completed_ru
     assert "epoch 1/" in (folder / "log.txt").read_text()
 
     predictions = pd.read_csv(folder / "test_predictions.csv")
-    assert list(predictions.columns) == ["file", "true", "predicted", "confidence"] + [f"prob_{c}" for c in info.classes]
+    assert list(predictions.columns) == ["file", "path", "item_hash", "true", "predicted", "confidence"] + [
+        f"prob_{c}" for c in info.classes
+    ]
     assert sorted(predictions["file"]) == sorted(str(s.path) for s in info.test)
+    assert all((tiny_dataset / path).is_file() for path in predictions["path"])  # relative to the dataset root
     probs = predictions[[f"prob_{c}" for c in info.classes]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     assert np.allclose(predictions["confidence"], probs.max(axis=1), atol=1e-6)
-    # The stored report is the best model's: its accuracy and confusion are those of the CSV.
-    assert (predictions["true"] == predictions["predicted"]).mean() == pytest.approx(run.best_val_acc)
+    # The stored report is the best model's on test: its accuracy and confusion are those of the CSV.
+    assert (predictions["true"] == predictions["predicted"]).mean() == pytest.approx(run.test_metrics["accuracy"])
     names, matrix = store.confusion(run.id)
     assert names == info.classes and matrix.shape == (k, k) and matrix.sum() == n_test
     expected = pd.crosstab(predictions["true"], predictions["predicted"]).reindex(index=names, columns=names, fill_value=0)
@@ -301,7 +317,7 @@ def test_batches_are_normalised_channels_last_on_the_device(tiny_dataset, augmen
     assert images.is_contiguous(memory_format=torch.channels_last)
     assert labels.dtype == torch.int64 and set(labels.tolist()) <= set(range(len(info.classes)))
     assert -3.0 < images.min() < images.max() < 3.0  # ImageNet-normalised, not 0-255
-    test = list(data.test_batches(batch_size=5))
+    test = list(data.eval_batches("test", batch_size=5))
     assert torch.cat([y for _, y in test]).tolist() == [s.label for s in info.test]
 
 
@@ -329,3 +345,125 @@ def test_batch_path_flips_on_the_device_what_it_gathered(tiny_dataset):
     (a, a_labels), (b, b_labels) = next(plain.train_batches()), next(flipped.train_batches())
     assert torch.equal(a_labels, b_labels)
     assert torch.equal(b, a.flip(3)) and not torch.equal(a, b)
+
+
+# --- three splits: selection on validation, test read once ------------------------------------------
+
+
+def test_a_run_reads_its_test_split_once_after_its_last_epoch(tmp_path, monkeypatch):
+    """Watched from outside the loop: which split each evaluation pass reads, against epochs trained."""
+    from backend.training import data as data_module
+    from backend.training import loop
+
+    reads, epochs_done = [], []
+    real_eval_batches, real_train_one_epoch = data_module.TrainingData.eval_batches, loop.train_one_epoch
+
+    def eval_batches(self, split, *args, **kwargs):
+        reads.append((split, len(epochs_done)))
+        return real_eval_batches(self, split, *args, **kwargs)
+
+    def train_one_epoch(*args, **kwargs):
+        epochs_done.append(1)
+        return real_train_one_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(data_module.TrainingData, "eval_batches", eval_batches)
+    monkeypatch.setattr(loop, "train_one_epoch", train_one_epoch)
+    dataset = make_dataset(tmp_path / "ds", {"a": 8, "b": 8})
+    result = train_run(build_config(tiny(dataset, epochs=3, batch_size=4, val_fraction=0.25)))
+    assert result.status == "completed", store.get_run(result.run_id).error
+
+    assert [r for r in reads if r[0] == "val"] == [("val", 1), ("val", 2), ("val", 3)]
+    assert [r for r in reads if r[0] == "test"] == [("test", 3)]  # once, after the third and last epoch
+    assert reads.index(("test", 3)) > reads.index(("val", 3))
+    run = store.get_run(result.run_id)
+    assert run.test_metrics["evaluations"] == [{"split": "val", "epoch": e} for e in (1, 2, 3)] + [
+        {"split": "test", "epoch": 3}
+    ]
+    assert "evaluating the test split once, with the weights of epoch" in (run_dir(run.id) / "log.txt").read_text()
+
+
+def test_a_completed_run_stores_test_figures_with_intervals_calibration_and_predictions(completed_runs, tiny_dataset):
+    from backend.data.cache import load_dataset_cache
+    from backend.data.dataset import file_sha256
+    from backend.evaluation.calibration import fit_temperature, nll
+    from backend.evaluation.ood import feature_distance
+    from backend.training.checkpoint import load_checkpoint
+    from backend.training.data import to_model_input
+
+    run = store.get_run(completed_runs["visual_cnn"])
+    info = load_split(TrainConfig(**run.config))
+    assert run.selection_split == "validation"
+    assert run.split_counts["val"] == len(info.val) == len(info.classes)  # 15% of 6 per class: one each
+    metrics = run.test_metrics
+    for name in ("accuracy", "macro_f1"):
+        low, high = metrics[f"{name}_ci"]
+        assert 0.0 <= low <= metrics[name] <= high <= 1.0
+    assert set(metrics["per_class_f1_ci"]) == set(info.classes) and metrics["n"] == len(info.test)
+    assert 0.0 <= metrics["ece"] <= 1.0 and 0.0 <= metrics["ece_uncalibrated"] <= 1.0
+    assert metrics["nll"] <= metrics["nll_uncalibrated"] + 0.05  # calibrated on val, scored on test
+    assert metrics["epoch"] == run.best_epoch
+
+    rows = store.predictions(run.id)
+    assert len(rows) == len(info.test)
+    by_path = {s.path.relative_to(info.root).as_posix(): s for s in info.test}
+    for _, row in rows.iterrows():
+        sample = by_path[row["path"]]
+        assert row["item_hash"] == file_sha256(sample.path) and row["true_index"] == sample.label
+        assert row["confidence"] == pytest.approx(max(row["probs"]), abs=1e-6)
+
+    # Both checkpoints carry the temperature fitted on VALIDATION and the uncertainty statistics.
+    model, checkpoint = load_checkpoint(run_dir(run.id) / "best.pt")
+    assert read_keys(run_dir(run.id) / "last.pt") >= {"temperature", "uncertainty"}
+    runtime = make_runtime("cpu", "fp32")
+    with torch.inference_mode():
+        val_out = model(to_model_input(load_dataset_cache(info.val, 32), runtime))
+        test_out = model(to_model_input(load_dataset_cache(info.test, 32), runtime))
+    val_logits, val_labels = val_out["logits"].numpy(), np.array([s.label for s in info.val])
+    assert checkpoint["temperature"] == pytest.approx(fit_temperature(val_logits, val_labels), rel=1e-3)
+    assert checkpoint["temperature"] == pytest.approx(run.temperature)
+    assert nll(val_logits, val_labels, checkpoint["temperature"]) <= nll(val_logits, val_labels) + 1e-9
+    uncertainty = checkpoint["uncertainty"]
+    assert 0.0 <= uncertainty["confidence_threshold"] <= 1.0
+    assert len(uncertainty["ood"]["class_means"]) == len(info.classes)
+    distances = feature_distance(uncertainty["ood"], test_out["features"].numpy())
+    assert distances.shape == (len(info.test),) and np.isfinite(distances).all()
+    assert uncertainty["ood_threshold"] > 0 and metrics["ood_threshold"] == pytest.approx(uncertainty["ood_threshold"])
+
+
+def read_keys(path) -> set[str]:
+    return set(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def test_temperature_fitted_on_validation_lowers_the_nll_of_an_overconfident_model(completed_runs):
+    """The run's own validation logits, made overconfident (x6): the fitted temperature cools them."""
+    from backend.data.cache import load_dataset_cache
+    from backend.evaluation.calibration import fit_temperature, nll
+    from backend.training.checkpoint import load_checkpoint
+    from backend.training.data import to_model_input
+
+    run = store.get_run(completed_runs["visual_cnn"])
+    info = load_split(TrainConfig(**run.config))
+    model, _ = load_checkpoint(run.checkpoint_path)
+    with torch.inference_mode():
+        logits = 6.0 * model(to_model_input(load_dataset_cache(info.val, 32), make_runtime("cpu", "fp32")))["logits"]
+    labels = np.array([s.label for s in info.val])
+    temperature = fit_temperature(logits.numpy(), labels)
+    assert temperature > 1.0
+    assert nll(logits.numpy(), labels, temperature) < nll(logits.numpy(), labels)
+
+
+def test_copies_across_splits_are_removed_before_training_and_counted(tmp_path):
+    dataset = make_dataset(tmp_path / "ds", {"a": 6, "b": 6})
+    (dataset / "val").mkdir()
+    for name in ("a", "b"):
+        (dataset / "val" / name).mkdir()
+        for i in range(2):
+            shutil.copy(dataset / "train" / name / f"{i}.png", dataset / "val" / name / f"v{i}.png")  # copies
+        shutil.copy(dataset / "train" / name / "5.png", dataset / "val" / name / "own.png")
+        (dataset / "val" / name / "own.png").write_bytes((dataset / "train" / name / "5.png").read_bytes() + b"x")
+    shutil.copy(dataset / "val" / "a" / "own.png", dataset / "test" / "b" / "from_val.png")
+    result = train_run(build_config(tiny(dataset, batch_size=4)))
+    assert result.status == "completed", store.get_run(result.run_id).error
+    run = store.get_run(result.run_id)
+    assert run.split_counts == {"train": 12, "val": 2, "test": 4, "duplicates_removed": {"train": 0, "val": 4, "test": 1}}
+    assert "copies of earlier splits removed" in (run_dir(run.id) / "log.txt").read_text()

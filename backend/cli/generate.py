@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="dataset folder to write (new, empty, or a generated dataset to replace)")
     parser.add_argument("--train-per-class", type=int, required=True, help="training images per class")
     parser.add_argument("--test-per-class", type=int, required=True, help="test images per class")
+    parser.add_argument("--val-per-class", type=int, default=0,
+                        help="validation images per class, written to val/ (default 0: training holds out "
+                             "a share of train instead)")
     parser.add_argument("--seed", type=int, required=True, help="same seed, same bytes")
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--classes", help=f"comma-separated classes (default: all nine): {','.join(CLASSES)}")
@@ -117,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
             subkinds = subkinds_without(args.exclude_subkinds) if args.exclude_subkinds else args.subkinds
             manifest = generate_dataset(
                 args.out, train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-                seed=args.seed, classes=_classes(args), imbalance=args.imbalance, length=args.length,
+                val_per_class=args.val_per_class, seed=args.seed, classes=_classes(args), imbalance=args.imbalance, length=args.length,
                 difficulty=args.difficulty, style=args.style, size=args.size, subkinds=subkinds, workers=args.workers,
                 progress=progress)
         except (ValueError, OSError) as e:
@@ -125,6 +128,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     counts = {split: sum(per_class.values()) for split, per_class in manifest["counts"].items()}
-    print(f"wrote {counts['train']} train and {counts['test']} test plots of {len(manifest['classes'])} classes "
+    val = f", {counts['val']} val" if "val" in counts else ""
+    print(f"wrote {counts['train']} train{val} and {counts['test']} test plots of {len(manifest['classes'])} classes "
           f"to {args.out} in {time.perf_counter() - started:.1f} s")
     return 0

@@ -1,8 +1,11 @@
 """Dataset scanning and statistics for any ImageFolder-style folder (ours or the team's own).
 
-Two layouts are accepted: ``root/{train,test}/<class>/*`` (the split is the folders') and
-``root/<class>/*`` (a seeded stratified split is made here). Classes are the sorted folder names and
-label ``i`` is ``classes[i]``. Also the per-split statistics the Data page shows and the training
+Two layouts are accepted: ``root/{train,test}/<class>/*``, optionally with ``root/val/<class>/*``
+(the split is the folders'), and ``root/<class>/*`` (a seeded stratified split is made here). When
+there is no ``val/`` folder a seeded stratified ``val_fraction`` of train is held out for
+validation. Classes are the sorted folder names and label ``i`` is ``classes[i]``.
+``drop_cross_split_duplicates`` removes an image whose bytes appear in an earlier split (order
+train, val, test) so no test item was seen in training or selection. Also the per-split statistics the Data page shows and the training
 engine uses: class counts, imbalance ratio and two kinds of class weights.
 
 No torch import: the dashboard calls this to show a dataset.
@@ -10,6 +13,7 @@ No torch import: the dashboard calls this to show a dataset.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -23,7 +27,8 @@ from backend import config
 from backend.data.images import ImageError, verify_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")  # the order duplicates are resolved in: a later split loses the copy
+FOLDER_SPLITS = ("train", "test")  # the folders a split layout needs; val/ is optional
 MANIFEST = "manifest.json"
 _LAYOUT_HINT = "expected <root>/<class>/<image> or <root>/train/<class>/<image> and <root>/test/<class>/<image>"
 
@@ -47,9 +52,13 @@ class DatasetInfo:
     split: str  # "folder" (had test/) or "stratified" (made here, seeded)
     unreadable: list[tuple[Path, str]]  # (path, reason), left out of train/test
     notes: list[str] = field(default_factory=list)  # what the scan decided that a user should know
+    val: list[Sample] = field(default_factory=list)  # validation: val/ folder, or held out of train
+    val_source: str = "none"  # "folder" (had val/), "stratified" (held out of train here) or "none"
+    duplicates_removed: dict[str, int] = field(default_factory=dict)  # split -> copies dropped from it
+    hashes: dict[Path, str] = field(default_factory=dict)  # sha256 of each file, once duplicates are checked
 
     def counts(self, split: str) -> dict[str, int]:
-        """Images per class in ``split`` ("train" or "test"), every class listed (zero if absent)."""
+        """Images per class in ``split`` ("train", "val" or "test"), every class listed (zero if absent)."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
         counts = dict.fromkeys(self.classes, 0)
@@ -58,20 +67,63 @@ class DatasetInfo:
         return counts
 
 
-def scan_dataset(root, *, test_fraction: float = 0.25, seed: int = 0, verify_images: bool = False) -> DatasetInfo:
-    """Find the classes and images of a dataset folder and split them into train and test.
+def scan_dataset(root, *, test_fraction: float = 0.25, val_fraction: float = 0.0, seed: int = 0,
+                 verify_images: bool = False) -> DatasetInfo:  # fmt: skip
+    """Find the classes and images of a dataset folder and split them into train, val and test.
 
-    ``test_fraction`` and ``seed`` only matter for the flat layout. With ``verify_images`` every file's
-    header is checked; unreadable files are listed in ``unreadable`` and left out of the splits
-    instead of failing the scan.
+    ``test_fraction`` only matters for the flat layout. ``val_fraction`` (0 = no validation split)
+    is held out of train, stratified and seeded, when the dataset has no ``val/`` folder. With
+    ``verify_images`` every file's header is checked; unreadable files are listed in ``unreadable``
+    and left out of the splits instead of failing the scan.
     """
     root = Path(root).expanduser()
     _check_folder(root, "dataset folder")
     if not 0.0 < test_fraction < 1.0:
         raise DatasetError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    if (root / "train").is_dir() or (root / "test").is_dir():
-        return _scan_split_folders(root, verify_images)
-    return _scan_flat(root, test_fraction, seed, verify_images)
+    if not 0.0 <= val_fraction < 1.0:
+        raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if any((root / split).is_dir() for split in SPLITS):
+        info = _scan_split_folders(root, verify_images)
+    else:
+        info = _scan_flat(root, test_fraction, seed, verify_images)
+    if info.val_source == "none" and val_fraction > 0:
+        info.train, info.val, notes = _stratified_split(info.train, info.classes, val_fraction, seed, "validation")
+        info.val_source = "stratified"
+        info.notes.extend(notes)
+    return info
+
+
+def drop_cross_split_duplicates(info: DatasetInfo) -> DatasetInfo:
+    """Remove every image whose bytes (sha256) appear in an earlier split (train, then val, then test).
+
+    A copy of a training image in test would score the model on what it memorised. The counts go to
+    ``info.duplicates_removed`` and a note; ``info.hashes`` keeps every file's digest (prediction
+    rows are matched across runs by it).
+    """
+    paths = [s.path for split in SPLITS for s in getattr(info, split)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        info.hashes = dict(zip(paths, pool.map(file_sha256, paths), strict=True))
+    seen: set[str] = set()
+    for split in SPLITS:
+        samples = getattr(info, split)
+        kept = [s for s in samples if info.hashes[s.path] not in seen]
+        seen.update(info.hashes[s.path] for s in samples)
+        info.duplicates_removed[split] = len(samples) - len(kept)
+        setattr(info, split, kept)
+    removed = {split: n for split, n in info.duplicates_removed.items() if n}
+    if removed:
+        where = ", ".join(f"{n} from {split}" for split, n in removed.items())
+        info.notes.append(f"removed images whose content also appears in an earlier split: {where}")
+    return info
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes: the identity of a test item across runs and datasets."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def list_datasets(data_dir=None) -> list[Path]:
@@ -120,7 +172,8 @@ def effective_number_weights(counts: Mapping[str, int], beta: float = 0.9999) ->
 def dataset_summary(root, *, test_fraction: float = 0.25, seed: int = 0, beta: float = 0.9999) -> dict:
     """Everything the Data page shows about a dataset, as a JSON-able dict (images verified)."""
     info = scan_dataset(root, test_fraction=test_fraction, seed=seed, verify_images=True)
-    counts = {split: info.counts(split) for split in SPLITS}
+    shown = [split for split in SPLITS if split != "val" or info.val]  # val only when the dataset has val/
+    counts = {split: info.counts(split) for split in shown}
     notes = list(info.notes)
     manifest = _read_manifest(info.root, notes)
     return {
@@ -129,8 +182,8 @@ def dataset_summary(root, *, test_fraction: float = 0.25, seed: int = 0, beta: f
         "classes": info.classes,
         "split": info.split,
         "counts": counts,
-        "total_images": len(info.train) + len(info.test),
-        "imbalance_ratio": {split: _finite_or_none(imbalance_ratio(counts[split])) for split in SPLITS},
+        "total_images": sum(len(getattr(info, split)) for split in SPLITS),
+        "imbalance_ratio": {split: _finite_or_none(imbalance_ratio(counts[split])) for split in shown},
         "class_weights": {
             "balanced": balanced_class_weights(counts["train"]),
             "effective_number": effective_number_weights(counts["train"], beta),
@@ -146,19 +199,23 @@ def dataset_summary(root, *, test_fraction: float = 0.25, seed: int = 0, beta: f
 
 
 def _scan_split_folders(root: Path, verify: bool) -> DatasetInfo:
-    """``root/{train,test}/<class>/*``: same classes in both; every class needs train images."""
-    missing = [split for split in SPLITS if not (root / split).is_dir()]
+    """``root/{train,test}/<class>/*`` (+ optional ``val/``): same classes in each; every class needs train images."""
+    missing = [split for split in FOLDER_SPLITS if not (root / split).is_dir()]
     if missing:
-        present = next(split for split in SPLITS if split not in missing)
+        present = next(split for split in SPLITS if split not in missing and (root / split).is_dir())
         raise DatasetError(
             f"dataset {root} has {present}/ but no {missing[0]}/ folder; add {root / missing[0]} "
             f"with the same class folders, or put the class folders directly in {root}"
         )
-    files = {split: _class_files(root / split) for split in SPLITS}
-    _check_same_classes(root, files["train"], files["test"])
+    splits = [split for split in SPLITS if (root / split).is_dir()]
+    files = {split: _class_files(root / split) for split in splits}
+    for split in splits[1:]:
+        _check_same_classes(root, files["train"], files[split], split)
     classes = sorted(files["train"])
     unreadable = _drop_unreadable(files, verify)
-    _check_class_files(root / "train", files["train"], unreadable, _unreadable_by_split(root, unreadable))
+    in_all = _unreadable_by_split(root, unreadable)
+    _check_class_files(root / "train", files["train"], unreadable, in_all)
+    notes = [note for split in splits[1:] for note in _held_out_notes(root / split, split, files[split], in_all)]
     return DatasetInfo(
         root=root,
         classes=classes,
@@ -166,7 +223,9 @@ def _scan_split_folders(root: Path, verify: bool) -> DatasetInfo:
         test=_samples(files["test"], classes),
         split="folder",
         unreadable=unreadable,
-        notes=_test_split_notes(root / "test", files["test"], _unreadable_by_split(root, unreadable)),
+        notes=notes,
+        val=_samples(files.get("val", {}), classes),
+        val_source="folder" if "val" in files else "none",
     )
 
 
@@ -177,7 +236,7 @@ def _scan_flat(root: Path, test_fraction: float, seed: int, verify: bool) -> Dat
     _check_class_files(root, files["all"], unreadable)
     classes = sorted(files["all"])
     samples = _samples(files["all"], classes)
-    train, test, notes = _stratified_split(samples, classes, test_fraction, seed)
+    train, test, notes = _stratified_split(samples, classes, test_fraction, seed, "test")
     return DatasetInfo(root, classes, train, test, "stratified", unreadable, notes)
 
 
@@ -230,27 +289,28 @@ def _samples(files: dict[str, list[Path]], classes: list[str]) -> list[Sample]:
 
 
 def _stratified_split(
-    samples: list[Sample], classes: list[str], test_fraction: float, seed: int
+    samples: list[Sample], classes: list[str], fraction: float, seed: int, held_out: str
 ) -> tuple[list[Sample], list[Sample], list[str]]:
-    """Split with scikit-learn's stratified ``train_test_split``; say what could not be stratified."""
+    """Hold out ``fraction`` of ``samples`` (the ``held_out`` split, named in notes) with
+    scikit-learn's stratified ``train_test_split``; say what could not be stratified."""
     sizes = [sum(s.label == label for s in samples) for label in range(len(classes))]
     singles = [s for s in samples if sizes[s.label] < 2]
     splittable = [s for s in samples if sizes[s.label] >= 2]
     notes = []
     if singles:
         names = ", ".join(repr(classes[s.label]) for s in singles)
-        notes.append(f"classes with a single image went to train only (test has none of them): {names}")
+        notes.append(f"classes with a single image went to train only ({held_out} has none of them): {names}")
     if not splittable:
         return samples, [], notes
     k = len({s.label for s in splittable})
-    # At least one test image per class where possible and at least one train image per class.
-    n_test = min(max(math.ceil(test_fraction * len(splittable)), k), len(splittable) - k)
+    # At least one held-out image per class where possible and at least one train image per class.
+    n_test = min(max(math.ceil(fraction * len(splittable)), k), len(splittable) - k)
     train, test = train_test_split(
         splittable, test_size=n_test, stratify=[s.label for s in splittable], random_state=seed
     )
     absent = sorted({classes[s.label] for s in splittable} - {classes[s.label] for s in test})
     if absent:
-        notes.append(f"too few images to put every class in test; no test images for: {', '.join(absent)}")
+        notes.append(f"too few images to put every class in {held_out}; none for: {', '.join(absent)}")
     order = {s: i for i, s in enumerate(samples)}
     return sorted(singles + train, key=order.get), sorted(test, key=order.get), notes
 
@@ -265,15 +325,15 @@ def _check_folder(path: Path, what: str) -> None:
         raise DatasetError(f"{what} {path} is not a folder")
 
 
-def _check_same_classes(root: Path, train: dict, test: dict) -> None:
-    only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
-    if only_train or only_test:
+def _check_same_classes(root: Path, train: dict, other: dict, split: str) -> None:
+    only_train, only_other = sorted(set(train) - set(other)), sorted(set(other) - set(train))
+    if only_train or only_other:
         parts = [
             f"only in train: {', '.join(only_train)}" if only_train else "",
-            f"only in test: {', '.join(only_test)}" if only_test else "",
+            f"only in {split}: {', '.join(only_other)}" if only_other else "",
         ]
         raise DatasetError(
-            f"dataset {root}: train/ and test/ must have the same class folders; " + "; ".join(p for p in parts if p)
+            f"dataset {root}: train/ and {split}/ must have the same class folders; " + "; ".join(p for p in parts if p)
         )
 
 
@@ -308,13 +368,13 @@ def _check_class_files(folder: Path, files: dict[str, list[Path]], unreadable: l
         raise DatasetError(f"dataset {folder}: class folder(s) with no images: {', '.join(empty)}{why}{in_all}")
 
 
-def _test_split_notes(folder: Path, files: dict[str, list[Path]], in_all: str = "") -> list[str]:
-    """A test split may miss classes (a note: their metrics will be empty) but not be empty."""
+def _held_out_notes(folder: Path, split: str, files: dict[str, list[Path]], in_all: str = "") -> list[str]:
+    """A val or test split may miss classes (a note: their metrics will be empty) but not be empty."""
     if not any(files.values()):
         readable = "readable " if in_all else ""
-        raise DatasetError(f"{folder} has no {readable}images; put some test images in its class folders{in_all}")
+        raise DatasetError(f"{folder} has no {readable}images; put some {split} images in its class folders{in_all}")
     empty = [name for name, images in files.items() if not images]
-    return [f"no test images for: {', '.join(empty)}; their test metrics will be empty"] if empty else []
+    return [f"no {split} images for: {', '.join(empty)}; their {split} metrics will be empty"] if empty else []
 
 
 def _check_counts(counts: Mapping[str, int]) -> None:

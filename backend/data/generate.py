@@ -40,7 +40,7 @@ from backend.data.render import STYLES, check_size, encode_png, render_series
 from backend.data.series import CLASSES, check_series_options, generate_series
 from backend.registry import Registry
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "val")  # val last: adding it left train/test sample seeds (and bytes) unchanged
 MANIFEST_NAME = "manifest.json"
 GENERATOR = "anomaly-workbench"  # the manifest's signature: a folder carrying it was written by generate
 FORMAT_VERSION = 2  # 2: generator signature "anomaly-workbench"; 1: the first release's manifest
@@ -117,13 +117,19 @@ def _counts(argument: str, classes: Sequence[str], train: int, test: int) -> dic
 
 
 def plan_counts(classes: Sequence[str], train_per_class: int, test_per_class: int,
-                imbalance: str = "balanced") -> dict[str, dict[str, int]]:
-    """Samples per split and class for an imbalance spec: ``{"train": {class: n}, "test": {...}}``."""
-    for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
+                imbalance: str = "balanced", val_per_class: int = 0) -> dict[str, dict[str, int]]:
+    """Samples per split and class for an imbalance spec: ``{"train": {class: n}, "test": {...}}``,
+    plus ``"val"`` when ``val_per_class`` > 0 (shaped like test: the same imbalance, its own size)."""
+    for name, value, least in (("train_per_class", train_per_class, 1), ("test_per_class", test_per_class, 1),
+                               ("val_per_class", val_per_class, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ValueError(f"{name} must be a whole number >= {least}; got {value!r}")
     mode, _, argument = str(imbalance).partition(":")
-    return IMBALANCES.get(mode.strip())(argument.strip(), list(classes), int(train_per_class), int(test_per_class))
+    plan = IMBALANCES.get(mode.strip())
+    counts = plan(argument.strip(), list(classes), int(train_per_class), int(test_per_class))
+    if val_per_class:
+        counts["val"] = plan(argument.strip(), list(classes), int(train_per_class), int(val_per_class))["test"]
+    return counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +417,7 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: int,
+def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: int, val_per_class: int = 0,
                      classes: Sequence[str] | None = None, imbalance: str = "balanced",
                      length: int | None = None, difficulty: float = 1.0, style: str = "team",
                      size: tuple[int, int] | None = None, subkinds: Mapping[str, Sequence[str]] | None = None,
@@ -428,12 +434,12 @@ def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: in
     """
     out = Path(out)
     chosen = _check_classes(classes)
-    counts = plan_counts(chosen, train_per_class, test_per_class, imbalance)
+    counts = plan_counts(chosen, train_per_class, test_per_class, imbalance, val_per_class)
     allowed = _check_subkinds(subkinds, chosen, length, difficulty)
     STYLES.get(style)
     job_size = check_size(size)
     _check_replaceable(out)
-    tasks = [(split, c, i) for split in SPLITS for c in chosen for i in range(counts[split][c])]
+    tasks = [(split, c, i) for split in counts for c in chosen for i in range(counts[split][c])]
     workers = _worker_count(workers, len(tasks))
     staging = _staging_folder(out)
     job = _Job(root=str(staging), seed=_check_seed(seed), length=None if length is None else int(length),
@@ -444,7 +450,7 @@ def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: in
     _remove_stale_staging(out)
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        for split in SPLITS:
+        for split in counts:
             for c in chosen:
                 (staging / split / c).mkdir(parents=True)
                 (staging / "csv" / split / c).mkdir(parents=True)

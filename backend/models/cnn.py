@@ -36,7 +36,8 @@ class VisualCNN(WorkbenchModel):
         )
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return {"logits": self.head(self.features(x))}
+        features = self.head[:-1](self.features(x))  # pooled, flattened: the penultimate layer
+        return {"logits": self.head[-1](features), "features": features}
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:

@@ -36,7 +36,8 @@ class ResNet50Classifier(WorkbenchModel):
         self.head = seed_head(num_classes, dropout)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return {"logits": self.head(self.backbone(x))}
+        features = self.head[:-1](self.backbone(x))  # the head's last hidden layer (256)
+        return {"logits": self.head[-1](features), "features": features}
 
 
 def seed_head(num_classes: int, dropout: Sequence[float]) -> nn.Sequential:

@@ -89,8 +89,10 @@ class VAEClassifier(WorkbenchModel):
         mu, logvar = self.encode(x)
         # Sample z while training (the VAE's reparameterisation); use the mean for a stable eval.
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        features = self.classifier[:-1](mu)  # the classifier's hidden layer: the penultimate features
         return {
-            "logits": self.classifier(mu),
+            "logits": self.classifier[-1](features),
+            "features": features,
             "recon": self.decode(z if decode_first is None else z[:decode_first], x.shape[-2:]),
             "mu": mu,
             "logvar": logvar,

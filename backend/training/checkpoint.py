@@ -5,7 +5,11 @@ Format (``docs/ARCHITECTURE.md``), loadable with ``torch.load(path, weights_only
     {"format_version": 1, "model_name": str, "model_kwargs": dict, "class_names": list[str],
      "image_size": int, "normalization": {"mean": [3 floats], "std": [3 floats]},
      "state_dict": dict[str, Tensor], "epoch": int, "metrics": dict[str, float], "config": dict,
-     "run_id": int | None}
+     "run_id": int | None, "temperature": float, "uncertainty": dict | None}
+
+``temperature`` (fitted on validation at the end of a run; divide logits by it) and ``uncertainty``
+(``{"confidence_threshold", "ood", "ood_threshold"}``, see ``backend/evaluation/ood.py``) are filled
+in when the run finishes; checkpoints written before they existed read back with 1.0 and None.
 
 The architecture comes back from the checkpoint (``model_name`` + ``model_kwargs``), never from the
 current defaults, and the class list is the one the run trained with.
@@ -59,6 +63,8 @@ def build_checkpoint(
     metrics: Mapping[str, float],
     config: Mapping[str, Any],
     run_id: int | None = None,
+    temperature: float = 1.0,
+    uncertainty: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict of ``model`` (weights copied to the CPU, so it loads on any machine)."""
     return {
@@ -73,6 +79,8 @@ def build_checkpoint(
         "metrics": to_plain(metrics),
         "config": to_plain(config),
         "run_id": None if run_id is None else int(run_id),
+        "temperature": float(temperature),
+        "uncertainty": None if uncertainty is None else to_plain(uncertainty),
     }
 
 
@@ -116,6 +124,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} has checkpoint format {checkpoint['format_version']}, newer than this code reads "
             f"({FORMAT_VERSION}); update the workbench"
         )
+    checkpoint.setdefault("temperature", 1.0)  # written before calibration existed: uncalibrated
+    checkpoint.setdefault("uncertainty", None)
     return checkpoint
 
 

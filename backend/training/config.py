@@ -45,6 +45,7 @@ class TrainConfig:
     # --- data -----------------------------------------------------------------------------------
     image_size: int = option(128, "square input size in pixels; every image is decoded once to this size")
     test_fraction: float = option(0.25, "share of each class held out for testing when the dataset has no test/ folder")
+    val_fraction: float = option(0.15, "share of each train class held out for validation (best epoch, plateau, early stop) when the dataset has no val/ folder")
     augmentation: str = option("light", "augmentation preset for training images: none, light, medium, heavy, plot")
     severity: bool = option(False, "per-class severity: minority classes get a heavier preset than the base one")
     sampler: str = option("none", "none = shuffle; weighted = WeightedRandomSampler drawing every class equally often")
@@ -272,7 +273,7 @@ def _require(ok: bool, message: str) -> None:
 def _check_numbers(c: TrainConfig) -> None:
     """Ranges of the numeric options."""
     for name in ("lr", "weight_decay", "momentum", "plateau_factor", "beta", "gamma", "tau", "label_smoothing",
-                 "mixup_alpha", "cutmix_alpha", "ema_decay", "grad_clip", "test_fraction"):  # fmt: skip
+                 "mixup_alpha", "cutmix_alpha", "ema_decay", "grad_clip", "test_fraction", "val_fraction"):  # fmt: skip
         _require(math.isfinite(getattr(c, name)), f"{name} must be a finite number, got {getattr(c, name)}")
     _require(16 <= c.image_size <= 1024, f"image_size must be between 16 and 1024 pixels, got {c.image_size}")
     _require(c.epochs >= 1, f"epochs must be at least 1, got {c.epochs}")
@@ -294,6 +295,7 @@ def _check_numbers(c: TrainConfig) -> None:
     _require(c.seed >= 0, f"seed must be >= 0, got {c.seed}")
     _require(c.workers >= 0, f"workers must be >= 0, got {c.workers}")
     _require(0 < c.test_fraction < 1, f"test_fraction must be in (0, 1), got {c.test_fraction}")
+    _require(0 < c.val_fraction < 1, f"val_fraction must be in (0, 1), e.g. 0.15; got {c.val_fraction}")
 
 
 def _check_names(c: TrainConfig) -> None:
@@ -369,15 +371,23 @@ def resolve_dataset(data: str) -> Path:
     )
 
 
-def load_split(c: TrainConfig):
-    """Scan the config's dataset into its sorted classes and train/test samples (DatasetInfo)."""
-    from backend.data.dataset import DatasetError, scan_dataset
+def load_split(c: TrainConfig, *, drop_duplicates: bool = False):
+    """Scan the config's dataset into its sorted classes and train/val/test samples (DatasetInfo).
+
+    With ``drop_duplicates`` every file is hashed and an image whose bytes appear in an earlier
+    split is removed from the later one (what training does; validating a config skips the reads).
+    """
+    from backend.data.dataset import DatasetError, drop_cross_split_duplicates, scan_dataset
 
     root = resolve_dataset(c.data)
     try:
-        split = scan_dataset(root, test_fraction=c.test_fraction, seed=c.seed)
+        split = scan_dataset(root, test_fraction=c.test_fraction, val_fraction=c.val_fraction, seed=c.seed)
     except DatasetError as e:
         raise ConfigError(str(e)) from e
-    _require(bool(split.test), f"dataset {root} has no test images to validate on; add a test/ folder with the "
-             "same class folders, or more images per class so a stratified split can hold some out")  # fmt: skip
+    if drop_duplicates:
+        split = drop_cross_split_duplicates(split)
+    for name, what in (("test", "to test on"), ("val", "to select the best epoch on")):
+        _require(bool(getattr(split, name)), f"dataset {root} has no {name} images {what} (after removing copies "
+                 f"of earlier splits); add a {name}/ folder with the same class folders, or more images per class "
+                 "so a stratified split can hold some out")  # fmt: skip
     return split

@@ -1,11 +1,11 @@
-"""Training and test batches from a dataset's decoded uint8 cache, on the device, ready for the model.
+"""Training, validation and test batches from a dataset's decoded uint8 cache, on the device, ready for the model.
 
 Every image is decoded once (``backend.data.cache``) into an (N, S, S, 3) uint8 array; no PNG is
 decoded per epoch. From there a batch reaches the model along one of two paths:
 
 - **batch path** (no DataLoader): the uint8 cache lives on the device (the GPU's memory on CUDA), a
   batch is gathered by index, normalised there and flipped there (``gpu_flip_batch``). Used for the
-  test split always, and for training when the augmentation is ``none`` or, on CUDA, ``light``:
+  validation and test splits always, and for training when the augmentation is ``none`` or, on CUDA, ``light``:
   there the light preset is reduced to its horizontal flip, since a worker round trip for a small
   affine jitter costs far more GPU time than it is worth (``TARGETS.md``: 99.5% of the model-only
   rate against 4-18%).
@@ -78,11 +78,13 @@ class TrainingData:
 
     class_names: list[str]
     train_labels: np.ndarray
+    val_labels: np.ndarray
     test_labels: np.ndarray
     test_files: list[str]
     batch_size: int
     runtime: Runtime
     train_images: torch.Tensor | None  # uint8 cache on the device (batch path), else None
+    val_images: torch.Tensor
     test_images: torch.Tensor
     loader: DataLoader | None  # worker path, else None
     flips: tuple[float, float]
@@ -111,12 +113,23 @@ class TrainingData:
                 images = gpu_flip_batch(images, *self.flips, generator=self.flip_generator)
             yield images, labels[index].to(self.runtime.device, non_blocking=True)
 
-    def test_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[Batch]:
-        """The test split in order, unaugmented, normalised on the device."""
-        labels = torch.as_tensor(self.test_labels)
-        for start in range(0, len(self.test_labels), batch_size):
-            images = self._to_model(self.test_images[start : start + batch_size])
+    def eval_batches(self, split: str, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[Batch]:
+        """A split ("train", "val" or "test") in order, unaugmented, normalised on the device."""
+        images_uint8, labels = self._split(split)
+        labels = torch.as_tensor(labels)
+        for start in range(0, len(labels), batch_size):
+            images = self._to_model(images_uint8[start : start + batch_size])
             yield images, labels[start : start + batch_size].to(self.runtime.device, non_blocking=True)
+
+    def _split(self, split: str) -> tuple[torch.Tensor | np.ndarray, np.ndarray]:
+        if split == "train":  # the worker path keeps train's uint8 cache in its Dataset, on the CPU
+            images = self.train_images if self.train_images is not None else self.loader.dataset.images
+            return images, self.train_labels
+        if split == "val":
+            return self.val_images, self.val_labels
+        if split == "test":
+            return self.test_images, self.test_labels
+        raise ValueError(f"unknown split {split!r}; choose one of: train, val, test")
 
     def _to_model(self, images_uint8: torch.Tensor) -> torch.Tensor:
         return to_model_input(images_uint8, self.runtime)
@@ -149,17 +162,18 @@ def uses_batch_path(presets: Sequence[str], runtime: Runtime) -> bool:
 
 def build_training_data(config, split: DatasetInfo, runtime: Runtime) -> TrainingData:
     """Decode (or load the cached) splits at ``config.image_size`` and set up their batches."""
-    train_labels = np.array([s.label for s in split.train], dtype=np.int64)
-    test_labels = np.array([s.label for s in split.test], dtype=np.int64)
-    caches = load_split_caches({"train": split.train, "test": split.test}, config.image_size)
-    train_cache, test_cache = caches["train"], caches["test"]
+    train_labels, val_labels, test_labels = (np.array([s.label for s in samples], dtype=np.int64)
+                                             for samples in (split.train, split.val, split.test))  # fmt: skip
+    caches = load_split_caches({"train": split.train, "val": split.val, "test": split.test}, config.image_size)
+    train_cache, val_cache, test_cache = caches["train"], caches["val"], caches["test"]
     presets = class_presets(config, np.bincount(train_labels, minlength=len(split.classes)))
     generator = torch.Generator().manual_seed(config.seed)
     flip_generator = torch.Generator(device=runtime.device).manual_seed(config.seed)
     batch_path = uses_batch_path(presets, runtime)
     common = dict(
-        class_names=list(split.classes), train_labels=train_labels, test_labels=test_labels,
+        class_names=list(split.classes), train_labels=train_labels, val_labels=val_labels, test_labels=test_labels,
         test_files=[str(s.path) for s in split.test], batch_size=config.batch_size, runtime=runtime,
+        val_images=torch.from_numpy(val_cache).to(runtime.device),
         test_images=torch.from_numpy(test_cache).to(runtime.device), sampler_name=config.sampler,
         generator=generator, flip_generator=flip_generator,
     )  # fmt: skip

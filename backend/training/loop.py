@@ -5,9 +5,12 @@ means; ``fit`` only sequences data, model, loss, optimiser, schedule and the epo
 through a ``MetricsWriter`` and leaving ``best.pt`` (by validation macro-F1), ``last.pt`` and
 ``test_predictions.csv`` in ``out_dir``.
 
-The dataset's test split is the validation split, as in the team's seeds: every epoch is scored on
-it, the best epoch is chosen by its macro-F1, and the end-of-run per-class report is that best
-epoch's evaluation (the best model on the test split). Every model's loss is
+Three splits: every epoch is scored on the **validation** split, which alone picks the best epoch,
+steps the plateau scheduler and stops early. The **test** split is read once, after the last epoch,
+with the selected (best) weights; which split each evaluation read is recorded in the run's
+``test_metrics["evaluations"]``. Then ``finish_run`` fits a temperature on validation logits, picks
+the confidence threshold on validation, fits the feature-distance statistics on train features
+(``backend/evaluation/ood.py``) and writes them into both checkpoints. Every model's loss is
 ``classification_weight * class_loss + sum(auxiliary_losses)``, each term logged on its own.
 """
 
@@ -24,11 +27,22 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from backend.data.dataset import SPLITS
 from backend.device import Runtime, make_runtime
+from backend.evaluation.calibration import (
+    choose_confidence_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    reliability_table,
+    softmax,
+)
+from backend.evaluation.ood import distance_threshold, feature_distance, fit_feature_density
+from backend.evaluation.stats import bootstrap_metrics
 from backend.models import count_parameters, create_model
 from backend.training.checkpoint import build_checkpoint, save_checkpoint
 from backend.training.config import TrainConfig, load_split
-from backend.training.data import NORMALIZATION, build_training_data
+from backend.training.data import NORMALIZATION, TrainingData, build_training_data
 from backend.training.losses import build_loss
 from backend.training.metrics import RunningMeans, classification_metrics, eval_report
 from backend.training.optim import Schedule, build_optimizer, build_schedule
@@ -110,10 +124,11 @@ def evaluate(
     should_stop: StopCheck = _never,
 ) -> dict[str, Any]:
     """Score the model on unaugmented batches: loss, acc, macro precision/recall/F1, components,
-    and the softmax ``probabilities`` (N, k) with the ``labels`` they belong to."""
+    the ``logits`` and softmax ``probabilities`` (N, k), the penultimate ``features`` (N, D) and
+    the ``labels`` they belong to."""
     model.eval()
     means = RunningMeans()
-    probabilities, all_labels = [], []
+    logits, features, all_labels = [], [], []
     with torch.inference_mode():
         for images, labels in batches:
             if should_stop():
@@ -122,12 +137,29 @@ def evaluate(
                 outputs = model(images)
                 terms = loss_terms(model, criterion, outputs, images, labels)
             means.update({"loss": sum(terms.values()), **terms}, n=len(labels))
-            probabilities.append(outputs["logits"].float().softmax(dim=1))
+            logits.append(outputs["logits"].float())
+            features.append(outputs["features"].float())
             all_labels.append(labels)
-    probs = torch.cat(probabilities).cpu().numpy()
+    logits_np = torch.cat(logits).cpu().numpy()
+    probs = torch.cat(logits).softmax(dim=1).cpu().numpy()
     y_true = torch.cat(all_labels).cpu().numpy()
     scores = classification_metrics(y_true, probs.argmax(axis=1), num_classes)
-    return {**_summarise(means), **scores, "probabilities": probs, "labels": y_true}
+    return {**_summarise(means), **scores, "logits": logits_np, "probabilities": probs,
+            "features": torch.cat(features).cpu().numpy(), "labels": y_true}  # fmt: skip
+
+
+def penultimate_features(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, runtime: Runtime,
+                         should_stop: StopCheck = _never) -> np.ndarray:  # fmt: skip
+    """The model's ``features`` output for every image of ``batches``, (N, D) float32 on the CPU."""
+    model.eval()
+    features = []
+    with torch.inference_mode():
+        for images, _ in batches:
+            if should_stop():
+                raise RunCancelled("stop requested during the feature pass")
+            with runtime.autocast():
+                features.append(model(images)["features"].float())
+    return torch.cat(features).cpu().numpy()
 
 
 def on_runtime(model: nn.Module, runtime: Runtime) -> nn.Module:
@@ -164,11 +196,14 @@ def fit(
     if runtime.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest kernels once
 
-    split = load_split(config)
-    log.info("dataset %s: %d classes, %d train / %d test images (%s split)", split.root, len(split.classes),
-             len(split.train), len(split.test), split.split)  # fmt: skip
+    split = load_split(config, drop_duplicates=True)
+    log.info("dataset %s: %d classes, %d train / %d val (%s) / %d test images (%s split)", split.root,
+             len(split.classes), len(split.train), len(split.val), split.val_source, len(split.test),
+             split.split)  # fmt: skip
     for note in split.notes:
         log.info("note: %s", note)
+    if any(split.duplicates_removed.values()):
+        log.warning("warning: copies of earlier splits removed: %s", split.duplicates_removed)
     data = build_training_data(config, split, runtime)
     class_names = data.class_names
     train_counts = np.bincount(data.train_labels, minlength=len(class_names))
@@ -197,14 +232,20 @@ def fit(
                                 normalization=NORMALIZATION, epoch=epoch, metrics=metrics,
                                 config=config.to_dict(), run_id=run_id)  # fmt: skip
 
+    evaluations: list[dict[str, Any]] = []  # which split each evaluation read, in order
+
+    def score(split_name: str, epoch: int) -> dict[str, Any]:
+        evaluations.append({"split": split_name, "epoch": epoch})
+        return evaluate(eval_model, criterion, data.eval_batches(split_name), runtime=runtime,
+                        num_classes=len(class_names), should_stop=should_stop)  # fmt: skip
+
     best: dict[str, Any] = {"f1": -1.0}
     for epoch in range(1, config.epochs + 1):
         started, lr = time.perf_counter(), schedule.lr
         train = train_one_epoch(model, criterion, optimizer, data.train_batches(), runtime=runtime,
                                 schedule=schedule, scaler=scaler, ema=ema, mix=mix, grad_clip=config.grad_clip,
                                 should_stop=should_stop)  # fmt: skip
-        val = evaluate(eval_model, criterion, data.test_batches(), runtime=runtime, num_classes=len(class_names),
-                       should_stop=should_stop)  # fmt: skip
+        val = score("val", epoch)
         schedule.on_epoch(val)
         row = epoch_row(epoch, train, val, lr=lr, seconds=time.perf_counter() - started)
         improved = val["f1"] > best["f1"]
@@ -215,7 +256,7 @@ def fit(
         writer.log_epoch(row)
         log.info(format_epoch(row, config.epochs, improved))
         if improved:
-            best = {"epoch": epoch, "f1": val["f1"], "val": val, "train_acc": train["acc"]}
+            best = {"epoch": epoch, "f1": val["f1"], "val": val, "train_acc": train["acc"], "state": state}
             writer.log_best(epoch=epoch, metrics=_val_metrics(val), train_acc=train["acc"],
                             checkpoint_path=out_dir / BEST_CHECKPOINT)  # fmt: skip
         if config.early_stopping_patience and epoch - best["epoch"] >= config.early_stopping_patience:
@@ -223,13 +264,67 @@ def fit(
                      config.early_stopping_patience, best["f1"], best["epoch"])  # fmt: skip
             break
 
-    report = eval_report(best["val"]["labels"], best["val"]["probabilities"].argmax(axis=1), class_names)
-    write_predictions(out_dir / PREDICTIONS_FILE, data.test_files, best["val"]["labels"],
-                      best["val"]["probabilities"], class_names)  # fmt: skip
+    # The test split, once, with the selected weights.
+    eval_model.load_state_dict(best["state"]["state_dict"])
+    log.info("evaluating the test split once, with the weights of epoch %d (selected on validation)", best["epoch"])
+    test = score("test", epoch)
+    report = eval_report(test["labels"], test["probabilities"].argmax(axis=1), class_names)
+    finish_run(config, data, split, eval_model, writer, best=best, last=state, test=test,
+               evaluations=evaluations, out_dir=out_dir, runtime=runtime, should_stop=should_stop, log=log)  # fmt: skip
     writer.run_finished("completed", report=report, checkpoint_path=out_dir / BEST_CHECKPOINT)
     log.info("completed: best epoch %d, test acc %.2f%%, macro-F1 %.4f, train-test gap %.1f points",
              best["epoch"], 100 * report.metrics["acc"], report.metrics["f1"],
              100 * (best["train_acc"] - report.metrics["acc"]))  # fmt: skip
+
+
+def finish_run(config: TrainConfig, data: TrainingData, split, model: nn.Module, writer: MetricsWriter, *,
+               best: dict[str, Any], last: dict, test: dict[str, Any], evaluations: list[dict[str, Any]],
+               out_dir: Path, runtime: Runtime, should_stop: StopCheck, log: logging.Logger) -> None:  # fmt: skip
+    """After the test pass: calibration and feature statistics from validation and train, the
+    test figures with intervals, per-item predictions, and both checkpoints rewritten with them.
+
+    Validation's logits and features are the best epoch's own (same weights); only train needs
+    one more forward pass, for its features.
+    """
+    val, class_names = best["val"], data.class_names
+    temperature = fit_temperature(val["logits"], val["labels"])
+    val_probs = softmax(val["logits"], temperature)
+    confidence_threshold = choose_confidence_threshold(val_probs.max(axis=1), val_probs.argmax(axis=1) == val["labels"])
+    train_features = penultimate_features(model, data.eval_batches("train"), runtime=runtime, should_stop=should_stop)
+    density = fit_feature_density(train_features, data.train_labels)
+    ood_threshold = distance_threshold(feature_distance(density, val["features"]))
+    uncertainty = {"confidence_threshold": confidence_threshold, "ood": density, "ood_threshold": ood_threshold}
+
+    y_test, test_probs = test["labels"], softmax(test["logits"], temperature)
+    predicted = test_probs.argmax(axis=1)
+    test_distance = feature_distance(density, test["features"])
+    test_metrics = {
+        **bootstrap_metrics(y_test, predicted, class_names, seed=config.seed),
+        "ece": expected_calibration_error(test_probs, y_test),
+        "ece_uncalibrated": expected_calibration_error(test["probabilities"], y_test),
+        "nll": nll(test["logits"], y_test, temperature),
+        "nll_uncalibrated": nll(test["logits"], y_test),
+        "reliability": reliability_table(test_probs, y_test).to_dict(orient="records"),
+        "epoch": best["epoch"],
+        "evaluations": list(evaluations),
+        "confidence_threshold": confidence_threshold,
+        "ood_threshold": ood_threshold,
+        "ood_flagged": float(np.mean(test_distance > ood_threshold)),
+    }
+    for state in (best["state"], last):
+        state.update(temperature=temperature, uncertainty=uncertainty)
+    save_checkpoint(out_dir / BEST_CHECKPOINT, best["state"])
+    save_checkpoint(out_dir / LAST_CHECKPOINT, last)
+
+    rows = prediction_rows(split, y_test, test_probs)
+    write_predictions(out_dir / PREDICTIONS_FILE, rows, class_names, split.root)
+    writer.log_test(selection_split="validation", split_counts=split_counts(split), test_metrics=test_metrics,
+                    temperature=temperature, predictions=rows)  # fmt: skip
+    log.info("test: acc %.4f %s, macro-F1 %.4f %s (95%% bootstrap); temperature %.3f (fitted on validation): "
+             "ECE %.4f -> %.4f; confidence threshold %.3f; feature distance flags %.1f%% of test",
+             test_metrics["accuracy"], test_metrics["accuracy_ci"], test_metrics["macro_f1"],
+             test_metrics["macro_f1_ci"], temperature, test_metrics["ece_uncalibrated"], test_metrics["ece"],
+             confidence_threshold, 100 * test_metrics["ood_flagged"])  # fmt: skip
 
 
 def epoch_row(epoch: int, train: dict, val: dict, *, lr: float, seconds: float) -> dict[str, Any]:
@@ -264,18 +359,37 @@ def _checkpoint_metrics(row: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _class_counts(split) -> dict[str, dict[str, int]]:
-    return {"train": split.counts("train"), "test": split.counts("test")}
+    return {name: split.counts(name) for name in SPLITS}
 
 
-def write_predictions(path: Path, files: list[str], labels: np.ndarray, probabilities: np.ndarray,
-                      class_names: list[str]) -> Path:  # fmt: skip
-    """test_predictions.csv: file, true, predicted, confidence, prob_<class> for every class."""
-    predicted = probabilities.argmax(axis=1)
+def split_counts(split) -> dict[str, Any]:
+    """Images per split after removing cross-split copies, and how many copies each split lost."""
+    return {**{name: len(getattr(split, name)) for name in SPLITS},
+            "duplicates_removed": dict(split.duplicates_removed)}  # fmt: skip
+
+
+def prediction_rows(split, labels: np.ndarray, probabilities: np.ndarray) -> list[dict[str, Any]]:
+    """One row per test item: item_hash (sha256 of its bytes), path (relative to the dataset root),
+    true_index, pred_index, probs and confidence (calibrated): what ``store.save_predictions`` takes."""
+    return [
+        {"item_hash": split.hashes[sample.path], "path": sample.path.relative_to(split.root).as_posix(),
+         "true_index": int(label), "pred_index": int(probs.argmax()),
+         "probs": probs.tolist(), "confidence": float(probs.max())}
+        for sample, label, probs in zip(split.test, labels, probabilities, strict=True)
+    ]  # fmt: skip
+
+
+def write_predictions(path: Path, rows: list[dict[str, Any]], class_names: list[str], root: Path) -> Path:
+    """test_predictions.csv: file (absolute), path (relative to ``root``, the dataset), item_hash, true,
+    predicted, confidence, prob_<class> for every class."""
+    probabilities = np.array([row["probs"] for row in rows]).reshape(len(rows), len(class_names))
     frame = pd.DataFrame({
-        "file": files,
-        "true": [class_names[i] for i in labels],
-        "predicted": [class_names[i] for i in predicted],
-        "confidence": probabilities.max(axis=1),
+        "file": [str(root / row["path"]) for row in rows],
+        "path": [row["path"] for row in rows],
+        "item_hash": [row["item_hash"] for row in rows],
+        "true": [class_names[row["true_index"]] for row in rows],
+        "predicted": [class_names[row["pred_index"]] for row in rows],
+        "confidence": [row["confidence"] for row in rows],
         **{f"prob_{name}": probabilities[:, i] for i, name in enumerate(class_names)},
     })  # fmt: skip
     tmp = path.with_suffix(".csv.tmp")

@@ -1,7 +1,8 @@
 """Where a training run reports to: the MetricsWriter protocol, its run-store implementation, and
 the run's log.
 
-The loop only calls the protocol (``run_started``, ``log_epoch``, ``log_best``, ``run_finished``),
+The loop only calls the protocol (``run_started``, ``log_epoch``, ``log_best``, ``log_test``,
+``run_finished``),
 which keeps it testable and the store swappable (torchtune's metric-logger pattern). ``StoreWriter``
 is the implementation the product uses: the run row is the contract with the dashboard.
 """
@@ -36,6 +37,9 @@ class MetricsWriter(Protocol):
     def log_epoch(self, row: Mapping[str, Any]) -> None: ...
 
     def log_best(self, *, epoch: int, metrics: Mapping[str, float], train_acc: float, checkpoint_path: Path) -> None: ...
+
+    def log_test(self, *, selection_split: str, split_counts: Mapping[str, Any], test_metrics: Mapping[str, Any],
+                 temperature: float, predictions: list[dict[str, Any]]) -> None: ...  # fmt: skip
 
     def run_finished(self, status: str, *, error: str | None = None, report: EvalReport | None = None,
                      checkpoint_path: Path | None = None) -> None: ...  # fmt: skip
@@ -90,6 +94,15 @@ class StoreWriter:
             self.run_id, url=self.url, best_epoch=int(epoch), best_val_f1=float(metrics["f1"]),
             best_val_acc=float(metrics["acc"]), best_metrics=dict(metrics), train_acc_at_best=float(train_acc),
             checkpoint_path=str(checkpoint_path),
+        )  # fmt: skip
+
+    def log_test(self, *, selection_split: str, split_counts: Mapping[str, Any], test_metrics: Mapping[str, Any],
+                 temperature: float, predictions: list[dict[str, Any]]) -> None:  # fmt: skip
+        """The one test evaluation: figures with intervals, calibration, and the per-item predictions."""
+        store.save_predictions(self.run_id, predictions, split="test", url=self.url)
+        store.update_run(
+            self.run_id, url=self.url, selection_split=selection_split, split_counts=dict(split_counts),
+            test_metrics=dict(test_metrics), temperature=float(temperature),
         )  # fmt: skip
 
     def run_finished(self, status: str, *, error: str | None = None, report: EvalReport | None = None,
