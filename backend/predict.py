@@ -35,6 +35,7 @@ from backend.data.images import load_image_rgb, resize_rgb
 from backend.data.render import render_series
 from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
+from backend.errors import WorkbenchError
 from backend.training.checkpoint import CheckpointError, load_checkpoint
 from backend.training.metrics import eval_report
 
@@ -52,7 +53,7 @@ _IMAGE_SIGNATURES = (
 )
 
 
-class PredictError(ValueError):
+class PredictError(WorkbenchError, ValueError):
     """A checkpoint, run or dataset that cannot be used, with a message a user can act on."""
 
 

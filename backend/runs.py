@@ -37,6 +37,7 @@ import pandas as pd
 
 from backend import store
 from backend.config import REPO_ROOT, artifacts_dir, max_concurrent_runs, run_dir, runs_db_url
+from backend.errors import WorkbenchError
 
 LOST_ERROR = "training process (pid {pid}) is gone: killed, out of memory, or the machine restarted"
 START_TIME_TOLERANCE_S = 2.0  # /proc start times are whole ticks on a boot time given in whole seconds
@@ -50,7 +51,7 @@ _HAVE_PROC = Path("/proc/self/stat").exists()  # Linux; elsewhere liveness is al
 _children: dict[int, subprocess.Popen] = {}
 
 
-class RunStateError(RuntimeError):
+class RunStateError(WorkbenchError, RuntimeError):
     """The run's status does not allow the request (its message says why and what to do)."""
 
 

@@ -17,13 +17,14 @@ from typing import Any, Protocol
 
 from backend import config as paths
 from backend import store
+from backend.errors import WorkbenchError
 from backend.training.metrics import EvalReport
 
 LOG_FILE = "log.txt"
 LOG_FORMAT = "%(asctime)s %(message)s"
 
 
-class RunClaimError(RuntimeError):
+class RunClaimError(WorkbenchError, RuntimeError):
     """The run row is not waiting to be trained by this process."""
 
 
