@@ -52,7 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 
@@ -309,13 +309,16 @@ def masked_url(url: str) -> str:
     """``url`` with any password hidden: the only form of it a message may show."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "(an unparseable URL)"
 
 
 def _sqlite_file(url: str) -> Path | None:
-    """The database file of a SQLite URL; None for other databases and in-memory ones."""
-    parsed = make_url(url)
+    """The database file of a SQLite URL; None for other databases, in-memory ones and bad URLs."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        return None
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         return None
@@ -323,16 +326,25 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 @contextmanager
-def _store_errors(url: str) -> Iterator[None]:
-    """Turn a failure of the database itself (not a database, truncated, server unreachable, driver
-    missing) into a ``StoreError`` that names the store, password masked, and what to do."""
+def _store_errors(url: str, *, opening: bool = False) -> Iterator[None]:
+    """Turn a failure of the database itself into a ``StoreError`` naming the store (password masked).
+
+    ``opening``: also a bad URL, a missing driver, an unreachable server or a lock never obtained.
+    A file that is not a database, or a damaged one, gets the advice to move it away.
+    """
+    failures: tuple[type[BaseException], ...] = (SQLAlchemyError,)
+    if opening:
+        failures += (ImportError, OSError, Timeout, ValueError)
     try:
         yield
     except StoreError:
         raise
-    except (SQLAlchemyError, ImportError, OSError, Timeout) as e:
+    except failures as e:
         cause = getattr(e, "orig", None) or e
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        damaged = isinstance(e, DatabaseError) and not isinstance(e, OperationalError)
+        if not (opening or damaged):
+            raise StoreError(f"the run store {masked_url(url)} failed: {reason}") from e
         remedy = "move this file away to start a new one" if _sqlite_file(url) else "check that its server is up"
         raise StoreError(
             f"the run store {masked_url(url)} cannot be used ({reason}); point RUNS_DB_URL at a workbench "
@@ -375,7 +387,7 @@ def get_engine(url: str | None = None) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             upgrade_schema(url)
-            with _store_errors(url):
+            with _store_errors(url, opening=True):
                 engine = _create_engine(url)
             _engines[url] = engine
     return engine
@@ -411,7 +423,7 @@ def schema_state(url: str | None = None) -> SchemaState:
     sqlite_file = _sqlite_file(url)
     if sqlite_file is not None and not sqlite_file.exists():
         return SchemaState(revision=None, head=migrations.head_revision(), has_tables=False)
-    with _store_errors(url), _migration_connection(url) as conn:
+    with _store_errors(url, opening=True), _migration_connection(url) as conn:
         return _read_state(conn)
 
 
@@ -425,7 +437,7 @@ def upgrade_schema(url: str | None = None) -> tuple[SchemaState, SchemaState]:
     ``pg_advisory_lock`` on PostgreSQL); the one that comes second finds nothing left to do.
     """
     url = url or runs_db_url()
-    with _store_errors(url), _migration_connection(url) as conn:
+    with _store_errors(url, opening=True), _migration_connection(url) as conn:
         before = _read_state(conn)
         if before.current:
             return before, before
