@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -112,8 +113,9 @@ def test_an_empty_database_is_created_at_head(tmp_path):
 def test_a_store_newer_than_the_code_is_refused_and_left_byte_identical(tmp_path):
     path = tmp_path / "newer.db"
     store.upgrade_schema(f"sqlite:///{path}")
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:  # closed: the WAL is checkpointed into the file
         conn.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+        conn.commit()
     before, files = path.read_bytes(), sorted(tmp_path.iterdir())
 
     with pytest.raises(store.StoreError, match=r"schema revision '0099_from_the_future', which this code does not"):
