@@ -18,6 +18,7 @@ from sqlalchemy.schema import CreateTable
 
 from backend import store
 from backend.config import REPO_ROOT
+from backend.errors import WorkbenchError
 
 N_WRITERS = 3
 N_EPOCHS = 40
@@ -352,3 +353,15 @@ def test_store_imports_without_torch_or_streamlit():
     code = "import sys, backend.store; print(sorted({'torch', 'streamlit'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_unreadable_store_is_a_store_error_naming_the_url(tmp_path):
+    """Every entry point (engine, session, DataFrame query) turns a damaged file into one StoreError."""
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"\x00garbage" * 500)
+    url = f"sqlite:///{path}"
+    for call in (lambda: store.get_run(1, url=url), lambda: store.list_runs(url=url), lambda: store.init_db(url)):
+        with pytest.raises(store.StoreError, match=rf"^the run store {url} cannot be used \(file is not a database\)"):
+            call()
+    assert isinstance(store.StoreError("x"), WorkbenchError)
+    assert store.masked_url("postgresql+psycopg://team:s3cret@db:5432/runs") == "postgresql+psycopg://team:***@db:5432/runs"

@@ -68,7 +68,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
-        sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="ck_runs_status"),
+        sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name=op.f("ck_runs_status")),
     )
     for column in ("status", "model", "created_at", "dataset"):
         op.create_index(f"ix_runs_{column}", "runs", [column])
