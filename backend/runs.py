@@ -151,7 +151,8 @@ def list_runs(**filters) -> pd.DataFrame:
     """
     url = filters.get("url")
     if url is not None and url != runs_db_url():
-        raise ValueError(f"the run manager works on RUNS_DB_URL ({runs_db_url()}), not {url}")
+        configured, other = store.masked_url(runs_db_url()), store.masked_url(url)
+        raise ValueError(f"the run manager works on RUNS_DB_URL ({configured}), not {other}")
     if reap():
         start_queued()
     return store.list_runs(**filters)
