@@ -36,6 +36,7 @@ from backend.data.images import load_image_rgb, resize_rgb
 from backend.data.render import render_series
 from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
+from backend.errors import WorkbenchError
 from backend.evaluation.calibration import expected_calibration_error
 from backend.evaluation.stats import bootstrap_metrics
 from backend.training.checkpoint import CheckpointError, load_checkpoint
@@ -55,7 +56,7 @@ _IMAGE_SIGNATURES = (
 )
 
 
-class PredictError(ValueError):
+class PredictError(WorkbenchError, ValueError):
     """A checkpoint, run or dataset that cannot be used, with a message a user can act on."""
 
 

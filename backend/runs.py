@@ -13,6 +13,8 @@ whoever launched it, so the dashboard can be closed or restarted while runs go o
   to another process into ``lost``; ``list_runs`` reaps first, so a listed status can be trusted.
 - ``cancel`` dequeues a queued run, or stops a running one (SIGTERM, then SIGKILL after a grace period).
 - ``delete`` removes a finished run's rows and artifacts.
+- ``claim_run_folder`` makes sure a new run starts with an empty folder: files left under its id
+  (from a run deleted when the store still reused ids) are moved aside, never picked up.
 
 Status changes that race with the trainer's own writes are compare-and-set (``_transition``): a
 status the trainer wrote (``completed``, ``cancelled``, ...) is never overwritten by a stale decision.
@@ -25,8 +27,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +41,7 @@ import pandas as pd
 
 from backend import store
 from backend.config import REPO_ROOT, artifacts_dir, max_concurrent_runs, run_dir, runs_db_url
+from backend.errors import WorkbenchError
 
 LOST_ERROR = "training process (pid {pid}) is gone: killed, out of memory, or the machine restarted"
 START_TIME_TOLERANCE_S = 2.0  # /proc start times are whole ticks on a boot time given in whole seconds
@@ -50,7 +55,7 @@ _HAVE_PROC = Path("/proc/self/stat").exists()  # Linux; elsewhere liveness is al
 _children: dict[int, subprocess.Popen] = {}
 
 
-class RunStateError(RuntimeError):
+class RunStateError(WorkbenchError, RuntimeError):
     """The run's status does not allow the request (its message says why and what to do)."""
 
 
@@ -76,8 +81,29 @@ def launch(config: dict, *, name: str | None = None) -> int:
         config=train_config.to_dict(),
         dataset=train_config.data,
     )
+    claim_run_folder(run_id)
     start_queued()
     return run_id
+
+
+def claim_run_folder(run_id: int) -> Path | None:
+    """Give a new run an empty artifacts folder; return where earlier files were moved, if any.
+
+    Stores made before run ids became unique (migration ``0002_hardening``) may hand out the id of
+    a deleted run whose folder survived; its checkpoints must not pass for the new run's. They go
+    to ``artifacts/runs/orphaned-<id>-<UTC time>``, and the new run's log says so.
+    """
+    folder = run_dir(run_id)
+    if not folder.exists():
+        return None
+    stamp = store.utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+    aside = folder.with_name(f"orphaned-{run_id}-{stamp}")
+    folder.rename(aside)
+    folder.mkdir(parents=True)
+    with open(log_path(run_id), "a", encoding="utf-8") as log:
+        log.write(f"{folder} held files of an earlier run {run_id} (deleted before run ids were unique); "
+                  f"moved them to {aside}\n")  # fmt: skip
+    return aside
 
 
 def start_queued() -> list[int]:
@@ -125,7 +151,8 @@ def list_runs(**filters) -> pd.DataFrame:
     """
     url = filters.get("url")
     if url is not None and url != runs_db_url():
-        raise ValueError(f"the run manager works on RUNS_DB_URL ({runs_db_url()}), not {url}")
+        configured, other = store.masked_url(runs_db_url()), store.masked_url(url)
+        raise ValueError(f"the run manager works on RUNS_DB_URL ({configured}), not {other}")
     if reap():
         start_queued()
     return store.list_runs(**filters)
@@ -163,6 +190,18 @@ def delete(run_id: int) -> None:
 def log_path(run_id: int) -> Path:
     """Where a launched run's stdout and stderr go."""
     return run_dir(run_id) / "log.txt"
+
+
+def this_host() -> str:
+    """The name of the machine this process runs on (what a trainer records when it claims a run)."""
+    return socket.gethostname()
+
+
+def trainer_command_line(run: store.RunRecord) -> str:
+    """The run's trainer command line: read from its process while it trains on this host, else the
+    command the run manager starts it with."""
+    argv = _cmdline(run.pid) if run.pid is not None and _is_trainer(run) else None
+    return shlex.join(argv or _training_command(run.id))
 
 
 def process_start_time(pid: int) -> float | None:

@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -44,14 +46,19 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import NullPool
 
+from backend import migrations
 from backend.config import runs_db_url
+from backend.errors import WorkbenchError
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "lost")
 ACTIVE = frozenset({"queued", "running"})
@@ -59,7 +66,7 @@ ACTIVE = frozenset({"queued", "running"})
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-class StoreError(Exception):
+class StoreError(WorkbenchError):
     """A read or write the run store refused, with a message saying why."""
 
 
@@ -130,6 +137,7 @@ class Run(Base):
         Index(None, "model"),
         Index(None, "created_at"),
         Index(None, "dataset"),
+        {"sqlite_autoincrement": True},  # a deleted run's id is never handed out again
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -143,6 +151,7 @@ class Run(Base):
     device: Mapped[str | None] = mapped_column(String(100))
     pid: Mapped[int | None] = mapped_column(Integer)
     pid_start_time: Mapped[float | None] = mapped_column(Float)  # detects a reused pid
+    host: Mapped[str | None] = mapped_column(String(255))  # hostname of the trainer that claimed the run
     num_params: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -244,6 +253,7 @@ class RunRecord:
     device: str | None
     pid: int | None
     pid_start_time: float | None
+    host: str | None
     num_params: int | None
     created_at: datetime
     started_at: datetime | None
@@ -305,70 +315,222 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _create_engine(url: str) -> Engine:
-    """A new engine for ``url``; for a SQLite file, its folder is created and pragmas hooked."""
+def masked_url(url: str) -> str:
+    """``url`` with any password hidden: the only form of it a message may show."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(an unparseable URL)"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for other databases, in-memory ones and bad URLs."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+@contextmanager
+def _store_errors(url: str, *, opening: bool = False) -> Iterator[None]:
+    """Turn a failure of the database itself into a ``StoreError`` naming the store (password masked).
+
+    ``opening``: also a bad URL, a missing driver, an unreachable server or a lock never obtained.
+    A file that is not a database, or a damaged one, gets the advice to move it away.
+    """
+    failures: tuple[type[BaseException], ...] = (SQLAlchemyError,)
+    if opening:
+        failures += (ImportError, OSError, Timeout, ValueError)
+    try:
+        yield
+    except StoreError:
+        raise
+    except failures as e:
+        cause = getattr(e, "orig", None) or e
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        damaged = isinstance(e, DatabaseError) and not isinstance(e, OperationalError)
+        if not (opening or damaged):
+            raise StoreError(f"the run store {masked_url(url)} failed: {reason}") from e
+        remedy = "move this file away to start a new one" if _sqlite_file(url) else "check that its server is up"
+        raise StoreError(
+            f"the run store {masked_url(url)} cannot be used ({reason}); point RUNS_DB_URL at a workbench "
+            f"database, or {remedy}"
+        ) from e
+
+
+def _create_engine(url: str, *, migrating: bool = False) -> Engine:
+    """A new engine for ``url``; for a SQLite file, its folder is created and pragmas hooked.
+
+    ``migrating``: a throwaway engine for checking and upgrading the schema. It sets no pragmas: WAL
+    would rewrite a database that may have to be left untouched, and SQLite migrations must run with
+    foreign keys off (rebuilding ``runs`` with them on would cascade into every child table).
+    """
     parsed = make_url(url)
     is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if is_sqlite else {}
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None:
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {"poolclass": NullPool} if migrating else {}
     engine = create_engine(
         url,
-        connect_args=connect_args,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if is_sqlite else {},
         json_serializer=partial(json.dumps, default=_json_default),
+        **options,
     )
-    if is_sqlite:
+    if is_sqlite and not migrating:
         event.listen(engine, "connect", _set_sqlite_pragmas)
     return engine
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """The engine for ``url`` (default: ``RUNS_DB_URL`` read now), created once, tables included."""
+    """The engine for ``url`` (default: ``RUNS_DB_URL`` read now), created once per process.
+
+    The first use of a URL brings its schema to the newest revision (``upgrade_schema``), so every
+    caller sees the tables the code expects.
+    """
     url = url or runs_db_url()
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _create_engine(url)
-            _create_tables(engine)
+            upgrade_schema(url)
+            with _store_errors(url, opening=True):
+                engine = _create_engine(url)
             _engines[url] = engine
     return engine
 
 
-def _create_tables(engine: Engine) -> None:
-    """Create the tables and indexes that are missing.
-
-    Several processes may open a fresh database at once (training runs launched together). One that
-    loses the race for an object gets "already exists" and checks again; each loss means another
-    process made progress, so the attempts are bounded by the number of schema objects.
-    """
-    attempts = sum(1 + len(table.indexes) for table in Base.metadata.tables.values())
-    for attempt in range(attempts):
-        try:
-            Base.metadata.create_all(engine)
-            return
-        except (OperationalError, ProgrammingError) as e:
-            if "already exists" not in str(e) or attempt == attempts - 1:
-                raise
-
-
 def init_db(url: str | None = None) -> None:
-    """Make sure the database and its tables exist (idempotent; ``get_engine`` already does this)."""
-    _create_tables(get_engine(url))
+    """Make sure the database exists at the newest schema revision (``get_engine`` already does this)."""
+    get_engine(url)
+
+
+# --- schema revisions (Alembic scripts in backend/migrations/) ------------------------------------
+
+MIGRATION_LOCK_TIMEOUT_S = 600.0
+PG_MIGRATION_LOCK_ID = 0x416E6F6D616C79  # pg_advisory_lock key of schema changes ("Anomaly")
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database stands: its recorded revision (None: none recorded) and this code's newest."""
+
+    revision: str | None
+    head: str
+    has_tables: bool  # our tables exist (with no revision: the release before migrations)
+
+    @property
+    def current(self) -> bool:
+        return self.revision == self.head
+
+
+def schema_state(url: str | None = None) -> SchemaState:
+    """The database's schema revision, read without changing anything (a missing SQLite file stays missing)."""
+    url = url or runs_db_url()
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None and not sqlite_file.exists():
+        return SchemaState(revision=None, head=migrations.head_revision(), has_tables=False)
+    with _store_errors(url, opening=True), _migration_connection(url) as conn:
+        return _read_state(conn)
+
+
+def upgrade_schema(url: str | None = None) -> tuple[SchemaState, SchemaState]:
+    """Bring the database to the newest revision; return its state before and after.
+
+    An empty database is created at the newest revision; one made by the release before migrations
+    (our tables, no revision) is stamped ``0001_baseline`` and upgraded in place, keeping every row;
+    one whose revision this code does not know (a newer release) is refused and left untouched.
+    Processes opening the same database at once take turns (a lock file beside a SQLite file,
+    ``pg_advisory_lock`` on PostgreSQL); the one that comes second finds nothing left to do.
+    """
+    url = url or runs_db_url()
+    with _store_errors(url, opening=True), _migration_connection(url) as conn:
+        before = _read_state(conn)
+        if before.current:
+            return before, before
+        with _schema_lock(conn, url):
+            before = _read_state(conn)  # another process may have upgraded it while this one waited
+            if not before.current:
+                if before.revision is None and before.has_tables:
+                    migrations.stamp(conn, migrations.BASELINE)
+                migrations.upgrade(conn)
+                conn.commit()
+            return before, _read_state(conn)
+
+
+@contextmanager
+def _migration_connection(url: str) -> Iterator[Connection]:
+    """One connection of a throwaway engine (no pragmas, foreign keys off on SQLite)."""
+    engine = _create_engine(url, migrating=True)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside any transaction, or it is ignored
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _read_state(conn: Connection) -> SchemaState:
+    """The state of the database on ``conn``; ``StoreError`` when its revision is unknown here."""
+    conn.rollback()  # end any read transaction, so the state is read fresh
+    state = SchemaState(
+        revision=migrations.current_revision(conn),
+        head=migrations.head_revision(),
+        has_tables=inspect(conn).has_table(Run.__tablename__),
+    )
+    if state.revision is not None and state.revision not in migrations.known_revisions():
+        raise StoreError(
+            f"the run store {masked_url(str(conn.engine.url))} has schema revision {state.revision!r}, which this "
+            f"code does not know (its newest is {state.head!r}): it was written by a newer release; update "
+            "this checkout, or point RUNS_DB_URL at another database. The store was left as it is."
+        )
+    return state
+
+
+@contextmanager
+def _schema_lock(conn: Connection, url: str) -> Iterator[None]:
+    """Let one process at a time change the schema of this database."""
+    sqlite_file = _sqlite_file(url)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PG_MIGRATION_LOCK_ID})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.rollback()
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PG_MIGRATION_LOCK_ID})
+            conn.commit()
+    elif sqlite_file is not None:
+        with FileLock(sqlite_file.with_name(sqlite_file.name + "-migrate.lock"), timeout=MIGRATION_LOCK_TIMEOUT_S):
+            yield
+    else:
+        yield
+
+
+# --- sessions -------------------------------------------------------------------------------------
 
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on error.
 
-    Integrity errors (bad status, missing run, duplicate row) become ``StoreError``.
+    Integrity errors (bad status, missing run, duplicate row) become ``StoreError``, and so does a
+    database that cannot be read (the URL named, its password masked).
     """
+    url = url or runs_db_url()
     session = Session(get_engine(url), expire_on_commit=False)
     try:
-        yield session
-        session.commit()
-    except IntegrityError as e:
-        session.rollback()
-        raise StoreError(f"the run store rejected the change: {e.orig}") from e
+        with _store_errors(url):
+            try:
+                yield session
+                session.commit()
+            except IntegrityError as e:
+                session.rollback()
+                raise StoreError(f"the run store rejected the change: {e.orig}") from e
     except BaseException:
         session.rollback()
         raise
@@ -474,7 +636,9 @@ def _columns(model: type[Base], names: Iterable[str]) -> list:
 def _select_frame(query, url: str | None) -> pd.DataFrame:
     """Run a column query into a DataFrame; float columns stay float (NaN, not None) and timestamps
     become UTC datetimes, also when a column is all NULL or the result is empty."""
-    with get_engine(url).connect() as conn:  # Core, not the ORM: no per-row entity bookkeeping
+    url = url or runs_db_url()
+    engine = get_engine(url)
+    with _store_errors(url), engine.connect() as conn:  # Core, not the ORM: no per-row entity bookkeeping
         rows = [tuple(row) for row in conn.execute(query).all()]
     frame = pd.DataFrame.from_records(rows, columns=[c.name for c in query.selected_columns])
     for column in query.selected_columns:

@@ -2,8 +2,9 @@
 
 ``Home.py`` already put the repository root on ``sys.path`` and set the page config; a page calls
 ``setup_page(title, intro)`` and then only renders. ``run_guarded`` wraps the page (and each live
-fragment) so an unexpected error becomes an ``st.error`` with a plain message while the traceback
-goes to the server log, where a developer can read it.
+fragment) so an error becomes an ``st.error`` with a plain message: a ``WorkbenchError`` (an
+unreadable store, a schema too new, bad input) shows the same one line the CLI prints; anything else
+is a bug, and its traceback goes to the server log, where a developer can read it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
+
+from backend.errors import WorkbenchError
 
 log = logging.getLogger("dashboard")
 
@@ -41,6 +44,9 @@ def guarded(what: str):
     """
     try:
         yield
+    except WorkbenchError as e:
+        log.warning("%s: %s", what, e)
+        st.error(str(e), icon=":material/error:")
     except Exception as e:  # the last line of defence: everything else is handled where it happens
         log.exception("error while rendering %s", what)
         st.error(f"Something went wrong while showing {what}: {e}", icon=":material/error:")

@@ -367,4 +367,22 @@ def test_a_broken_store_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNS_DB_URL", f"sqlite:///{tmp_path}")  # a folder, not a database file
     at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert at.error and "Something went wrong while showing this page" in at.error[0].value
+    assert at.error and at.error[0].value.startswith(f"the run store sqlite:///{tmp_path} cannot be used")
+
+
+@pytest.mark.parametrize("page", ["data", "train", "compare", "class_metrics", "predict"])
+def test_a_garbage_store_is_the_cli_message_on_every_page(page, tmp_path, monkeypatch):
+    """A RUNS_DB_URL file of random bytes: every page shows the one line the CLI prints, no traceback."""
+    garbage = tmp_path / "runs.db"
+    garbage.write_bytes(bytes(range(256)) * 64)
+    monkeypatch.setenv("RUNS_DB_URL", f"sqlite:///{garbage}")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "no-artifacts"))
+    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
+    at.switch_page(f"../pages/{page}.py").run()
+    assert not at.exception
+    expected = f"the run store sqlite:///{garbage} cannot be used (file is not a database)"
+    errors = [e.value for e in at.error]
+    assert all(error.startswith(expected) for error in errors), errors
+    if page != "data":  # the Data page never reads runs
+        assert errors, "a page that reads runs showed no message for an unreadable store"

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,9 +142,28 @@ def test_launched_run_completes_with_all_its_epochs(tiny_config):
 
     run = _finished(run_id)
     assert run.status == "completed", run.error
+    assert run.host == socket.gethostname()  # recorded by the trainer as it claimed the run
     assert len(store.run_history(run_id)) == 2
     assert runs.log_path(run_id).stat().st_size > 0
     wait_for(lambda: _group_gone(launched.pid), what="the trainer to exit after completing")
+
+
+def test_deleting_the_newest_run_then_launching_gives_a_new_id_and_an_empty_folder(tiny_config):
+    kept, newest = _row("completed"), _row("completed")
+    runs.delete(newest)
+    stale = run_dir(newest + 1)  # files under the next id, left by a run deleted when ids were reused
+    stale.mkdir(parents=True)
+    (stale / "best.pt").write_bytes(b"not this run's model")
+
+    run_id = runs.launch(tiny_config)
+
+    assert run_id == newest + 1 and run_id not in (kept, newest)
+    (aside,) = run_dir(run_id).parent.glob(f"orphaned-{run_id}-*")
+    assert (aside / "best.pt").read_bytes() == b"not this run's model"
+    assert f"moved them to {aside}" in runs.log_path(run_id).read_text()
+    run = _finished(run_id)
+    assert run.status == "completed", run.error
+    assert (run_dir(run_id) / "best.pt").read_bytes() != b"not this run's model"
 
 
 def test_bad_config_fails_at_launch_and_queues_nothing(tiny_config):
@@ -333,8 +353,8 @@ def test_runs_command_lists_shows_cancels_and_deletes(capsys):
     shown = capsys.readouterr().out
     assert "status             completed" in shown and "0.75" in shown and "log.txt" in shown
 
-    assert cli(["runs", "cancel", str(run_id)]) == 1
-    assert capsys.readouterr().out.strip() == f"run {run_id} is already completed"
+    assert cli(["runs", "cancel", str(run_id)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: run {run_id} is already completed"
 
     assert cli(["runs", "delete", str(run_id), "--yes"]) == 0
     with pytest.raises(store.RunNotFound):
@@ -347,6 +367,6 @@ def test_runs_command_on_an_unknown_run_says_not_found_without_a_traceback(actio
         [sys.executable, "-m", "backend", "runs", *action],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=DEADLINE_S, env=os.environ,
     )  # fmt: skip
-    assert done.returncode == 1
-    assert done.stdout.strip() == "run 42 not found"
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: run 42 not found"
     assert "Traceback" not in done.stderr

@@ -18,6 +18,7 @@ from sqlalchemy.schema import CreateTable
 
 from backend import store
 from backend.config import REPO_ROOT
+from backend.errors import WorkbenchError
 
 N_WRITERS = 3
 N_EPOCHS = 40
@@ -405,3 +406,15 @@ def test_predictions_are_stored_per_target_replaced_and_deleted_with_the_run(db_
 
     store.delete_run_rows(run_id)
     assert store.predictions(run_id).empty and store.predictions(run_id, evaluation_id).empty
+
+
+def test_an_unreadable_store_is_a_store_error_naming_the_url(tmp_path):
+    """Every entry point (engine, session, DataFrame query) turns a damaged file into one StoreError."""
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"\x00garbage" * 500)
+    url = f"sqlite:///{path}"
+    for call in (lambda: store.get_run(1, url=url), lambda: store.list_runs(url=url), lambda: store.init_db(url)):
+        with pytest.raises(store.StoreError, match=rf"^the run store {url} cannot be used \(file is not a database\)"):
+            call()
+    assert isinstance(store.StoreError("x"), WorkbenchError)
+    assert store.masked_url("postgresql+psycopg://team:s3cret@db:5432/runs") == "postgresql+psycopg://team:***@db:5432/runs"

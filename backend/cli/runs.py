@@ -1,13 +1,17 @@
 """``python -m backend runs list|show N|cancel N|delete N``: look after training runs from a terminal.
 
 Every action goes through ``backend.runs``, so listing reaps dead runs first, exactly as the
-dashboard does. An unknown run or a refused action prints one line and exits 1, without a traceback.
+dashboard does. An unknown run or a refused action is a ``WorkbenchError``: the CLI's error boundary
+(``backend/__main__.py``) prints it as one line and exits 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -28,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--json", action="store_true", help="JSON records instead of a table")
     listing.set_defaults(handler=_list)
 
-    show = actions.add_parser("show", help="one run: status, config, best metrics, last epochs, log file")
+    show = actions.add_parser("show", help="one run: status, process, config, best metrics, last epochs, log file")
     show.add_argument("run_id", type=int)
+    show.add_argument("--json", action="store_true", help="one JSON object of the run's fields instead")
     show.set_defaults(handler=_show)
 
     cancel = actions.add_parser("cancel", help="dequeue a queued run or stop a running one")
@@ -44,11 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        return args.handler(args)
-    except (store.RunNotFound, runs.RunStateError) as e:
-        print(e)
-        return 1
+    return args.handler(args)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -81,29 +82,37 @@ def _progress(current, total) -> str:
     return "/".join(as_text)
 
 
+SHOW_LABELS = {  # run_fields key -> label in ``runs show``, in the order shown
+    "status": "status", "model": "model", "dataset": "dataset", "device": "device", "host": "host",
+    "pid": "pid", "command": "command", "created_at": "created", "started_at": "started",
+    "finished_at": "finished", "epoch": "epoch", "best_epoch": "best epoch", "best_val_f1": "best val macro-F1",
+    "best_val_acc": "best val accuracy", "train_acc_at_best": "train acc at best", "checkpoint_path": "checkpoint",
+    "error": "error", "log": "log",
+}  # fmt: skip
+
+
+def run_fields(run: store.RunRecord) -> dict[str, Any]:
+    """Everything ``runs show`` says about a run, JSON-plain: every stored field (timestamps in ISO
+    8601), plus ``epoch`` ('3/10'), ``log`` (its log file) and ``command`` (its trainer's command
+    line). The one place to add a field to ``runs show`` and ``runs show --json``."""
+    fields = {key: value.isoformat() if isinstance(value, datetime) else value for key, value in asdict(run).items()}
+    fields["epoch"] = _progress(run.current_epoch, run.total_epochs)
+    fields["log"] = str(runs.log_path(run.id))
+    fields["command"] = runs.trainer_command_line(run)
+    return fields
+
+
 def _show(args: argparse.Namespace) -> int:
     runs.reap()
     run = store.get_run(args.run_id)
+    fields = run_fields(run)
+    if args.json:
+        print(json.dumps(fields))
+        return 0
     print(f"run {run.id}: {run.name}")
-    for label, value in (
-        ("status", run.status),
-        ("model", run.model),
-        ("dataset", run.dataset),
-        ("device", run.device),
-        ("created", run.created_at),
-        ("started", run.started_at),
-        ("finished", run.finished_at),
-        ("epoch", _progress(run.current_epoch, run.total_epochs)),
-        ("best epoch", run.best_epoch),
-        ("best val macro-F1", run.best_val_f1),
-        ("best val accuracy", run.best_val_acc),
-        ("train acc at best", run.train_acc_at_best),
-        ("checkpoint", run.checkpoint_path),
-        ("error", run.error),
-        ("log", runs.log_path(run.id)),
-    ):
-        if value is not None:
-            print(f"  {label:<18} {value}")
+    for key, label in SHOW_LABELS.items():
+        if fields[key] is not None:
+            print(f"  {label:<18} {fields[key]}")
     print("config:")
     print(json.dumps(run.config, indent=2, sort_keys=True))
     history = store.run_history(run.id)

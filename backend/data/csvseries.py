@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
+from backend.errors import WorkbenchError
+
 MIN_POINTS = 10  # fewer finite values than this cannot be drawn as a meaningful series
 MAX_DRAW_POINTS = 20_000  # longer series are drawn from min/max per bucket (spikes survive)
 NUMERIC_SHARE = 0.9  # a column is numeric when this share of its non-blank cells are numbers
@@ -33,7 +35,7 @@ _DATE_SAMPLE = 200  # cells looked at to decide whether a column holds numbers o
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*$")
 
 
-class CSVError(ValueError):
+class CSVError(WorkbenchError, ValueError):
     """A CSV that cannot be turned into a series; the message says why and what to change."""
 
 

@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from backend import config
 from backend.data.images import ImageError, verify_image
+from backend.errors import WorkbenchError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 SPLITS = ("train", "val", "test")  # the order duplicates are resolved in: a later split loses the copy
@@ -33,7 +34,7 @@ MANIFEST = "manifest.json"
 _LAYOUT_HINT = "expected <root>/<class>/<image> or <root>/train/<class>/<image> and <root>/test/<class>/<image>"
 
 
-class DatasetError(ValueError):
+class DatasetError(WorkbenchError, ValueError):
     """A folder that cannot be used as a dataset; the message says what to fix."""
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from backend.errors import WorkbenchError
+
 # Decompression-bomb cap, checked on the header before any pixel is decoded. PIL's own process-wide
 # check (Image.MAX_IMAGE_PIXELS, ~179 Mpx to fail) is left as it is and fires first for larger files.
 MAX_PIXELS = 50_000_000
@@ -24,7 +26,7 @@ _FORMATS_TEXT = "PNG, JPEG, BMP or WebP"
 _WHITE = (255, 255, 255, 255)
 
 
-class ImageError(ValueError):
+class ImageError(WorkbenchError, ValueError):
     """An image that cannot become model input; the message says which file and why."""
 
 

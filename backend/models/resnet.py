@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torchvision import models as tvm
 
+from backend.errors import WorkbenchError
 from backend.models import WorkbenchModel, register_model
 
 FEATURES = 2048
@@ -22,7 +23,7 @@ FEATURES = 2048
 IMAGENET_WEIGHTS = (tvm.ResNet50_Weights.IMAGENET1K_V2, tvm.ResNet50_Weights.IMAGENET1K_V1)
 
 
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(WorkbenchError, ValueError):
     """Pretrained weights were asked for but can't be had on this machine."""
 
 

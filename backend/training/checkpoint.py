@@ -29,12 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from backend.errors import WorkbenchError
+
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_name", "model_kwargs", "class_names", "image_size", "normalization",
                  "state_dict", "epoch", "metrics", "config")  # fmt: skip
 
 
-class CheckpointError(ValueError):
+class CheckpointError(WorkbenchError, ValueError):
     """A file that is not a checkpoint of this product (or one it cannot rebuild)."""
 
 

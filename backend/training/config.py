@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import data_dir
+from backend.errors import WorkbenchError
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkbenchError, ValueError):
     """An option (or combination) that cannot train, with what to change."""
 
 

@@ -18,13 +18,14 @@ from typing import Any, Protocol
 
 from backend import config as paths
 from backend import store
+from backend.errors import WorkbenchError
 from backend.training.metrics import EvalReport
 
 LOG_FILE = "log.txt"
 LOG_FORMAT = "%(asctime)s %(message)s"
 
 
-class RunClaimError(RuntimeError):
+class RunClaimError(WorkbenchError, RuntimeError):
     """The run row is not waiting to be trained by this process."""
 
 
@@ -55,19 +56,22 @@ class StoreWriter:
     @classmethod
     def create(cls, *, name: str, model: str, config: dict, dataset: str, url: str | None = None) -> StoreWriter:
         """A writer for a new run row (``python -m backend train`` without ``--run-id``)."""
+        from backend.runs import claim_run_folder
+
         run_id = store.create_run(name=name, model=model, config=config, dataset=dataset, status="queued", url=url)
+        claim_run_folder(run_id)
         return cls(run_id, url)
 
     def claim(self, *, pid: int | None = None, **fields: Any) -> None:
-        """Take the run for this process: queued -> running, recording ``fields`` (config, name...).
+        """Take the run for this process: queued -> running, recording this host and ``fields`` (config, name...).
 
         A run the run manager already marked running for this very pid is also ours. Anything else
         (finished, cancelled, or running in another process) raises ``RunClaimError`` and the row
         is left as it is. Compare-and-set, so a cancel that lands first wins.
         """
-        from backend.runs import process_start_time
+        from backend.runs import process_start_time, this_host
 
-        values = {"status": "running", "started_at": store.utcnow(), "error": None, **fields}
+        values = {"status": "running", "started_at": store.utcnow(), "error": None, "host": this_host(), **fields}
         if pid is not None:
             values.update(pid=pid, pid_start_time=process_start_time(pid))
         if store.update_run_if(self.run_id, ["queued"], running_pid=pid, url=self.url, **values):

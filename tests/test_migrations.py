@@ -1,0 +1,156 @@
+"""Schema migrations of the run store (backend/migrations/) on real SQLite files.
+
+``tests/fixtures/store_pre_migrations.db`` was written through ``backend.store`` by the release
+before migrations (commit ee4278d): no ``alembic_version`` table, ``runs`` without AUTOINCREMENT or
+``host``. It holds runs 1 (completed), 2 (failed, error "boom") and 3 (cancelled), each with two
+epoch rows whose ``extra`` is ``{"recon": 0.25 * epoch, "kl": 0.01}``, two class-metric rows and a
+confusion matrix; run 1 also has one evaluation (tta "flip4", accuracy 0.75) with its own class
+metrics and matrix. A run 4 was created like the others and then deleted, so the file shows what an
+old store loses: which ids were ever used.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from backend import migrations, store
+from backend.config import REPO_ROOT
+
+FIXTURE = Path(__file__).parent / "fixtures" / "store_pre_migrations.db"
+TABLES = ("runs", "epoch_metrics", "evaluations", "class_metrics", "confusion_matrices")
+FIXTURE_ROWS = {"runs": 3, "epoch_metrics": 6, "evaluations": 1, "class_metrics": 8, "confusion_matrices": 4}
+
+HEAD = migrations.head_revision()  # the newest revision: what every store is brought to
+
+
+@pytest.fixture
+def old_store(tmp_path) -> tuple[Path, str]:
+    """A copy of the committed pre-migration store and its URL."""
+    path = tmp_path / "old.db"
+    shutil.copyfile(FIXTURE, path)
+    return path, f"sqlite:///{path}"
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as conn:
+        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
+
+
+def schema_differences(url: str) -> list:
+    with store.get_engine(url).connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), store.Base.metadata)
+
+
+def test_revisions_are_named_and_ordered():
+    assert migrations.known_revisions() == ["0001_baseline", "0002_hardening", "0003_comparison"]
+    assert migrations.head_revision() == "0003_comparison"
+
+
+def test_the_fixture_is_an_unversioned_store_of_the_old_schema(old_store):
+    path, url = old_store
+    assert row_counts(path) == FIXTURE_ROWS
+    state = store.schema_state(url)
+    assert (state.revision, state.has_tables, state.current) == (None, True, False)
+
+
+def test_old_store_is_upgraded_in_place_on_first_use_keeping_every_row(old_store):
+    path, url = old_store
+    runs = store.list_runs(url=url)  # the first use of the URL upgrades it
+
+    assert store.schema_state(url).revision == migrations.head_revision()
+    assert schema_differences(url) == []
+    assert row_counts(path) == FIXTURE_ROWS  # foreign keys were off: rebuilding runs cascaded nowhere
+    assert sorted(runs["id"]) == [1, 2, 3]
+    assert dict(zip(runs["id"], runs["status"], strict=True)) == {1: "completed", 2: "failed", 3: "cancelled"}
+    assert store.get_run(2, url=url).error == "boom"
+    assert store.get_run(1, url=url).host is None
+    history = store.run_history(1, url=url)
+    assert history["extra_recon"].tolist() == [0.25, 0.5]
+    evaluations = store.list_evaluations(1, url=url)
+    assert evaluations["accuracy"].tolist() == [0.75] and evaluations["tta"].tolist() == ["flip4"]
+    evaluation_id = int(evaluations["id"].iloc[0])
+    assert store.class_metrics(1, evaluation_id, url=url)["f1"].tolist() == [0.667, 0.8]
+    names, matrix = store.confusion(3, url=url)
+    assert names == ["a", "b"] and matrix.tolist() == [[1, 1], [0, 2]]
+    with sqlite3.connect(path) as conn:
+        runs_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
+        assert "AUTOINCREMENT" in runs_sql and "CONSTRAINT ck_runs_status CHECK" in runs_sql
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_upgraded_store_cascades_deletes_and_never_reuses_an_id(old_store):
+    _, url = old_store
+    fields = {"name": "new", "model": "visual_cnn", "config": {}, "dataset": "d", "url": url}
+    # Run 4 was deleted before the upgrade: an old store kept no trace of it, so its id comes back once.
+    newest = store.create_run(**fields)
+    assert newest == 4
+    store.delete_run_rows(newest, url=url)
+    assert store.create_run(**fields) == 5  # deleted after the upgrade: never handed out again
+    store.delete_run_rows(1, url=url)  # foreign keys are back on for ordinary connections
+    assert store.run_history(1, url=url).empty and store.list_evaluations(1, url=url).empty
+
+
+def test_an_empty_database_is_created_at_head(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert store.schema_state(url).revision is None
+    assert not (tmp_path / "fresh.db").exists()  # reading the revision created nothing
+    store.init_db(url)
+    assert store.schema_state(url).current
+    assert schema_differences(url) == []
+    run_id = store.create_run(name="r", model="m", config={}, dataset="d", url=url)
+    store.delete_run_rows(run_id, url=url)
+    assert store.create_run(name="r", model="m", config={}, dataset="d", url=url) == run_id + 1
+
+
+def test_a_store_newer_than_the_code_is_refused_and_left_byte_identical(tmp_path):
+    path = tmp_path / "newer.db"
+    store.upgrade_schema(f"sqlite:///{path}")
+    with closing(sqlite3.connect(path)) as conn:  # closed: the WAL is checkpointed into the file
+        conn.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+        conn.commit()
+    before, files = path.read_bytes(), sorted(tmp_path.iterdir())
+
+    with pytest.raises(store.StoreError, match=r"schema revision '0099_from_the_future', which this code does not"):
+        store.list_runs(url=f"sqlite:///{path}")  # upgrade_schema above opened no engine: this is its first use
+    assert path.read_bytes() == before
+    assert sorted(tmp_path.iterdir()) == files
+
+
+def test_processes_opening_an_old_store_at_once_take_turns(old_store):
+    """Four real processes upgrade the same old file at once: one migrates, the others find it done."""
+    path, url = old_store
+    env = {"RUNS_DB_URL": url, "PATH": "/usr/bin:/bin"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "backend", "db", "upgrade"], cwd=REPO_ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(4)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 4, outputs
+    said = sorted(out.split(": ", 1)[1].strip() for out, _ in outputs)
+    assert said == [f"already at {HEAD}"] * 3 + [f"upgraded from the schema before migrations to {HEAD}"]
+    assert row_counts(path) == FIXTURE_ROWS
+
+
+def test_db_command_reads_and_upgrades_the_revision(old_store):
+    path, url = old_store
+
+    def db(action: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "backend", "db", action], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=120, env={"RUNS_DB_URL": url, "PATH": "/usr/bin:/bin"})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert db("current") == f"{url}: the schema before migrations; newest is {HEAD}: run `python -m backend db upgrade`"
+    assert row_counts(path) == FIXTURE_ROWS and store.schema_state(url).revision is None  # current changed nothing
+    assert db("upgrade") == f"{url}: upgraded from the schema before migrations to {HEAD}"
+    assert db("current") == f"{url}: {HEAD} (newest)"
