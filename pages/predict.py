@@ -4,8 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from backend.data.dataset import IMAGE_EXTENSIONS
+from backend.data.inputs import CSV_EXTENSIONS
 from backend.data.transforms import TTA_MODES
-from backend.predict import CSV_EXTENSIONS, PredictError
+from backend.predict import PredictError
 from dashboard import charts, loaders, widgets
 from dashboard.setup import setup_page
 

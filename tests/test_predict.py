@@ -314,7 +314,7 @@ def test_corrupted_checkpoint_file(completed_runs, tmp_path):
     data = Path(store.get_run(completed_runs["visual_cnn"]).checkpoint_path).read_bytes()
     path = tmp_path / "cut.pt"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(PredictError, match="is not a readable checkpoint") as caught:
+    with pytest.raises(PredictError, match=r"cut.pt is truncated: its [0-9,]+ bytes end before") as caught:
         Predictor.from_checkpoint(path)
     assert "\n" not in str(caught.value)
 
