@@ -154,7 +154,7 @@ def _checked_shape(text: str) -> str:
     once sat for minutes in a date parser whose time grows with the square of the cell's length.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    rows = text.count("\n") + 1
+    rows = text.count("\n") + (not text.endswith("\n"))
     if rows > MAX_ROWS:
         raise CSVError(f"CSV has {rows:,} lines, over the {MAX_ROWS:,}-row limit; split or thin the series")
     longest = max(map(len, text.split("\n")))

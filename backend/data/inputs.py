@@ -100,7 +100,6 @@ def load_input(
     data = _read_bytes(source, name)
     if input_kind(name, data) == "image":
         return load_image_rgb(data, name=Path(name).name), []
-    check_csv_size(len(data))
     series = read_series_csv(data, column=column)
     notes = [f"series from column {series.column!r}", *series.notes]
     return render_series(downsample_for_drawing(series.values)), notes
@@ -214,6 +213,8 @@ def _read_bytes(source: Source, filename: str) -> bytes:
             data = handle.read(limit + 1)
     except OSError as e:
         raise ValueError(f"cannot read {Path(filename).name}: {e.strerror or e}") from e
-    if len(data) > limit:
-        raise ValueError(f"{Path(filename).name} is larger than {limit // 2**20} MiB; nothing that large is predicted")
+    if limit == MAX_CSV_BYTES:
+        check_csv_size(len(data))
+    elif len(data) > limit:
+        raise ValueError(f"{Path(filename).name} is larger than the {limit // 2**20} MiB limit for an image file")
     return data
