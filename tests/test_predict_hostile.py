@@ -108,9 +108,11 @@ def test_each_answer_is_printed_before_a_slow_later_file_finishes(corpus, tiny_c
         with slow.open("w") as writer:  # now the slow file finishes, with a real series
             writer.write(_series_csv())
         rest = [json.loads(lines.get(timeout=240)) for _ in range(2)]
+        process.wait(timeout=120)
     finally:
-        process.kill() if process.poll() is None else None
-        process.wait(timeout=60)
+        if process.poll() is None:  # only when an assertion above failed
+            process.kill()
+            process.wait()
     assert [r["filename"] for r in rest] == [str(slow), str(good)]
     assert rest[0]["error"] is None and rest[0]["notes"][0] == "series from column 'value'"
     assert process.returncode == 0
