@@ -33,7 +33,7 @@ _DATE_SAMPLE = 200  # cells looked at to decide whether a column holds numbers o
 # Bounds checked on the raw file before any per-cell work, so parsing time grows with the file and
 # no faster: a 32 MiB file of a million ``timestamp,value`` rows parses in about 1.5 s.
 MAX_CSV_BYTES = 32 * 2**20  # larger files are refused (read no further than this)
-MAX_ROWS = 2_000_000  # lines
+MAX_ROWS = 5_000_000  # lines
 MAX_LINE_CHARS = 10_000  # a longer line is not a CSV row (one huge cell, or no newlines at all)
 _MAX_DATE_CHARS = 64  # a longer cell is never a date, and is not handed to a date parser
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*$")
@@ -154,16 +154,19 @@ def _checked_shape(text: str) -> str:
     once sat for minutes in a date parser whose time grows with the square of the cell's length.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    rows = text.count("\n") + (not text.endswith("\n"))
+    raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)  # numpy scans bytes: no string per line
+    breaks = np.flatnonzero(raw == ord("\n"))
+    rows = len(breaks) + (not text.endswith("\n"))
     if rows > MAX_ROWS:
         raise CSVError(f"CSV has {rows:,} lines, over the {MAX_ROWS:,}-row limit; split or thin the series")
-    longest = max(map(len, text.split("\n")))
-    if longest > MAX_LINE_CHARS:
-        line = next(i for i, line in enumerate(text.split("\n"), 1) if len(line) == longest)
-        raise CSVError(
-            f"CSV line {line:,} is {longest:,} characters long, over the {MAX_LINE_CHARS:,} limit for one row; "
-            "expect one row per line, e.g. 'timestamp,value' (is the file missing its line breaks?)"
-        )
+    starts, ends = np.concatenate(([0], breaks + 1)), np.concatenate((breaks, [len(raw)]))
+    for line in np.flatnonzero(ends - starts > MAX_LINE_CHARS):  # over in bytes; count the characters
+        length = len(raw[starts[line] : ends[line]].tobytes().decode("utf-8"))
+        if length > MAX_LINE_CHARS:
+            raise CSVError(
+                f"CSV line {line + 1:,} is {length:,} characters long, over the {MAX_LINE_CHARS:,} limit for one "
+                "row; expect one row per line, e.g. 'timestamp,value' (is the file missing its line breaks?)"
+            )
     return text
 
 
