@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import inspect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ import pandas as pd
 import torch
 
 from backend import store
-from backend.data.csvseries import downsample_for_drawing, read_series_csv
-from backend.data.dataset import IMAGE_EXTENSIONS, scan_dataset
-from backend.data.images import load_image_rgb, resize_rgb
+from backend.data.dataset import file_sha256, scan_dataset
+from backend.data.images import resize_rgb
+from backend.data.inputs import FILE_TIME_BUDGET_S, display_name, load_batches, one_line
 from backend.data.render import render_series
 from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
@@ -42,18 +41,9 @@ from backend.evaluation.stats import bootstrap_metrics
 from backend.training.checkpoint import CheckpointError, load_checkpoint
 from backend.training.metrics import eval_report
 
-CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
-ACCEPTED_EXTENSIONS = IMAGE_EXTENSIONS + CSV_EXTENSIONS
-
 # bf16 autocast is kept only if, on the probe plots, it picks the same classes as fp32 and no
 # probability moves by more than this.
 PRECISION_TOLERANCE = 0.02
-
-_IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"BM", "BMP"),
-)
 
 
 class PredictError(WorkbenchError, ValueError):
@@ -153,92 +143,6 @@ class EvaluationResult:
         }
 
 
-# --- inputs --------------------------------------------------------------------------------------
-
-
-def sniff_image_format(data: bytes) -> str | None:
-    """The image format the bytes start with (PNG, JPEG, BMP, WebP), or None."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    return next((name for magic, name in _IMAGE_SIGNATURES if data.startswith(magic)), None)
-
-
-def _looks_like_text(data: bytes) -> bool:
-    head = data[:4096]
-    if b"\x00" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return e.start > len(head) - 4  # only a multi-byte character cut at the end
-    return True
-
-
-def input_kind(filename: str, data: bytes) -> str:
-    """``"image"`` or ``"csv"``, from the extension checked against the content.
-
-    The extension says what the user meant and the first bytes say what the file is; when they
-    disagree (a text file named .png, a PNG named .csv) the file is refused with both facts.
-    """
-    name, suffix = Path(filename).name, Path(filename).suffix.lower()
-    if not data:
-        raise ValueError(f"{name} is empty")
-    found = sniff_image_format(data)
-    if suffix in IMAGE_EXTENSIONS:
-        if found:
-            return "image"
-        if _looks_like_text(data):
-            raise ValueError(f"{name} is not an image: its content is text")
-        raise ValueError(f"{name} is not a PNG, JPEG, BMP or WebP image (unrecognised content)")
-    if suffix in CSV_EXTENSIONS:
-        if found:
-            raise ValueError(f"{name} is a {found} image, not a CSV series; rename it to .{found.lower()}")
-        return "csv"
-    raise ValueError(
-        f"{name}: unsupported file type {suffix or '(no extension)'}; accepted: {', '.join(ACCEPTED_EXTENSIONS)}"
-    )
-
-
-def _display_name(source: Path | str | bytes, filename: str | None) -> str:
-    """The name a file goes by; bytes need one, since the extension says what they are."""
-    if filename:
-        return filename
-    if isinstance(source, bytes | bytearray | memoryview):
-        raise ValueError(
-            "a filename is needed with the file's bytes: its extension says whether it is an image or a CSV"
-        )
-    return Path(source).name
-
-
-def _read_bytes(source: Path | str | bytes, filename: str) -> bytes:
-    if isinstance(source, bytes | bytearray | memoryview):
-        return bytes(source)
-    try:
-        return Path(source).read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read {Path(filename).name}: {e.strerror or e}") from e
-
-
-def load_input(
-    source: Path | str | bytes, *, filename: str | None = None, column: str | None = None
-) -> tuple[np.ndarray, list[str]]:
-    """Decode one image or CSV file into ``(image (H, W, 3) uint8, notes)``.
-
-    A CSV is parsed by ``read_series_csv`` (``column`` picks a column; default the first numeric
-    one) and drawn with the team style by ``render_series``, as the generator drew the training
-    plots (index x-axis, like the generator, so a generated CSV gives its PNG's pixels). A series
-    longer than ``MAX_DRAW_POINTS`` is drawn from its per-stretch minima and maxima. ``notes`` say
-    what was done to the series on the way (NaNs interpolated, thinned for drawing...).
-    """
-    name = _display_name(source, filename)
-    data = _read_bytes(source, name)
-    if input_kind(name, data) == "image":
-        return load_image_rgb(data), []
-    series = read_series_csv(data, column=column)
-    notes = [f"series from column {series.column!r}", *series.notes]
-    return render_series(downsample_for_drawing(series.values)), notes
-
-
 # --- the predictor -------------------------------------------------------------------------------
 
 
@@ -303,7 +207,7 @@ class Predictor:
         try:
             model, checkpoint = load_checkpoint(path)
         except CheckpointError as e:
-            raise PredictError(_one_line(e)) from e
+            raise PredictError(one_line(e)) from e
         return cls(model, checkpoint, make_runtime(device, precision), run_id=run_id)
 
     @classmethod
@@ -411,26 +315,22 @@ class Predictor:
         *,
         batch_size: int = 32,
         column: str | None = None,
+        time_budget: float = FILE_TIME_BUDGET_S,
     ) -> Iterator[Prediction]:
-        """Predict ``(filename, bytes or path)`` pairs in batches, yielding in input order as each batch
-        finishes. A file that cannot be read yields a ``Prediction`` with ``error`` set; the rest go on."""
+        """Predict ``(filename, bytes or path)`` pairs, yielding in input order as soon as each is known.
+
+        Files are read and decoded in worker processes (``backend.data.inputs.load_batches``), each
+        within ``time_budget`` seconds; the model then predicts, in one forward pass, the next file
+        together with the later ones already decoded (at most ``batch_size``), so batching never
+        holds an answer back. A file that cannot be read, or runs past its budget, yields a
+        ``Prediction`` with ``error`` set; the rest go on."""
         tta_view_count(tta)  # an unknown mode fails here, before any file is read
-        for chunk in _chunks(list(files), batch_size):
-            results: list[Prediction | None] = []
-            loaded = []  # (position in results, filename, image, notes)
-            for name, source in chunk:
-                try:
-                    image, notes = load_input(source, filename=name, column=column)
-                except (ValueError, OSError) as e:
-                    results.append(Prediction(filename=name, error=_one_line(e)))
-                    continue
-                loaded.append((len(results), name, image, notes))
-                results.append(None)
-            if loaded:
-                positions, names, images, notes = zip(*loaded, strict=True)
-                for position, prediction in zip(positions, self._predictions(names, images, notes, tta), strict=True):
-                    results[position] = prediction
-            yield from results
+        for batch in load_batches(files, column=column, time_budget=time_budget, max_batch=batch_size):
+            good = [item for item in batch if item.error is None]
+            names, images, notes = ([getattr(i, key) for i in good] for key in ("filename", "image", "notes"))
+            predicted = iter(self._predictions(names, images, notes, tta) if good else [])
+            for item in batch:
+                yield Prediction(filename=item.filename, error=item.error) if item.error else next(predicted)
 
     def predict_files(
         self,
@@ -439,21 +339,16 @@ class Predictor:
         *,
         batch_size: int = 32,
         column: str | None = None,
+        time_budget: float = FILE_TIME_BUDGET_S,
     ) -> list[Prediction]:
         """``iter_files`` collected into a list."""
-        return list(self.iter_files(files, tta, batch_size=batch_size, column=column))
+        return list(self.iter_files(files, tta, batch_size=batch_size, column=column, time_budget=time_budget))
 
     def predict_file(
         self, source: Path | str | bytes, *, filename: str | None = None, tta: str = "none", column: str | None = None
     ) -> Prediction:
         """Predict one image or CSV file (a path or its bytes); a bad file gives ``error``, not an exception."""
-        return self.predict_files([(_display_name(source, filename), source)], tta, column=column)[0]
-
-
-def _one_line(error: BaseException, limit: int = 400) -> str:
-    """An exception as one line of bounded length: torch's and PIL's messages can run to pages."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return self.predict_files([(display_name(source, filename), source)], tta, column=column)[0]
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -494,7 +389,7 @@ def evaluate_folder(
         true = info.classes[by_name[prediction.filename].label]
         probabilities = {f"prob_{c}": p for c, p in prediction.probabilities.items()}
         rows.append(
-            {"file": relative, "item_hash": _file_sha256(prediction.filename), "true": true,
+            {"file": relative, "item_hash": file_sha256(Path(prediction.filename)), "true": true,
              "predicted": prediction.predicted, "confidence": prediction.confidence, **probabilities}
         )  # fmt: skip
     if not rows:
@@ -526,11 +421,6 @@ def evaluate_folder(
 def _probability_matrix(table: pd.DataFrame, class_names: list[str]) -> np.ndarray:
     """The ``prob_<class>`` columns of a predictions table as an (items x classes) array."""
     return table[[f"prob_{c}" for c in class_names]].to_numpy(dtype=float)
-
-
-def _file_sha256(path: Path | str) -> str:
-    """Hex sha256 of a file's bytes: how a prediction row names its item across runs."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def store_evaluation(result: EvaluationResult, run_id: int) -> int:

@@ -4,8 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from backend.data.dataset import IMAGE_EXTENSIONS
+from backend.data.inputs import CSV_EXTENSIONS
 from backend.data.transforms import TTA_MODES
-from backend.predict import CSV_EXTENSIONS, PredictError
+from backend.predict import PredictError, Prediction
 from dashboard import charts, loaders, widgets
 from dashboard.setup import setup_page
 
@@ -60,36 +61,53 @@ except PredictError as e:
     st.stop()
 st.caption(predictor.describe())
 
-with st.spinner(f"Predicting {len(files)} file(s)..."):
-    predictions = predictor.predict_files([(f.name, f.getvalue()) for f in files], tta=tta)
 
-rows = []
-for prediction in predictions:
+def result_row(prediction: Prediction) -> dict:
+    """One results-table row: the answer, or the error in its place (``prob_<class>`` for the download)."""
     top = prediction.top(3)
-    rows.append(
-        {
-            "file": prediction.filename,
-            "predicted": prediction.predicted or "",
-            "confidence": prediction.confidence if prediction.error is None else None,
-            "runners-up": ", ".join(f"{name} ({p:.1%})" for name, p in top[1:]),
-            "notes": "; ".join(prediction.notes),
-            "error": prediction.error or "",
-            **{f"prob_{name}": p for name, p in prediction.probabilities.items()},
-        }
+    return {
+        "file": prediction.filename,
+        "predicted": prediction.predicted or "",
+        "confidence": prediction.confidence if prediction.error is None else None,
+        "runners-up": ", ".join(f"{name} ({p:.1%})" for name, p in top[1:]),
+        "notes": "; ".join(prediction.notes),
+        "error": prediction.error or "",
+        **{f"prob_{name}": p for name, p in prediction.probabilities.items()},
+    }
+
+
+def draw_table(rows: list[dict]) -> pd.DataFrame:
+    """The results table as it stands (files not yet answered show as pending); returns every column."""
+    everything = pd.DataFrame(rows)
+    table = everything[[c for c in everything.columns if not c.startswith("prob_")]]
+    failed = table["error"].ne("").any()
+    table_slot.dataframe(
+        table if failed else table.drop(columns="error"),  # the error column only when a file failed
+        hide_index=True,
+        column_config={
+            "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)
+        },
     )
-everything = pd.DataFrame(rows)  # the download also has every class probability
-table = everything[[c for c in everything.columns if not c.startswith("prob_")]]
+    return everything
+
 
 st.subheader("Results")
-ok = table["error"] == ""
-st.caption(f"{int(ok.sum())} of {len(table)} file(s) predicted with run #{run_id}, TTA {tta}.")
-st.dataframe(
-    table if not ok.all() else table.drop(columns="error"),  # the error column only when a file failed
-    hide_index=True,
-    column_config={
-        "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)
-    },
-)
+caption = st.empty()
+progress = st.progress(0.0, text=f"Predicting {len(files)} file(s)...")
+table_slot = st.empty()
+# Files are decoded in worker processes, each within a time budget, and answered as soon as each is
+# known, so one slow or hostile file never holds back the table.
+rows = [{"file": f.name, "predicted": "pending...", "confidence": None, "error": ""} for f in files]
+draw_table(rows)
+predictions = []
+for position, prediction in enumerate(predictor.iter_files([(f.name, f.getvalue()) for f in files], tta=tta)):
+    predictions.append(prediction)
+    rows[position] = result_row(prediction)
+    progress.progress((position + 1) / len(files), text=f"{position + 1} of {len(files)} file(s) answered")
+    everything = draw_table(rows)
+progress.empty()
+ok = everything["error"] == ""
+caption.caption(f"{int(ok.sum())} of {len(everything)} file(s) predicted with run #{run_id}, TTA {tta}.")
 st.download_button(
     "Download results (CSV)",
     everything.to_csv(index=False).encode(),

@@ -3,6 +3,8 @@ are written atomically, and reject files that are not checkpoints with a clear m
 
 from __future__ import annotations
 
+import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +117,7 @@ def test_files_that_are_not_checkpoints_get_a_clear_error(tmp_path):
         read_checkpoint(tmp_path / "missing.pt")
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="is not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a checkpoint of this product \\(not a file torch.save wrote\\)"):
         read_checkpoint(text)
     tensor = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), tensor)
@@ -143,3 +145,34 @@ def test_checkpoints_hold_the_run_config_and_class_list_not_todays_defaults(comp
     assert checkpoint["model_kwargs"]["latent_dim"] == run.config["model_kwargs"]["latent_dim"]
     assert checkpoint["epoch"] == EPOCHS["vae_classifier"]
     assert scan_dataset(run.dataset).classes == checkpoint["class_names"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda good: b"", r"best\.pt is empty \(0 bytes\)"),
+        (lambda good: good[: len(good) // 2], r"best\.pt is truncated: its [0-9,]+ bytes end before the archive does"),
+        (lambda good: b"GIF89a not weights", r"best\.pt is not a checkpoint of this product \(not a file torch"),
+        (lambda good: None, r"best\.pt is not a checkpoint of this product \(it holds objects beyond tensors"),
+    ],
+    ids=["empty", "truncated", "foreign-bytes", "foreign-pickle"],
+)
+def test_a_broken_best_pt_is_named_in_our_words_and_points_at_last_pt(tmp_path, content, message):
+    model = create_model("visual_cnn", num_classes=3, image_size=32, width=4)
+    last = save_checkpoint(tmp_path / "last.pt", {**checkpoint_of(model), "epoch": 7})
+    best = tmp_path / "best.pt"
+    data = content(last.read_bytes())
+    if data is None:
+        torch.save({"model": argparse.Namespace(lr=0.1)}, best)  # a pickled object weights_only refuses
+    else:
+        best.write_bytes(data)
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(best)
+    text = str(caught.value)
+    assert re.search(message, text), text
+    assert text.endswith(f"; {last} (epoch 7) does load: use that file instead")
+    assert "weights_only" not in text and "\n" not in text
+    last.unlink()  # without a readable last.pt, no hint
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(best)
+    assert "does load" not in str(caught.value)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from backend.data.csvseries import (
+    MAX_CSV_BYTES,
     MAX_DRAW_POINTS,
+    MAX_LINE_CHARS,
+    MAX_ROWS,
     CSVError,
     downsample_for_drawing,
     drawing_indices,
@@ -207,3 +211,58 @@ def test_chosen_column_must_exist_and_be_numeric():
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CSVError, match="does not exist"):
         read_series_csv(tmp_path / "nope.csv")
+
+
+# --- bounds checked before any per-cell work (issue 12) -------------------------------------------
+
+
+def test_a_file_past_the_size_cap_is_refused_without_reading_it_all(tmp_path):
+    endless = tmp_path / "endless.csv"
+    endless.symlink_to("/dev/zero")
+    with pytest.raises(CSVError, match=r"^CSV is larger than the 32 MiB limit"):
+        read_series_csv(endless)
+    assert MAX_CSV_BYTES == 32 * 2**20
+
+
+def test_a_line_without_breaks_is_refused_in_linear_time():
+    # The measured hang: one 5 MB line sat in a date parser whose time grew with the square of its length.
+    start = time.perf_counter()
+    with pytest.raises(CSVError, match=r"^CSV line 1 is 5,000,000 characters long, over the 10,000 limit"):
+        read_series_csv(b"1," * 2_500_000)
+    with pytest.raises(CSVError, match=r"^CSV line 3 is 10,001 characters long"):
+        read_series_csv(lines("value", "1", "é" * 10_001, "2"))  # counted in characters, not bytes
+    read_series_csv(lines("value", *["1"] * 20, "2" * (MAX_LINE_CHARS - 1)))  # just under: a (junk) cell
+    assert time.perf_counter() - start < 5
+
+
+def test_too_many_rows_are_refused_before_parsing():
+    with pytest.raises(CSVError, match=rf"^CSV has {MAX_ROWS + 1:,} lines, over the {MAX_ROWS:,}-row limit"):
+        read_series_csv(b"1\n" * (MAX_ROWS + 1))
+
+
+def test_long_cells_never_reach_the_date_parser():
+    rows = [f"{'2024-01-01' * 900},{i % 7}" for i in range(300)]  # 9,000-character "dates"
+    start = time.perf_counter()
+    series = read_series_csv(lines("time,value", *rows))
+    assert time.perf_counter() - start < 5
+    assert len(series.values) == 300 and series.timestamps is None
+    assert "time column 'time' has 300 unreadable entries; the row order is used instead" in series.notes
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        lines("timestamp,value", *[f"2024-01-{d:02d},nan" for d in range(1, 21)]),
+        lines("value", *["NA"] * 5, *[""] * 5, *["nan"] * 10),
+    ],
+)
+def test_an_all_nan_value_column_says_so(data):
+    with pytest.raises(CSVError, match=r"^column 'value' has no finite numbers: every cell is empty, NaN or NA$"):
+        read_series_csv(data)
+    with pytest.raises(CSVError, match=r"^column 'value' has no finite numbers"):
+        read_series_csv(data, column="value")
+
+
+def test_old_mac_line_endings():
+    series = read_series_csv(b"value\r" + b"".join(f"{i % 5}\r".encode() for i in range(40)))
+    assert len(series.values) == 40

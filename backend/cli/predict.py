@@ -1,7 +1,8 @@
 """``python -m backend predict``: classify images and CSV series with a trained run.
 
-One line (or, with ``--json``, one JSON object) per file, in the order given. A file that fails
-prints its error in its place and the others still run; the exit status is non-zero only when every
+One line (or, with ``--json``, one JSON object) per file, in the order given, each printed as soon as
+that file is known (files are decoded in worker processes, ``--file-timeout`` seconds each). A file
+that fails prints its error in its place and the others still run; the exit status is non-zero only when every
 file failed. ``add_predictor_arguments`` and ``load_predictor`` are shared with ``evaluate``.
 """
 
@@ -12,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from backend.data.inputs import FILE_TIME_BUDGET_S
 from backend.data.transforms import TTA_MODES
 from backend.device import PRECISIONS
 from backend.predict import Prediction, Predictor
@@ -46,6 +48,10 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_predictor_arguments(parser)
     parser.add_argument("--column", help="CSV column to use (default: the first numeric one)")
+    parser.add_argument(
+        "--file-timeout", type=float, default=FILE_TIME_BUDGET_S, metavar="SECONDS",
+        help="seconds allowed to read and decode one file; a file over it is an error, the others go on",
+    )  # fmt: skip
     parser.add_argument("files", nargs="+", type=Path, help="images (.png .jpg .jpeg .bmp .webp) or CSV series")
 
 
@@ -63,7 +69,10 @@ def main(args: argparse.Namespace) -> int:
     failed = 0
     try:
         predictor = load_predictor(args)
-        for prediction in predictor.iter_files(files, args.tta, batch_size=args.batch_size, column=args.column):
+        predictions = predictor.iter_files(
+            files, args.tta, batch_size=args.batch_size, column=args.column, time_budget=args.file_timeout
+        )
+        for prediction in predictions:
             print(json.dumps(prediction.to_dict()) if args.json else format_prediction(prediction), flush=True)
             failed += prediction.error is not None
     except USER_ERRORS as e:

@@ -11,6 +11,7 @@ numpy + PIL only: the dashboard imports this without torch.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from backend.errors import WorkbenchError
 
 # Decompression-bomb cap, checked on the header before any pixel is decoded. PIL's own process-wide
-# check (Image.MAX_IMAGE_PIXELS, ~179 Mpx to fail) is left as it is and fires first for larger files.
+# check (Image.MAX_IMAGE_PIXELS, ~179 Mpx to fail) is left as it is; when it fires first, the size
+# is read from the header again so the message still gives the real width, height and Mpx.
 MAX_PIXELS = 50_000_000
 FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 _FORMATS_TEXT = "PNG, JPEG, BMP or WebP"
 _WHITE = (255, 255, 255, 255)
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"))
+
+
+# PIL warns between its two limits; ours (MAX_PIXELS) is lower and refuses with a message instead.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class ImageError(WorkbenchError, ValueError):
@@ -39,14 +46,22 @@ def check_pixel_count(width: int, height: int, name: str = "image") -> None:
         )
 
 
-def load_image_rgb(source: Path | str | bytes) -> np.ndarray:
+def sniff_image_format(data: bytes) -> str | None:
+    """The image format the bytes start with (PNG, JPEG, BMP, WebP), or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
+
+
+def load_image_rgb(source: Path | str | bytes, *, name: str | None = None) -> np.ndarray:
     """Decode a PNG/JPEG/BMP/WebP file or its bytes to an (H, W, 3) uint8 RGB array.
 
     EXIF orientation is applied (photos of plots), transparency is composited on white, and
     greyscale, palette, 16-bit and CMYK images are converted to RGB. Anything that cannot be decoded
-    (corrupt, truncated, not an image, too many pixels) raises :class:`ImageError`.
+    (corrupt, truncated, not an image, too many pixels) raises :class:`ImageError`. ``name`` is what
+    messages call the file (default: its path, or "image" for bytes).
     """
-    name = "image" if isinstance(source, (bytes, bytearray)) else f"'{source}'"
+    name = name or _default_name(source)
     with _open(source, name) as img:
         check_pixel_count(img.width, img.height, name)
         try:
@@ -54,6 +69,8 @@ def load_image_rgb(source: Path | str | bytes) -> np.ndarray:
             ImageOps.exif_transpose(img, in_place=True)  # in place: no copy when there is no rotation
             return _to_rgb_array(img)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            if "truncated" in str(e):
+                raise ImageError(f"{name} is a truncated {img.format}: the file ends inside its pixel data") from e
             raise ImageError(f"{name} is corrupt or truncated and cannot be decoded ({e})") from e
 
 
@@ -63,7 +80,7 @@ def verify_image(source: Path | str | bytes) -> None:
     Uses PIL's ``verify()`` (header and chunk checks); a file that passes can still fail to decode
     if its compressed pixel data is damaged, which :func:`load_image_rgb` then reports.
     """
-    name = "image" if isinstance(source, (bytes, bytearray)) else f"'{source}'"
+    name = _default_name(source)
     with _open(source, name) as img:
         check_pixel_count(img.width, img.height, name)
         try:
@@ -87,6 +104,10 @@ def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(resized)
 
 
+def _default_name(source: Path | str | bytes) -> str:
+    return "image" if isinstance(source, (bytes, bytearray)) else f"'{source}'"
+
+
 def _open(source: Path | str | bytes, name: str) -> Image.Image:
     """Open lazily (header only), turning every way of failing into an ImageError with a reason."""
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else _read_bytes(Path(source), name)
@@ -94,17 +115,33 @@ def _open(source: Path | str | bytes, name: str) -> Image.Image:
         raise ImageError(f"{name} is empty (0 bytes)")
     try:
         return Image.open(io.BytesIO(data), formats=FORMATS)
-    except UnidentifiedImageError as e:
-        raise ImageError(f"{name} is not a {_FORMATS_TEXT} image ({_guess_content(data)})") from e
     except Image.DecompressionBombError as e:
-        # PIL refuses before we see the size: beyond twice its own cap, far beyond ours.
-        pil_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise ImageError(
-            f"{name} is over {pil_limit / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit "
-            "(a decompression bomb, or a plot saved at an extreme size)"
-        ) from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{name} has a corrupt header and cannot be opened ({e})") from e
+        check_pixel_count(*_header_size(data), name)  # PIL refused first; say the real size
+        raise ImageError(f"{name} is a decompression bomb ({e})") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        found = sniff_image_format(data)
+        if found:
+            raise ImageError(
+                f"{name} is a truncated {found} (or its header is damaged): it starts like one but its "
+                f"header cannot be read from its {len(data):,} bytes"
+            ) from e
+        raise ImageError(f"{name} is not a {_FORMATS_TEXT} image ({_guess_content(data)})") from e
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the header alone, through the format's own reader: unlike
+    ``Image.open`` it does not refuse a decompression bomb before telling its size."""
+    Image.init()
+    for fmt in FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and not accept(data[:16]):
+            continue
+        try:
+            with factory(io.BytesIO(data)) as img:
+                return img.size
+        except (OSError, SyntaxError, ValueError):
+            continue
+    return 0, 0
 
 
 def _read_bytes(path: Path, name: str) -> bytes:

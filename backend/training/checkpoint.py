@@ -108,19 +108,37 @@ def save_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict at ``path``, checked for the keys this product writes."""
+    """The checkpoint dict at ``path``, checked for the keys this product writes.
+
+    Every refusal is a :class:`CheckpointError` in our words (empty, truncated, not a checkpoint of
+    this product), never torch's text with its advice to turn ``weights_only`` off; when ``path`` is
+    a run's ``best.pt`` and its ``last.pt`` loads, the message says so.
+    """
     path = Path(path)
+    try:
+        return _read_checked(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}{_fallback_hint(path)}") from e.__cause__
+
+
+def _read_checked(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint (expected a best.pt/last.pt of a run): {e}") from e
+    except Exception as e:  # noqa: BLE001 - on arbitrary bytes torch's unpickler raises anything (KeyError, ...)
+        raise CheckpointError(_unreadable(path, size, e)) from e
     if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+        raise CheckpointError(
+            f"checkpoint {path} is not a checkpoint of this product: it holds a {type(checkpoint).__name__}, "
+            "not a checkpoint dict"
+        )
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
-        raise CheckpointError(f"{path} is not a checkpoint of this product; missing: {', '.join(missing)}")
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint of this product; missing: {', '.join(missing)}")
     if checkpoint["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format {checkpoint['format_version']}, newer than this code reads "
@@ -129,6 +147,32 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     checkpoint.setdefault("temperature", 1.0)  # written before calibration existed: uncalibrated
     checkpoint.setdefault("uncertainty", None)
     return checkpoint
+
+
+def _unreadable(path: Path, size: int, error: Exception) -> str:
+    """Why torch could not load the file, from what the file is (torch.save writes a zip archive)."""
+    with path.open("rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"
+    if is_zip and not zipfile.is_zipfile(path):  # a zip's directory is at its end: gone when cut short
+        return f"checkpoint {path} is truncated: its {size:,} bytes end before the archive does (a copy cut short?)"
+    if is_zip and isinstance(error, pickle.UnpicklingError):  # weights_only refused an object in it
+        return (
+            f"checkpoint {path} is not a checkpoint of this product (it holds objects beyond tensors and "
+            "plain values); use a best.pt/last.pt that a run wrote"
+        )
+    return f"checkpoint {path} is not a checkpoint of this product (not a file torch.save wrote)"
+
+
+def _fallback_hint(path: Path) -> str:
+    """``; its last.pt (epoch N) loads: ...`` when a broken best.pt has a readable last.pt beside it."""
+    last = path.with_name("last.pt")
+    if path.name == "last.pt" or not last.is_file():
+        return ""
+    try:
+        epoch = _read_checked(last)["epoch"]
+    except CheckpointError:
+        return ""
+    return f"; {last} (epoch {epoch}) does load: use that file instead"
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
