@@ -76,9 +76,16 @@ def _onnx() -> ExportFormat:
     def write(module: nn.Module, example: Tensor, path: Path) -> dict:
         batch = torch.export.Dim("batch", min=1)
         program = torch.onnx.export(
-            module, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=ONNX_OPSET,
-            dynamic_shapes={"images": {0: batch}}, external_data=False, dynamo=True, verbose=False,
-        )  # fmt: skip
+            module,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=ONNX_OPSET,
+            dynamic_shapes={"images": {0: batch}},
+            external_data=False,
+            dynamo=True,
+            verbose=False,
+        )
         program.save(str(path), external_data=False)
         return {"opset": ONNX_OPSET, "onnx_version": onnx.__version__}
 
@@ -126,8 +133,10 @@ def parity_images(dataset: Path | str, image_size: int, limit: int = PARITY_IMAG
     try:
         info = scan_dataset(dataset)
     except (DatasetError, OSError) as e:
-        raise ExportError(f"the parity check needs the run's test images, but {dataset} cannot be read ({e}); "
-                          "pass --data DIR to name a dataset folder with the same classes") from e
+        raise ExportError(
+            f"the parity check needs the run's test images, but {dataset} cannot be read ({e}); "
+            "pass --data DIR to name a dataset folder with the same classes"
+        ) from e
     by_class: dict[int, list] = {}
     for sample in sorted(info.test, key=lambda s: str(s.path)):
         by_class.setdefault(sample.label, []).append(sample)
@@ -143,8 +152,12 @@ def parity(reference: np.ndarray, exported: np.ndarray, tolerance: float = PARIT
     """How the exported model's logits compare with PyTorch's on the same batch."""
     diff = float(np.abs(reference.astype(np.float64) - exported.astype(np.float64)).max())
     top1 = bool(np.array_equal(reference.argmax(1), exported.argmax(1)))
-    return {"max_abs_logit_diff": diff, "tolerance": tolerance, "top1_agrees": top1,
-            "passed": bool(diff < tolerance and top1)}  # fmt: skip
+    return {
+        "max_abs_logit_diff": diff,
+        "tolerance": tolerance,
+        "top1_agrees": top1,
+        "passed": bool(diff < tolerance and top1),
+    }
 
 
 def _atomic_json(path: Path, payload: dict) -> None:
@@ -154,7 +167,11 @@ def _atomic_json(path: Path, payload: dict) -> None:
 
 
 def export_checkpoint(
-    checkpoint_path: Path | str, fmt: str, out: Path | str, *, dataset: Path | str | None = None,
+    checkpoint_path: Path | str,
+    fmt: str,
+    out: Path | str,
+    *,
+    dataset: Path | str | None = None,
     run_id: int | None = None,
 ) -> dict:
     """Export the checkpoint to ``out`` in format ``fmt`` and write ``out + ".json"``; return the sidecar.
@@ -199,24 +216,29 @@ def export_checkpoint(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    sidecar = to_plain({
-        "format": fmt,
-        "file": out.name,
-        "model_name": checkpoint["model_name"],
-        "run_id": run_id if run_id is not None else checkpoint.get("run_id"),
-        "epoch": checkpoint["epoch"],
-        "class_names": checkpoint["class_names"],
-        "image_size": size,
-        "normalization": {"mean": mean, "std": std},
-        "preprocessing": PREPROCESSING,
-        "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32"},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(checkpoint["class_names"])],
-                   "meaning": "logits; softmax(logits / temperature) gives the probabilities"},
-        "temperature": checkpoint.get("temperature"),
-        "torch_version": torch.__version__,
-        **settings,
-        "parity": {"runtime": exporter.runtime, "dataset": str(dataset), "images": len(files), **check},
-    })  # fmt: skip
+    sidecar = to_plain(
+        {
+            "format": fmt,
+            "file": out.name,
+            "model_name": checkpoint["model_name"],
+            "run_id": run_id if run_id is not None else checkpoint.get("run_id"),
+            "epoch": checkpoint["epoch"],
+            "class_names": checkpoint["class_names"],
+            "image_size": size,
+            "normalization": {"mean": mean, "std": std},
+            "preprocessing": PREPROCESSING,
+            "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32"},
+            "output": {
+                "name": OUTPUT_NAME,
+                "shape": ["batch", len(checkpoint["class_names"])],
+                "meaning": "logits; softmax(logits / temperature) gives the probabilities",
+            },
+            "temperature": checkpoint.get("temperature"),
+            "torch_version": torch.__version__,
+            **settings,
+            "parity": {"runtime": exporter.runtime, "dataset": str(dataset), "images": len(files), **check},
+        }
+    )
     _atomic_json(sidecar_path(out), sidecar)
     return sidecar
 

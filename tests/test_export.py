@@ -19,8 +19,20 @@ from backend.export import PARITY_TOLERANCE, ExportError, export_checkpoint, exp
 from backend.predict import run_checkpoint
 from backend.training.checkpoint import load_checkpoint
 
-SIDECAR_FIELDS = {"format", "model_name", "run_id", "class_names", "image_size", "normalization", "preprocessing",
-                  "temperature", "torch_version", "input", "output", "parity"}  # fmt: skip
+SIDECAR_FIELDS = {
+    "format",
+    "model_name",
+    "run_id",
+    "class_names",
+    "image_size",
+    "normalization",
+    "preprocessing",
+    "temperature",
+    "torch_version",
+    "input",
+    "output",
+    "parity",
+}
 
 
 def _reference(run_id: int, dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +114,14 @@ def test_export_cli_writes_the_files_and_refuses_bad_input(completed_runs, tmp_p
     env = os.environ.copy()
 
     def backend(*args):
-        return subprocess.run([sys.executable, "-m", "backend", "export", *args], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=240)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "backend", "export", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
 
     out = tmp_path / "cnn.onnx"
     done = backend("--run", str(completed_runs["visual_cnn"]), "--format", "onnx", "--out", str(out), "--json")

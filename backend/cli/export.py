@@ -19,9 +19,15 @@ from backend.export import EXPORT_FORMATS, ExportError, export_run, sidecar_path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=int, required=True, metavar="N", help="export run N's best checkpoint")
     parser.add_argument("--format", required=True, choices=EXPORT_FORMATS.names(), help="file format")
-    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="model file to write (FILE.json beside it)")
-    parser.add_argument("--data", type=Path, metavar="DIR",
-                        help="dataset whose test images the parity check uses (default: the run's own)")  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="model file to write (FILE.json beside it)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="dataset whose test images the parity check uses (default: the run's own)",
+    )
     parser.add_argument("--json", action="store_true", help="print the sidecar JSON")
 
 
@@ -38,7 +44,9 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(sidecar, indent=1))
     else:
         check = sidecar["parity"]
-        print(f"wrote {args.out} and {sidecar_path(args.out)}: {sidecar['model_name']}, "
-              f"{len(sidecar['class_names'])} classes, {sidecar['image_size']} px; parity on {check['images']} "
-              f"test images: max logit difference {check['max_abs_logit_diff']:.2e}, same top-1 on every image")  # fmt: skip
+        print(
+            f"wrote {args.out} and {sidecar_path(args.out)}: {sidecar['model_name']}, "
+            f"{len(sidecar['class_names'])} classes, {sidecar['image_size']} px; parity on {check['images']} "
+            f"test images: max logit difference {check['max_abs_logit_diff']:.2e}, same top-1 on every image"
+        )
     return 0
