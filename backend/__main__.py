@@ -17,6 +17,7 @@ COMMANDS = {
     "runs": "list, show, cancel or delete runs",
     "predict": "predict images or CSV series with a trained run",
     "evaluate": "evaluate a trained run on a labelled dataset folder",
+    "explain": "Grad-CAM overlays of a run's model on images and CSV series",
     "export": "export a run's model to ONNX or TorchScript, checked against PyTorch",
 }
 

@@ -236,7 +236,8 @@ def attention_report(
     """Per class: mean share of Grad-CAM mass inside the anomaly's columns, beside the uniform baseline.
 
     Maps are for each sample's true class (does the evidence for the right class sit on the anomaly?).
-    Columns: class, n, share, baseline, lift (share / baseline). ``per_class`` caps samples per class.
+    Columns: class, n, empty (maps with no positive evidence, left out of ``share``), share, baseline,
+    lift (share / baseline). ``per_class`` caps samples per class.
     """
     manifest_path = Path(dataset) / MANIFEST_NAME
     if not manifest_path.is_file():
@@ -271,7 +272,12 @@ def attention_report(
     table = (
         pd.DataFrame(rows)
         .groupby("class", sort=True)
-        .agg(n=("share", "size"), share=("share", "mean"), baseline=("baseline", "mean"))
+        .agg(
+            n=("share", "size"),
+            empty=("share", lambda shares: int(shares.isna().sum())),
+            share=("share", "mean"),
+            baseline=("baseline", "mean"),
+        )
     )
     table["lift"] = table["share"] / table["baseline"]
     return table.reset_index()
