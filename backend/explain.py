@@ -164,9 +164,17 @@ def explain_files(
         except (ValueError, OSError) as e:
             results.append(Explanation(filename=name, error=_one_line(e)))
             continue
-        cams, targets = gradcam_with_targets(predictor.model, _batch(predictor, [image]))
-        results.append(Explanation(name, image, cams[0], predictor.class_names[int(targets[0])]))
+        results.append(explain_images(predictor, [image], [name])[0])
     return results
+
+
+def explain_images(predictor: Predictor, images: Sequence[np.ndarray], names: Sequence[str]) -> list[Explanation]:
+    """Grad-CAM of each decoded plot's predicted class (e.g. ``Prediction.image``), in one batch."""
+    cams, targets = gradcam_with_targets(predictor.model, _batch(predictor, images))
+    return [
+        Explanation(name, image, cam, predictor.class_names[int(target)])
+        for name, image, cam, target in zip(names, images, cams, targets, strict=True)
+    ]
 
 
 # --- does the model look at the anomaly? ----------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from backend import store
+from backend import config, store
 from backend.data.dataset import DatasetError, scan_dataset
 from backend.data.images import load_image_rgb, resize_rgb
 from backend.data.transforms import to_tensor_batch
@@ -253,3 +253,9 @@ def export_run(run_id: int, fmt: str, out: Path | str, *, dataset: Path | str | 
     """Export run ``run_id``'s best checkpoint; the parity images come from the run's dataset by default."""
     path = run_checkpoint(run_id)
     return export_checkpoint(path, fmt, out, dataset=dataset or store.get_run(int(run_id)).dataset, run_id=run_id)
+
+
+def run_export_path(run_id: int, fmt: str) -> Path:
+    """Where the dashboard keeps a run's export: ``artifacts/runs/<id>/export/model.<format>``."""
+    EXPORT_FORMATS.get(fmt)
+    return config.run_dir(int(run_id)) / "export" / f"model.{fmt}"

@@ -160,3 +160,24 @@ def test_explain_cli_writes_an_overlay_per_file(completed_runs, tiny_dataset, tm
     assert len(rows) == 9 and {"class", "n", "empty", "share", "baseline", "lift"} <= set(rows[0])
     missing_out = backend(str(png))
     assert missing_out.returncode == 2 and "--out DIR" in missing_out.stderr
+
+
+def test_the_predict_page_paints_grad_cam_over_each_file(completed_runs, tiny_dataset, monkeypatch):
+    from tests.test_pages import open_page
+
+    monkeypatch.setenv("DATA_DIR", str(tiny_dataset.parent))
+    at = open_page("predict")
+    at.selectbox(key="predict_run").set_value(completed_runs["resnet50"]).run()
+    png = sorted((tiny_dataset / "test").glob("*/*.png"))[0]
+    csv = tiny_dataset / "csv" / "test" / png.parent.name / f"{png.stem}.csv"
+    at.file_uploader(key="predict_files").set_value(
+        [("plot.png", png.read_bytes(), "image/png"), ("series.csv", csv.read_bytes(), "text/csv")]
+    ).run()
+
+    def overlays():
+        return [c for image in at.get("image") for c in image.captions if "evidence for" in c]
+
+    assert overlays() == []
+    at.toggle(key="predict_gradcam").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [c.split(":")[0] for c in overlays()] == ["plot.png", "series.csv"]  # one overlay per file

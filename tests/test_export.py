@@ -132,3 +132,20 @@ def test_export_cli_writes_the_files_and_refuses_bad_input(completed_runs, tmp_p
     assert missing.returncode == 2 and missing.stderr.strip() == "error: run 9999 not found"
     bad_format = backend("--run", "1", "--format", "tflite", "--out", str(tmp_path / "x"))
     assert bad_format.returncode == 2 and "invalid choice" in bad_format.stderr
+
+
+def test_the_predict_page_exports_onnx_and_offers_it(completed_runs, tiny_dataset, monkeypatch):
+    from backend.export import run_export_path
+    from tests.test_pages import open_page
+
+    monkeypatch.setenv("DATA_DIR", str(tiny_dataset.parent))
+    run_id = completed_runs["vae_classifier"]
+    at = open_page("predict")
+    at.selectbox(key="predict_run").set_value(run_id).run()
+    keys = {button.proto.id for button in at.get("download_button")}
+    assert any("download_checkpoint" in key for key in keys) and not any("download_onnx" in key for key in keys)
+    at.button(key="export_onnx").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert run_export_path(run_id, "onnx").is_file()
+    keys = {button.proto.id for button in at.get("download_button")}
+    assert any("download_onnx" in key for key in keys) and any("download_onnx_sidecar" in key for key in keys)
