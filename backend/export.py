@@ -24,12 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from backend import config, store
-from backend.data.dataset import DatasetError, scan_dataset
+from backend.data.dataset import scan_dataset
 from backend.data.images import load_image_rgb, resize_rgb
 from backend.data.transforms import to_tensor_batch
 from backend.predict import run_checkpoint
 from backend.registry import Registry
 from backend.training.checkpoint import CheckpointError, load_checkpoint, to_plain
+from backend.training.config import resolve_dataset
 
 PARITY_TOLERANCE = 1e-3  # max absolute logit difference, fp32
 PARITY_IMAGES = 32  # test images compared, spread over the classes
@@ -131,8 +132,8 @@ def parity_images(dataset: Path | str, image_size: int, limit: int = PARITY_IMAG
     """Up to ``limit`` test images of ``dataset`` (taken in turn from each class), resized: ``(N, S, S, 3)``
     uint8 and their paths relative to the dataset root."""
     try:
-        info = scan_dataset(dataset)
-    except (DatasetError, OSError) as e:
+        info = scan_dataset(resolve_dataset(str(dataset)))
+    except (ValueError, OSError) as e:  # ConfigError, DatasetError
         raise ExportError(
             f"the parity check needs the run's test images, but {dataset} cannot be read ({e}); "
             "pass --data DIR to name a dataset folder with the same classes"
@@ -141,11 +142,18 @@ def parity_images(dataset: Path | str, image_size: int, limit: int = PARITY_IMAG
     for sample in sorted(info.test, key=lambda s: str(s.path)):
         by_class.setdefault(sample.label, []).append(sample)
     queues = list(by_class.values())
-    chosen = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)][:limit]
-    if not chosen:
-        raise ExportError(f"{info.root} has no test images for the parity check; pass --data DIR")
-    images = np.stack([resize_rgb(load_image_rgb(s.path), image_size) for s in chosen])
-    return images, [str(s.path.relative_to(info.root)) for s in chosen]
+    images, files = [], []
+    for sample in (q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)):
+        try:
+            images.append(resize_rgb(load_image_rgb(sample.path), image_size))
+        except (ValueError, OSError):
+            continue  # an unreadable image is no test of the export; the next one is
+        files.append(str(sample.path.relative_to(info.root)))
+        if len(files) == limit:
+            break
+    if not files:
+        raise ExportError(f"{info.root} has no readable test images for the parity check; pass --data DIR")
+    return np.stack(images), files
 
 
 def parity(reference: np.ndarray, exported: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> dict:
