@@ -34,6 +34,7 @@ from backend.data.images import load_image_rgb, resize_rgb
 from backend.data.render import PlotArea
 from backend.data.transforms import to_tensor_batch
 from backend.predict import Predictor, _one_line, load_input
+from backend.training.config import resolve_dataset
 
 OVERLAY_ALPHA = 0.45  # weight of the colour map over the plot
 COLOR_MAP = "jet"
@@ -247,7 +248,8 @@ def attention_report(
     Columns: class, n, empty (maps with no positive evidence, left out of ``share``), share, baseline,
     lift (share / baseline). ``per_class`` caps samples per class.
     """
-    manifest_path = Path(dataset) / MANIFEST_NAME
+    dataset = resolve_dataset(str(dataset))  # a bare name is looked up under DATA_DIR, as for training
+    manifest_path = dataset / MANIFEST_NAME
     if not manifest_path.is_file():
         raise ExplainError(
             f"{dataset} has no {MANIFEST_NAME}: the anomaly's place is known only for generated datasets"
@@ -265,7 +267,7 @@ def attention_report(
     rows = []
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
-        images = [load_image_rgb(Path(dataset) / r["png"]) for r in chunk]
+        images = [load_image_rgb(dataset / r["png"]) for r in chunk]
         targets = [predictor.class_names.index(r["class"]) for r in chunk]
         cams, _ = gradcam_with_targets(predictor.model, _batch(predictor, images), targets)
         for record, cam in zip(chunk, cams, strict=True):
