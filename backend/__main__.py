@@ -28,6 +28,8 @@ COMMANDS = {
     "evaluate": "evaluate a trained run on a labelled dataset folder",
     "compare": "compare two runs on the same test items (paired test)",
     "db": "show or upgrade the run store's schema revision",
+    "explain": "Grad-CAM overlays of a run's model on images and CSV series",
+    "export": "export a run's model to ONNX or TorchScript, checked against PyTorch",
 }
 DEBUG_FLAG = "--debug"
 EXIT_USER_ERROR = 2

@@ -169,6 +169,20 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
+def run_checkpoint(run_id: int) -> Path:
+    """The best checkpoint of run ``run_id``; ``PredictError`` for a missing run or one without a checkpoint."""
+    try:
+        run = store.get_run(int(run_id))
+    except store.RunNotFound as e:
+        raise PredictError(f"run {run_id} not found") from e
+    if not run.checkpoint_path:
+        status = f"{run.status}: {run.error}" if run.error else run.status
+        raise PredictError(f"run {run_id} has no checkpoint yet (status: {status})")
+    if not Path(run.checkpoint_path).is_file():
+        raise PredictError(f"run {run_id}'s checkpoint {run.checkpoint_path} is missing (moved or deleted?)")
+    return Path(run.checkpoint_path)
+
+
 class Predictor:
     """One loaded checkpoint that predicts images and CSV series, optionally with TTA.
 
@@ -213,16 +227,7 @@ class Predictor:
     @classmethod
     def from_run(cls, run_id: int, device: str = "auto", precision: str = "auto") -> Predictor:
         """Load a run's best checkpoint; ``PredictError`` for a missing run or one without a checkpoint."""
-        try:
-            run = store.get_run(int(run_id))
-        except store.RunNotFound as e:
-            raise PredictError(f"run {run_id} not found") from e
-        if not run.checkpoint_path:
-            status = f"{run.status}: {run.error}" if run.error else run.status
-            raise PredictError(f"run {run_id} has no checkpoint yet (status: {status})")
-        if not Path(run.checkpoint_path).is_file():
-            raise PredictError(f"run {run_id}'s checkpoint {run.checkpoint_path} is missing (moved or deleted?)")
-        return cls.from_checkpoint(run.checkpoint_path, device, precision, run_id=run.id)
+        return cls.from_checkpoint(run_checkpoint(run_id), device, precision, run_id=int(run_id))
 
     def describe(self) -> str:
         source = f"run {self.run_id}" if self.run_id is not None else "checkpoint"

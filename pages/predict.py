@@ -7,7 +7,7 @@ from backend.data.dataset import IMAGE_EXTENSIONS
 from backend.data.inputs import CSV_EXTENSIONS
 from backend.data.transforms import TTA_MODES
 from backend.predict import PredictError, Prediction
-from dashboard import charts, loaders, widgets
+from dashboard import charts, loaders, model_panel, widgets
 from dashboard.setup import setup_page
 
 setup_page(
@@ -43,6 +43,7 @@ if checkpoint is None:
         f"Run #{run_id} has no checkpoint on disk, so it cannot predict. Pick another run.", icon=":material/warning:"
     )
     st.stop()
+model_panel.model_downloads(run_id, checkpoint)
 
 files = st.file_uploader(
     "Images (PNG, JPG, BMP, WebP) or CSV series",
@@ -142,3 +143,5 @@ for position, prediction in enumerate(predictions):
                 st.caption(note)
         if has_recon:
             cells[2].image(prediction.reconstruction, caption="VAE reconstruction", width="stretch")
+
+model_panel.gradcam_overlays(predictor, predictions)

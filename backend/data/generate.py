@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.data.render import STYLES, check_size, encode_png, render_series
+from backend.data.render import STYLES, check_size, encode_png, render_plot
 from backend.data.series import CLASSES, check_series_options, generate_series
 from backend.registry import Registry
 
@@ -177,7 +177,7 @@ def _make_sample(job: _Job, task: tuple[str, str, int]) -> dict:
                              difficulty=job.difficulty, subkinds=job.subkinds.get(class_name))
     stamps, time_params = _timestamps(np.random.default_rng(time_seed), len(series.values))
     style = STYLES.get(job.style)(np.random.default_rng(style_seed))
-    image = render_series(series.values, timestamps=stamps, style=style, size=job.size)
+    image, area = render_plot(series.values, timestamps=stamps, style=style, size=job.size)
 
     sample_id = f"{split}-{class_name}-{index:05d}"
     png = Path(split, class_name, f"{sample_id}.png")
@@ -186,7 +186,8 @@ def _make_sample(job: _Job, task: tuple[str, str, int]) -> dict:
     _write_csv(Path(job.root) / csv, stamps, series.values)
     record = {"id": sample_id, "split": split, "class": class_name, "index": index, "subkind": series.subkind,
               "params": {**series.params, "timestamps": time_params},
-              "png": png.as_posix(), "csv": csv.as_posix(), "image_size": [image.shape[1], image.shape[0]]}
+              "png": png.as_posix(), "csv": csv.as_posix(), "image_size": [image.shape[1], image.shape[0]],
+              "plot_area": area.to_dict()}
     if job.style != "team":
         record["style"] = dataclasses.asdict(style)
     return record

@@ -18,7 +18,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import matplotlib
 import matplotlib.dates as mdates
@@ -63,6 +63,33 @@ class RenderStyle:
 
 
 TEAM_STYLE = RenderStyle()
+
+
+@dataclass(frozen=True)
+class PlotArea:
+    """Where a drawn series lies in its image, in pixels from the top-left corner.
+
+    ``left/top/right/bottom`` bound the axes (the plot area); ``first_x`` and ``last_x`` are the
+    x-coordinates of the first and last samples. Samples are evenly spaced (by index, or by evenly
+    spaced timestamps), so sample ``i`` of ``length`` lies at ``x(i)``, in pixel column ``int(x(i))``.
+    """
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    first_x: float
+    last_x: float
+    length: int  # samples in the series
+
+    def x(self, index: float) -> float:
+        """The x-coordinate in pixels of sample ``index`` (fractional indices interpolate)."""
+        step = (self.last_x - self.first_x) / max(1, self.length - 1)
+        return self.first_x + index * step
+
+    def to_dict(self) -> dict:
+        return {key: round(value, 3) if isinstance(value, float) else value
+                for key, value in asdict(self).items()}
 
 STYLES: Registry = Registry("render style")
 
@@ -209,8 +236,8 @@ class _Plot:
         if style.legend:
             axes.legend(loc=style.legend)
 
-    def draw(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Swap in new data, rescale the axes to it and return the drawn RGB pixels."""
+    def draw(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, PlotArea]:
+        """Swap in new data, rescale the axes to it and return the drawn RGB pixels and the plot area."""
         with matplotlib.rc_context(self.rc):
             self.line.set_data(x, y)
             if self.style.fill_alpha:
@@ -221,7 +248,15 @@ class _Plot:
             self.axes.relim()
             self.axes.autoscale_view()
             self.canvas.draw()
-            return _rgb(np.asarray(self.canvas.buffer_rgba()))
+            return _rgb(np.asarray(self.canvas.buffer_rgba())), self._area(x)
+
+    def _area(self, x: np.ndarray) -> PlotArea:
+        """The axes box and the first and last samples' x in image pixels (display y runs upwards)."""
+        height = self.canvas.get_width_height()[1]
+        box = self.axes.get_window_extent()
+        first, last = self.axes.transData.transform([[x[0], 0.0], [x[-1], 0.0]])[:, 0]
+        return PlotArea(left=float(box.x0), top=float(height - box.y1), right=float(box.x1),
+                        bottom=float(height - box.y0), first_x=float(first), last_x=float(last), length=len(x))
 
 
 @functools.lru_cache(maxsize=4)
@@ -270,6 +305,12 @@ def render_series(values, *, timestamps=None, style: RenderStyle = TEAM_STYLE,
     the sample number. ``size=(width_px, height_px)`` renders at that size instead of the style's
     own. NaNs leave gaps. The same values, style and size always give the same pixels.
     """
+    return render_plot(values, timestamps=timestamps, style=style, size=size)[0]
+
+
+def render_plot(values, *, timestamps=None, style: RenderStyle = TEAM_STYLE,
+                size: tuple[int, int] | None = None) -> tuple[np.ndarray, PlotArea]:
+    """``render_series`` and where the plot lies in the image: what the generator records per sample."""
     y = _check_values(values)
     size = check_size(size)
     x, dates = _x_values(len(y), timestamps, style)

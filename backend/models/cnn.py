@@ -22,6 +22,8 @@ class VisualCNN(WorkbenchModel):
     kinked one or a random walk (``docs/GENERALIZATION.md``: +10-23 macro-F1 points in every cell).
     """
 
+    cam_layers = ("features.-1", "features.-2", "features.-3")  # Grad-CAM: last conv blocks (docs/EXPLAIN.md)
+
     def __init__(self, num_classes: int, width: int, dropout: float, blocks: int = 4, head_grid: int = 1):
         super().__init__()
         channels = [3] + [width * 2 ** min(i, MAX_WIDTH_DOUBLINGS) for i in range(blocks)]

@@ -30,6 +30,8 @@ class PretrainedWeightsError(WorkbenchError, ValueError):
 class ResNet50Classifier(WorkbenchModel):
     """torchvision ResNet50 backbone (2048 features) -> the seed's three-layer head."""
 
+    cam_layers = ("backbone.layer4", "backbone.layer3", "backbone.layer2")  # Grad-CAM (docs/EXPLAIN.md)
+
     def __init__(self, num_classes: int, dropout: Sequence[float]):
         super().__init__()
         self.backbone = tvm.resnet50(weights=None)

@@ -37,6 +37,8 @@ LOGVAR_LIMIT = 10.0  # keeps exp(logvar) finite early in training
 class VAEClassifier(WorkbenchModel):
     """Encoder -> (mu, logvar); decoder rebuilds the image from z; the classifier reads mu."""
 
+    cam_layers = ("encoder.-3",)  # Grad-CAM: the last encoder stage, before pooling (docs/EXPLAIN.md)
+
     def __init__(
         self,
         num_classes: int,
