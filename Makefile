@@ -36,7 +36,7 @@ test: system-deps dev-venv
 	$(BIN)/python -m pytest
 
 screenshots: system-deps dev-venv
-	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -q
+	$(BIN)/python bench/screenshots.py --out docs/screenshots
 
 lint: dev-venv
 	$(BIN)/ruff check backend dashboard pages tests bench
