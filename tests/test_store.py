@@ -25,8 +25,15 @@ N_EPOCHS = 40
 
 
 @pytest.fixture
-def db_url(tmp_path, monkeypatch) -> str:
-    """A fresh database per test, selected the way the product does: through RUNS_DB_URL."""
+def db_url(store_url) -> str:
+    """A fresh database per test, on SQLite and on PostgreSQL (tests/fixtures/services.py), selected the
+    way the product does: through RUNS_DB_URL."""
+    return store_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite file per test (for what only SQLite has: pragmas, a damaged file)."""
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     monkeypatch.setenv("RUNS_DB_URL", url)
     return url
@@ -47,7 +54,7 @@ def test_runs_db_url_override_creates_database_in_missing_folder(tmp_path, monke
     assert {"runs", "epoch_metrics", "class_metrics", "confusion_matrices", "evaluations"} <= tables
 
 
-def test_sqlite_connections_use_wal_and_foreign_keys(db_url):
+def test_sqlite_connections_use_wal_and_foreign_keys(sqlite_url):
     with store.get_engine().connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
