@@ -4,7 +4,9 @@ evaluations, in one SQL database shared by training processes and the dashboard.
 Training processes write (one writer each) while the dashboard reads; on SQLite that works because
 every connection runs in WAL mode with a long busy timeout, so a writer waits its turn instead of
 failing with ``database is locked``. The schema uses only portable SQL, so ``RUNS_DB_URL`` may also
-point at PostgreSQL.
+point at PostgreSQL (``postgresql+psycopg://user:pass@host:port/db``); the store tests run on both
+(tests/fixtures/services.py). Values read back the same from either: timestamps UTC-aware, a NaN
+stored as NULL (in JSON columns too), ids never handed out twice.
 
 Query functions return plain objects (``RunRecord``) or pandas DataFrames, never live ORM rows, so
 callers (Streamlit pages, caches) can hold results after the session is gone. No torch here: the
@@ -19,7 +21,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity (numpy ones too) replaced by None, so JSON columns hold
+    standard JSON: PostgreSQL rejects ``NaN``, and SQLite would keep a token no other reader parses."""
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """The JSON columns' serialiser: numpy and paths accepted, non-finite numbers stored as null."""
+    return json.dumps(_json_safe(value), default=_json_default, allow_nan=False)
+
+
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     """Per-connection SQLite settings that let one writer per process and many readers coexist.
 
@@ -378,7 +396,7 @@ def _create_engine(url: str, *, migrating: bool = False) -> Engine:
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if is_sqlite else {},
-        json_serializer=partial(json.dumps, default=_json_default),
+        json_serializer=_json_dumps,
         **options,
     )
     if is_sqlite and not migrating:
@@ -549,8 +567,10 @@ def _check_fields(fields_: Iterable[str], allowed: Iterable[str], what: str) -> 
 
 
 def _plain(value: Any) -> Any:
-    """Numpy scalars to Python numbers, so drivers accept them as column values."""
-    return value.item() if isinstance(value, np.generic) else value
+    """Numpy scalars to Python numbers, so drivers accept them as column values; a NaN becomes NULL
+    (what SQLite stores for it anyway; PostgreSQL would keep a NaN that reads differently)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and value != value else value
 
 
 def create_run(
