@@ -65,6 +65,7 @@ STATUSES = ("queued", "running", "completed", "failed", "cancelled", "lost")
 ACTIVE = frozenset({"queued", "running"})
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SERVER_CONNECT_TIMEOUT_S = 10  # PostgreSQL: how long to try reaching the server before saying it is down
 
 
 class StoreError(WorkbenchError):
@@ -393,9 +394,16 @@ def _create_engine(url: str, *, migrating: bool = False) -> Engine:
     if sqlite_file is not None:
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {"poolclass": NullPool} if migrating else {}
+    if is_sqlite:
+        connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        # A server: give up on an unreachable host after a while (one clear error, not a hang), and
+        # test pooled connections before use, so a dashboard outlives a server restart.
+        connect_args = {"connect_timeout": SERVER_CONNECT_TIMEOUT_S} if parsed.get_driver_name() == "psycopg" else {}
+        options.setdefault("pool_pre_ping", True)
     engine = create_engine(
         url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if is_sqlite else {},
+        connect_args=connect_args,
         json_serializer=_json_dumps,
         **options,
     )

@@ -176,3 +176,16 @@ def test_pages_show_the_one_line_for_a_refused_password(pg_cluster, tmp_path, mo
     assert not at.exception
     assert at.error and at.error[0].value.startswith(f"the run store {store.masked_url(url)} cannot be used (")
     assert "Zq9-not-it" not in at.error[0].value
+
+
+def test_the_store_outlives_its_server_connections_being_closed(pg_cluster, pg_url):
+    """A server restart (here: every connection of the database terminated) costs a dashboard nothing:
+    pooled connections are checked before use."""
+    run_id = store.create_run(name="r", model="m", config={}, dataset="d", url=pg_url)
+    database = pg_url.rsplit("/", 1)[1]
+    with pg_cluster.connect() as conn:
+        closed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                              (database,)).fetchone()[0]  # fmt: skip
+    assert closed >= 1  # the store's pooled connection was among them
+    assert store.get_run(run_id, url=pg_url).name == "r"
+    assert list(store.list_runs(url=pg_url)["id"]) == [run_id]
