@@ -52,6 +52,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -734,10 +736,22 @@ def log_epoch(run_id: int, row: Mapping[str, Any], url: str | None = None) -> No
         raise StoreError("log_epoch needs an 'epoch' value")
     values = {key: _plain(value) for key, value in row.items()}
     epoch = int(values["epoch"])
+    values |= {"run_id": run_id, "epoch": epoch}
     with session_scope(url) as session:
-        session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch))
-        session.execute(insert(EpochMetric).values(run_id=run_id, **values))
+        dialect_insert = _UPSERTS.get(session.get_bind().dialect.name)
+        if dialect_insert is not None:
+            # One statement: insert, or replace every column of the existing (run, epoch) row (columns
+            # not given become NULL); two writers of one epoch never collide on the unique constraint.
+            statement = dialect_insert(EpochMetric).values(**values)
+            replaced = {name: statement.excluded[name] for name in EPOCH_COLUMNS if name not in ("run_id", "epoch")}
+            session.execute(statement.on_conflict_do_update(index_elements=["run_id", "epoch"], set_=replaced))
+        else:  # another database: delete then insert, in one transaction
+            session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch))
+            session.execute(insert(EpochMetric).values(**values))
         session.execute(update(Run).where(Run.id == run_id).values(current_epoch=epoch))
+
+
+_UPSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}  # dialects with INSERT ... ON CONFLICT
 
 
 def _history(where, url: str | None) -> pd.DataFrame:
