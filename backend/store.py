@@ -95,8 +95,8 @@ class UTCDateTime(TypeDecorator):
 
     @staticmethod
     def _as_utc(value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
@@ -401,7 +401,13 @@ def _create_engine(url: str, *, migrating: bool = False) -> Engine:
     else:
         # A server: give up on an unreachable host after a while (one clear error, not a hang), and
         # test pooled connections before use, so a dashboard outlives a server restart.
-        connect_args = {"connect_timeout": SERVER_CONNECT_TIMEOUT_S} if parsed.get_driver_name() == "psycopg" else {}
+        # Sessions in UTC: psycopg then returns datetime.timezone.utc values, which need no conversion
+        # (a server's zone, even Etc/UTC, comes back as a ZoneInfo that costs ~4 us per value to convert).
+        connect_args = (
+            {"connect_timeout": SERVER_CONNECT_TIMEOUT_S, "options": "-c TimeZone=UTC"}
+            if parsed.get_driver_name() == "psycopg"
+            else {}
+        )
         options.setdefault("pool_pre_ping", True)
     engine = create_engine(
         url,
