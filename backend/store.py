@@ -55,7 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DataError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 
@@ -562,9 +562,10 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
             try:
                 yield session
                 session.commit()
-            except IntegrityError as e:
+            except (IntegrityError, DataError) as e:  # DataError: a value the column cannot hold (PostgreSQL)
                 session.rollback()
-                raise StoreError(f"the run store rejected the change: {e.orig}") from e
+                reason = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+                raise StoreError(f"the run store rejected the change: {reason}") from e
     except BaseException:
         session.rollback()
         raise
@@ -580,6 +581,16 @@ def _check_fields(fields_: Iterable[str], allowed: Iterable[str], what: str) -> 
     unknown = sorted(set(fields_) - set(allowed))
     if unknown:
         raise StoreError(f"unknown {what} field(s): {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
+
+
+def _check_lengths(model: type[Base], values: Mapping[str, Any], what: str) -> None:
+    """Refuse a text longer than its column (PostgreSQL enforces ``VARCHAR(n)``, SQLite does not), so
+    both databases accept the same values and the message names the field."""
+    for key, value in values.items():
+        column = model.__table__.c.get(key)
+        length = getattr(column.type, "length", None) if column is not None else None
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise StoreError(f"{what} field {key!r} is {len(value)} characters long; the store keeps at most {length}")
 
 
 def _plain(value: Any) -> Any:
@@ -601,6 +612,7 @@ def create_run(
     url: str | None = None,
 ) -> int:
     """Insert a run row and return its id."""
+    _check_lengths(Run, {"name": name, "model": model, "dataset": str(dataset), "status": status}, "run")
     run = Run(
         name=name,
         model=model,
@@ -623,6 +635,7 @@ def update_run(run_id: int, *, url: str | None = None, **fields_: Any) -> None:
     if not fields_:
         return
     values = {key: _plain(value) for key, value in fields_.items()}
+    _check_lengths(Run, values, "run")
     with session_scope(url) as session:
         result = session.execute(update(Run).where(Run.id == run_id).values(**values))
         if result.rowcount == 0:
@@ -643,6 +656,7 @@ def update_run_if(run_id: int, statuses: Iterable[str], *, running_pid: int | No
     if running_pid is not None:
         matches = matches | ((Run.status == "running") & (Run.pid == running_pid))
     values = {key: _plain(value) for key, value in fields_.items()}
+    _check_lengths(Run, values, "run")
     with session_scope(url) as session:
         result = session.execute(update(Run).where(Run.id == run_id, matches).values(**values))
     return result.rowcount == 1

@@ -148,6 +148,18 @@ def test_runs_created_in_the_same_instant_list_newest_id_first_and_filters_match
     assert list(store.list_runs(model="ResNet50")["id"]) == ids[:1]
 
 
+def test_values_a_column_cannot_hold_are_refused_alike_on_both_databases(db_url):
+    with pytest.raises(store.StoreError, match="run field 'name' is 201 characters long; the store keeps at most 200"):
+        make_run(name="n" * 201)
+    run_id = make_run(name="n" * 200)
+    with pytest.raises(store.StoreError, match="run field 'host' is 300 characters"):
+        store.update_run(run_id, host="h" * 300)
+    if db_url.startswith("postgresql"):  # SQLite keeps any integer
+        with pytest.raises(store.StoreError, match="rejected the change: integer out of range"):
+            store.update_run(run_id, pid=2**31)
+    assert store.get_run(run_id).pid is None and store.get_run(run_id).name == "n" * 200
+
+
 def test_update_run_rejects_unknown_fields_and_missing_runs(db_url):
     run_id = make_run()
     with pytest.raises(store.StoreError, match="unknown run field.*best_f1"):
