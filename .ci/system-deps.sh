@@ -19,9 +19,14 @@ esac
 root="${SYSTEM_DEPS_ROOT:-}"
 
 have_postgresql() {
-    local bin
-    for bin in "$root"/usr/lib/postgresql/*/bin; do
-        [ -x "$bin/pg_ctl" ] && [ -x "$bin/initdb" ] && return 0
+    local bin bins=("$root"/usr/lib/postgresql/*/bin)
+    # Outside tests, also where pg_config says the binaries are (a server built or installed elsewhere);
+    # tests/fixtures/pgcluster.py looks in the same places.
+    if [ -z "$root" ] && command -v pg_config >/dev/null 2>&1; then
+        bins+=("$(pg_config --bindir 2>/dev/null || true)")
+    fi
+    for bin in "${bins[@]}"; do
+        [ -n "$bin" ] && [ -x "$bin/pg_ctl" ] && [ -x "$bin/initdb" ] && return 0
     done
     return 1
 }

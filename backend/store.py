@@ -4,7 +4,9 @@ evaluations, in one SQL database shared by training processes and the dashboard.
 Training processes write (one writer each) while the dashboard reads; on SQLite that works because
 every connection runs in WAL mode with a long busy timeout, so a writer waits its turn instead of
 failing with ``database is locked``. The schema uses only portable SQL, so ``RUNS_DB_URL`` may also
-point at PostgreSQL.
+point at PostgreSQL (``postgresql+psycopg://user:pass@host:port/db``); the store tests run on both
+(tests/fixtures/services.py). Values read back the same from either: timestamps UTC-aware, a NaN
+stored as NULL (in JSON columns too), ids never handed out twice.
 
 Query functions return plain objects (``RunRecord``) or pandas DataFrames, never live ORM rows, so
 callers (Streamlit pages, caches) can hold results after the session is gone. No torch here: the
@@ -19,7 +21,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DataError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 
@@ -64,6 +67,7 @@ STATUSES = ("queued", "running", "completed", "failed", "cancelled", "lost")
 ACTIVE = frozenset({"queued", "running"})
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SERVER_CONNECT_TIMEOUT_S = 10  # PostgreSQL: how long to try reaching the server before saying it is down
 
 
 class StoreError(WorkbenchError):
@@ -91,8 +95,8 @@ class UTCDateTime(TypeDecorator):
 
     @staticmethod
     def _as_utc(value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
@@ -302,6 +306,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity (numpy ones too) replaced by None, so JSON columns hold
+    standard JSON: PostgreSQL rejects ``NaN``, and SQLite would keep a token no other reader parses."""
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """The JSON columns' serialiser: numpy and paths accepted, non-finite numbers stored as null."""
+    return json.dumps(_json_safe(value), default=_json_default, allow_nan=False)
+
+
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     """Per-connection SQLite settings that let one writer per process and many readers coexist.
 
@@ -375,10 +396,23 @@ def _create_engine(url: str, *, migrating: bool = False) -> Engine:
     if sqlite_file is not None:
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {"poolclass": NullPool} if migrating else {}
+    if is_sqlite:
+        connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        # A server: give up on an unreachable host after a while (one clear error, not a hang), and
+        # test pooled connections before use, so a dashboard outlives a server restart.
+        # Sessions in UTC: psycopg then returns datetime.timezone.utc values, which need no conversion
+        # (a server's zone, even Etc/UTC, comes back as a ZoneInfo that costs ~4 us per value to convert).
+        connect_args = (
+            {"connect_timeout": SERVER_CONNECT_TIMEOUT_S, "options": "-c TimeZone=UTC"}
+            if parsed.get_driver_name() == "psycopg"
+            else {}
+        )
+        options.setdefault("pool_pre_ping", True)
     engine = create_engine(
         url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if is_sqlite else {},
-        json_serializer=partial(json.dumps, default=_json_default),
+        connect_args=connect_args,
+        json_serializer=_json_dumps,
         **options,
     )
     if is_sqlite and not migrating:
@@ -528,9 +562,10 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
             try:
                 yield session
                 session.commit()
-            except IntegrityError as e:
+            except (IntegrityError, DataError) as e:  # DataError: a value the column cannot hold (PostgreSQL)
                 session.rollback()
-                raise StoreError(f"the run store rejected the change: {e.orig}") from e
+                reason = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+                raise StoreError(f"the run store rejected the change: {reason}") from e
     except BaseException:
         session.rollback()
         raise
@@ -548,9 +583,21 @@ def _check_fields(fields_: Iterable[str], allowed: Iterable[str], what: str) -> 
         raise StoreError(f"unknown {what} field(s): {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
 
 
+def _check_lengths(model: type[Base], values: Mapping[str, Any], what: str) -> None:
+    """Refuse a text longer than its column (PostgreSQL enforces ``VARCHAR(n)``, SQLite does not), so
+    both databases accept the same values and the message names the field."""
+    for key, value in values.items():
+        column = model.__table__.c.get(key)
+        length = getattr(column.type, "length", None) if column is not None else None
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise StoreError(f"{what} field {key!r} is {len(value)} characters long; the store keeps at most {length}")
+
+
 def _plain(value: Any) -> Any:
-    """Numpy scalars to Python numbers, so drivers accept them as column values."""
-    return value.item() if isinstance(value, np.generic) else value
+    """Numpy scalars to Python numbers, so drivers accept them as column values; a NaN becomes NULL
+    (what SQLite stores for it anyway; PostgreSQL would keep a NaN that reads differently)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and value != value else value
 
 
 def create_run(
@@ -565,6 +612,7 @@ def create_run(
     url: str | None = None,
 ) -> int:
     """Insert a run row and return its id."""
+    _check_lengths(Run, {"name": name, "model": model, "dataset": str(dataset), "status": status}, "run")
     run = Run(
         name=name,
         model=model,
@@ -587,6 +635,7 @@ def update_run(run_id: int, *, url: str | None = None, **fields_: Any) -> None:
     if not fields_:
         return
     values = {key: _plain(value) for key, value in fields_.items()}
+    _check_lengths(Run, values, "run")
     with session_scope(url) as session:
         result = session.execute(update(Run).where(Run.id == run_id).values(**values))
         if result.rowcount == 0:
@@ -607,6 +656,7 @@ def update_run_if(run_id: int, statuses: Iterable[str], *, running_pid: int | No
     if running_pid is not None:
         matches = matches | ((Run.status == "running") & (Run.pid == running_pid))
     values = {key: _plain(value) for key, value in fields_.items()}
+    _check_lengths(Run, values, "run")
     with session_scope(url) as session:
         result = session.execute(update(Run).where(Run.id == run_id, matches).values(**values))
     return result.rowcount == 1
@@ -706,10 +756,22 @@ def log_epoch(run_id: int, row: Mapping[str, Any], url: str | None = None) -> No
         raise StoreError("log_epoch needs an 'epoch' value")
     values = {key: _plain(value) for key, value in row.items()}
     epoch = int(values["epoch"])
+    values |= {"run_id": run_id, "epoch": epoch}
     with session_scope(url) as session:
-        session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch))
-        session.execute(insert(EpochMetric).values(run_id=run_id, **values))
+        dialect_insert = _UPSERTS.get(session.get_bind().dialect.name)
+        if dialect_insert is not None:
+            # One statement: insert, or replace every column of the existing (run, epoch) row (columns
+            # not given become NULL); two writers of one epoch never collide on the unique constraint.
+            statement = dialect_insert(EpochMetric).values(**values)
+            replaced = {name: statement.excluded[name] for name in EPOCH_COLUMNS if name not in ("run_id", "epoch")}
+            session.execute(statement.on_conflict_do_update(index_elements=["run_id", "epoch"], set_=replaced))
+        else:  # another database: delete then insert, in one transaction
+            session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch))
+            session.execute(insert(EpochMetric).values(**values))
         session.execute(update(Run).where(Run.id == run_id).values(current_epoch=epoch))
+
+
+_UPSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}  # dialects with INSERT ... ON CONFLICT
 
 
 def _history(where, url: str | None) -> pd.DataFrame:

@@ -154,3 +154,100 @@ def test_db_command_reads_and_upgrades_the_revision(old_store):
     assert row_counts(path) == FIXTURE_ROWS and store.schema_state(url).revision is None  # current changed nothing
     assert db("upgrade") == f"{url}: upgraded from the schema before migrations to {HEAD}"
     assert db("current") == f"{url}: {HEAD} (newest)"
+
+
+# --- on both databases (tests/fixtures/services.py: SQLite file, real PostgreSQL server) ----------
+
+
+def test_an_empty_store_is_created_at_head_and_never_reuses_an_id(store_url):
+    assert store.schema_state(store_url).revision is None
+    before, after = store.upgrade_schema(store_url)
+    assert (before.revision, before.has_tables, after.revision) == (None, False, HEAD)
+    assert schema_differences(store_url) == []
+    fields = {"name": "r", "model": "m", "config": {}, "dataset": "d", "url": store_url}
+    first, second = store.create_run(**fields), store.create_run(**fields)
+    store.delete_run_rows(second, url=store_url)
+    assert store.create_run(**fields) == second + 1  # the newest id, deleted, is not handed out again
+    assert store.upgrade_schema(store_url)[0].current  # a second upgrade finds nothing to do
+    assert store.get_run(first, url=store_url).name == "r"
+
+
+def _old_release_store(url: str) -> None:
+    """What the release before migrations left on this database: the baseline tables with rows and no
+    ``alembic_version`` (runs 1-3; run 3 deleted, so its id was used; run 1 with epochs, class metrics,
+    a matrix and an evaluation)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            migrations.upgrade(conn, migrations.BASELINE)
+            conn.execute(text("DROP TABLE alembic_version"))
+            for i, status in enumerate(["completed", "failed", "cancelled"], start=1):
+                conn.execute(text(
+                    "INSERT INTO runs (name, model, status, config, dataset, created_at, best_metrics) "
+                    "VALUES (:name, 'visual_cnn', :status, '{\"lr\": 0.001}', 'd', :created, :metrics)"
+                ), {"name": f"old-{i}", "status": status, "created": f"2025-01-0{i} 10:00:00+00",
+                    "metrics": '{"val_f1": 0.5}'})  # fmt: skip
+            conn.execute(text("DELETE FROM runs WHERE id = 3"))
+            conn.execute(text("INSERT INTO epoch_metrics (run_id, epoch, val_f1, extra) VALUES "
+                              "(1, 1, 0.25, '{\"recon\": 0.25}'), (1, 2, 0.5, '{\"recon\": 0.5}')"))
+            conn.execute(text("INSERT INTO evaluations (run_id, dataset, tta, created_at, metrics) "
+                              "VALUES (1, 'other', 'flip4', '2025-01-05 00:00:00+00', '{\"accuracy\": 0.75}')"))
+            conn.execute(text("INSERT INTO class_metrics (run_id, evaluation_id, class_name, f1) VALUES "
+                              "(1, NULL, 'a', 0.6), (1, 1, 'a', 0.7)"))
+            conn.execute(text("INSERT INTO confusion_matrices (run_id, evaluation_id, class_names, matrix) "
+                              "VALUES (1, NULL, '[\"a\"]', '[[3]]')"))  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def test_an_old_release_store_on_postgresql_is_upgraded_keeping_every_row(pg_url):
+    _old_release_store(pg_url)
+    state = store.schema_state(pg_url)
+    assert (state.revision, state.has_tables) == (None, True)
+
+    runs = store.list_runs(url=pg_url)  # the first use upgrades it
+    assert store.schema_state(pg_url).revision == HEAD
+    assert schema_differences(pg_url) == []
+    assert dict(zip(runs["id"], runs["name"], strict=True)) == {2: "old-2", 1: "old-1"}
+    assert store.get_run(1, url=pg_url).host is None and store.get_run(1, url=pg_url).best_metrics == {"val_f1": 0.5}
+    assert store.run_history(1, url=pg_url)["extra_recon"].tolist() == [0.25, 0.5]
+    evaluation = store.list_evaluations(1, url=pg_url)
+    assert evaluation["accuracy"].tolist() == [0.75]
+    assert store.class_metrics(1, int(evaluation["id"].iloc[0]), url=pg_url)["f1"].tolist() == [0.7]
+    assert store.confusion(1, url=pg_url)[1].tolist() == [[3]]
+    new = store.create_run(name="new", model="m", config={}, dataset="d", url=pg_url)
+    assert new == 4  # PostgreSQL's sequence remembers the deleted run 3
+    store.delete_run_rows(1, url=pg_url)  # cascades
+    assert store.run_history(1, url=pg_url).empty and store.list_evaluations(1, url=pg_url).empty
+
+
+def test_processes_upgrading_one_postgresql_database_at_once_take_turns(pg_url):
+    """Four real processes run `db upgrade` at once on an empty database (a team's dashboards starting
+    together): pg_advisory_lock lets one create the schema; the others wait and find it done."""
+    env = {"RUNS_DB_URL": pg_url, "PATH": "/usr/bin:/bin"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "backend", "db", "upgrade"], cwd=REPO_ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(4)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 4, outputs
+    said = sorted(out.split(": ", 1)[1].strip() for out, _ in outputs)
+    assert said == [f"already at {HEAD}"] * 3 + [f"upgraded from an empty database to {HEAD}"]
+    assert schema_differences(pg_url) == []
+
+
+def test_a_postgresql_store_newer_than_the_code_is_refused_untouched(pg_url):
+    from sqlalchemy import create_engine, text
+
+    store.upgrade_schema(pg_url)
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    with pytest.raises(store.StoreError, match=r"schema revision '0099_from_the_future', which this code does not"):
+        store.list_runs(url=pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0099_from_the_future"
+    engine.dispose()

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -25,8 +25,15 @@ N_EPOCHS = 40
 
 
 @pytest.fixture
-def db_url(tmp_path, monkeypatch) -> str:
-    """A fresh database per test, selected the way the product does: through RUNS_DB_URL."""
+def db_url(store_url) -> str:
+    """A fresh database per test, on SQLite and on PostgreSQL (tests/fixtures/services.py), selected the
+    way the product does: through RUNS_DB_URL."""
+    return store_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite file per test (for what only SQLite has: pragmas, a damaged file)."""
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     monkeypatch.setenv("RUNS_DB_URL", url)
     return url
@@ -47,7 +54,7 @@ def test_runs_db_url_override_creates_database_in_missing_folder(tmp_path, monke
     assert {"runs", "epoch_metrics", "class_metrics", "confusion_matrices", "evaluations"} <= tables
 
 
-def test_sqlite_connections_use_wal_and_foreign_keys(db_url):
+def test_sqlite_connections_use_wal_and_foreign_keys(sqlite_url):
     with store.get_engine().connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -101,6 +108,56 @@ def test_create_get_update_round_trip(db_url):
     run = store.get_run(run_id)
     assert run.status == "running" and run.started_at == started and run.pid == 1234
     assert run.best_metrics == {"val_f1": 0.5} and run.best_val_f1 == 0.75
+
+
+def test_nan_is_stored_as_null_and_timestamps_come_back_utc(db_url):
+    """The same values read back from SQLite and PostgreSQL (which rejects NaN in JSON outright)."""
+    run_id = make_run(config={"lr": float("inf"), "sizes": (32, 64)})
+    local = datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    store.update_run(
+        run_id,
+        best_metrics={"val_f1": float("nan"), "per_class": np.array([0.5, np.nan]), "n": np.int64(3)},
+        test_metrics={"ece": np.float32("nan"), "accuracy_ci": [np.float64(0.8), float("-inf")]},
+        best_val_f1=float("nan"),
+        best_val_acc=np.float64("nan"),
+        started_at=local,
+        finished_at=datetime(2026, 3, 1, 11, 0),  # naive: taken as UTC
+    )
+    store.log_epoch(run_id, {"epoch": 1, "val_f1": np.float32("nan"), "extra": {"kl": float("nan"), "recon": 1.5}})
+    run = store.get_run(run_id)
+    assert run.config == {"lr": None, "sizes": [32, 64]}
+    assert run.best_metrics == {"val_f1": None, "per_class": [0.5, None], "n": 3}
+    assert run.test_metrics == {"ece": None, "accuracy_ci": [0.8, None]}
+    assert run.best_val_f1 is None and run.best_val_acc is None
+    assert run.started_at == local and run.started_at.utcoffset() == timedelta(0) and run.started_at.hour == 10
+    assert run.finished_at == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
+    listed = store.list_runs().set_index("id")
+    assert str(listed["started_at"].dtype) == "datetime64[us, UTC]"
+    assert listed.loc[run_id, "duration_s"] == pytest.approx(3600) and np.isnan(listed.loc[run_id, "best_val_f1"])
+    history = store.run_history(run_id)
+    assert np.isnan(history.loc[0, "val_f1"]) and history.loc[0, "extra"] == {"kl": None, "recon": 1.5}
+
+
+def test_runs_created_in_the_same_instant_list_newest_id_first_and_filters_match_case(db_url):
+    same = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [make_run(name=f"r{i}", model=model) for i, model in enumerate(["ResNet50", "resnet50", "resnet50"])]
+    with store.session_scope() as session:
+        session.execute(store.update(store.Run).values(created_at=same))
+    assert list(store.list_runs()["id"]) == ids[::-1]
+    assert list(store.list_runs(model="resnet50")["id"]) == ids[:0:-1]
+    assert list(store.list_runs(model="ResNet50")["id"]) == ids[:1]
+
+
+def test_values_a_column_cannot_hold_are_refused_alike_on_both_databases(db_url):
+    with pytest.raises(store.StoreError, match="run field 'name' is 201 characters long; the store keeps at most 200"):
+        make_run(name="n" * 201)
+    run_id = make_run(name="n" * 200)
+    with pytest.raises(store.StoreError, match="run field 'host' is 300 characters"):
+        store.update_run(run_id, host="h" * 300)
+    if db_url.startswith("postgresql"):  # SQLite keeps any integer
+        with pytest.raises(store.StoreError, match="rejected the change: integer out of range"):
+            store.update_run(run_id, pid=2**31)
+    assert store.get_run(run_id).pid is None and store.get_run(run_id).name == "n" * 200
 
 
 def test_update_run_rejects_unknown_fields_and_missing_runs(db_url):
