@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from backend import runs, store
+from backend.errors import WorkbenchError
 from dashboard import charts, loaders, summaries, widgets
 from dashboard.setup import guarded
 
@@ -30,6 +31,8 @@ def remember_launch(run_id: int) -> None:
 def active_runs_panel() -> None:
     """Cards for active runs and this session's recent launches, refreshed every ``REFRESH``."""
     with guarded("the live panel"):
+        if runs.maybe_reap():  # rate limited: `lost` shows within seconds with no one listing runs
+            loaders.clear_run_caches()
         url = loaders.store_url()
         table = loaders.all_runs(url)
         active = [int(i) for i in table.loc[table["status"].isin(store.ACTIVE), "id"]] if not table.empty else []
@@ -104,7 +107,7 @@ def cancel(run_id: int) -> None:
     try:
         with st.spinner(f"Cancelling run #{run_id}..."):
             status = runs.cancel(run_id)
-    except (runs.RunStateError, store.StoreError) as e:
+    except WorkbenchError as e:  # already finished, another host's process, an unreachable cluster
         st.warning(f"Run #{run_id} could not be cancelled: {e}")
         return
     loaders.clear_run_caches()
