@@ -23,4 +23,5 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.runs",
     "tests.fixtures.processes",
+    "tests.fixtures.ray_head",
 ]
