@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,13 +18,16 @@ import textwrap
 import time
 
 import pytest
+import streamlit as st
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
 from backend import runs, store
 from backend.config import REPO_ROOT, run_dir
 from backend.runs.executors import UnknownExecutor
 from tests.fixtures.processes import trainers_under, wait_for
 
+HOME = REPO_ROOT / "dashboard" / "Home.py"
 TIMEOUT_S = 3.0  # HEARTBEAT_TIMEOUT_S in the two-host test
 INTERVAL_S = 0.5  # HEARTBEAT_INTERVAL_S there
 
@@ -89,7 +93,7 @@ def test_two_hosts_never_mark_each_others_live_runs_lost_and_a_stopped_heartbeat
             assert process.stdout.readline().strip() == "claimed"
         assert {store.get_run(run_a).host, store.get_run(run_b).host} == {"alpha", "beta"}
 
-        time.sleep(3 * TIMEOUT_S)  # each host reaped the other's run many times, well past the timeout
+        time.sleep(2 * TIMEOUT_S)  # each host reaped the other's run many times, well past the timeout
         assert [store.get_run(i).status for i in (run_a, run_b)] == ["running", "running"]
         seen = store.get_run(run_a).heartbeat_at
         assert (store.utcnow() - seen).total_seconds() < TIMEOUT_S
@@ -165,8 +169,32 @@ def _job_status(run: store.RunRecord) -> str:
     return JobSubmissionClient(run.executor_address).get_job_status(run.executor_job_id).value
 
 
-def test_a_ray_run_trains_end_to_end_through_the_job_api(ray_head, tiny_config):
-    run_id = runs.launch(tiny_config, executor="ray", address=ray_head)
+def _train_page_launch_on_ray(address: str, dataset) -> tuple[AppTest, int]:
+    """Launch a tiny run from the Train page with "Run on: Ray cluster"; return the page and the run id."""
+    at = AppTest.from_file(str(HOME), default_timeout=180)
+    at.run()
+    at.switch_page("../pages/train.py").run()
+    at.selectbox(key="train_model").set_value("visual_cnn").run()
+    for name, value in {"epochs": 2, "image_size": 32, "batch_size": 8, "workers": 0}.items():
+        at.number_input(key=f"train_visual_cnn_{name}").set_value(value)
+    at.selectbox(key="train_visual_cnn_augmentation").set_value("none")
+    at.selectbox(key="train_visual_cnn_data").set_value(str(dataset))
+    at.radio(key="train_executor").set_value("ray")
+    at.text_input(key="train_ray_address").set_value(address)
+    at.button(key="train_launch").click().run()
+    assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
+    run_id = int(store.list_runs()["id"].max())
+    assert any(f"Run #{run_id} launched" in m.value for m in at.success)
+    return at, run_id
+
+
+def test_a_ray_run_launched_from_the_train_page_trains_end_to_end_and_the_live_panel_follows_it(
+    ray_head, tiny_config, tmp_path, monkeypatch
+):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_config["data"], data / "tiny")
+    monkeypatch.setenv("DATA_DIR", str(data))
+    at, run_id = _train_page_launch_on_ray(ray_head, data / "tiny")
     submitted = store.get_run(run_id)
     assert (submitted.executor, submitted.executor_address) == ("ray", ray_head)
     assert submitted.status == "queued" and submitted.executor_job_id  # holds its slot until the trainer claims it
@@ -174,23 +202,30 @@ def test_a_ray_run_trains_end_to_end_through_the_job_api(ray_head, tiny_config):
     second = runs.launch(tiny_config, executor="ray", address=ray_head)
     assert store.get_run(second).executor_job_id is None  # MAX_CONCURRENT_RUNS=1: waits in the store's queue
 
-    statuses = []
+    statuses = [submitted.status]
 
     def finished() -> bool:
         run = store.get_run(run_id)
-        if not statuses or statuses[-1] != run.status:
+        if statuses[-1] != run.status:
             statuses.append(run.status)
         return run.status not in store.ACTIVE
 
     wait_for(finished, what="the ray run to finish", timeout=300)
     run = store.get_run(run_id)
-    assert run.status == "completed", (run.error, runs.log_path(run_id).read_text() if runs.log_path(run_id).exists() else "")
-    assert statuses[:1] == ["queued"] and "running" in statuses
+    assert run.status == "completed", run.error
+    assert statuses == ["queued", "running", "completed"]
     assert len(store.run_history(run_id)) == 2
     assert run.pid is not None and run.host == runs.this_host() and run.heartbeat_at is not None
     assert (run_dir(run_id) / "best.pt").is_file()
     wait_for(lambda: _job_status(run) == "SUCCEEDED", what="Ray to report the job succeeded")
-    # the trainer handed its slot on as it ended: the second run was submitted by the first's job
+
+    st.cache_data.clear()
+    at.run()  # the live panel's next refresh: this session's run, finished, on its card
+    assert not at.exception
+    card = "\n".join(str(m.value) for m in at.markdown)
+    assert f"#{run_id}" in card and "completed" in card, card
+
+    # the trainer handed its slot on as it ended: the queued run was submitted by the first one's job
     wait_for(lambda: store.get_run(second).executor_job_id, what="the queued ray run to be submitted")
     assert runs.cancel(second, grace=5) == "cancelled"
 
