@@ -34,7 +34,6 @@ COMMANDS = {
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "ANOMALY_DEBUG"
 EXIT_USER_ERROR = 2
-_debug_flag = False  # ``--debug`` was given to this process's command line
 
 
 def _usage() -> str:
@@ -44,10 +43,10 @@ def _usage() -> str:
 
 
 def debug_enabled() -> bool:
-    """Whether tracebacks are wanted: ``--debug`` on this command line or ``ANOMALY_DEBUG`` set (not 0).
+    """Whether tracebacks are wanted: ``ANOMALY_DEBUG`` set (not 0), which ``--debug`` sets.
 
     The one place ``ANOMALY_DEBUG`` is read (the trainer asks here too)."""
-    return _debug_flag or os.environ.get(DEBUG_ENV, "") not in {"", "0"}
+    return os.environ.get(DEBUG_ENV, "") not in {"", "0"}
 
 
 def _run(argv: list[str]) -> int:
@@ -74,8 +73,8 @@ def _quiet_broken_pipe() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    global _debug_flag
-    _debug_flag = _debug_flag or DEBUG_FLAG in argv
+    if DEBUG_FLAG in argv:
+        os.environ[DEBUG_ENV] = "1"  # for this process and the trainers it starts
     debug = debug_enabled()
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
     try:

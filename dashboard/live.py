@@ -58,6 +58,7 @@ def run_card(record: store.RunRecord, history) -> None:
         default_name = f"{record.model} on {widgets.dataset_name(record.dataset)}"
         title.markdown(
             f"**{widgets.run_label(record)}**" + ("" if record.name == default_name else f"  \n{record.name}")
+            + f"  \n{_where(record)}"
         )
         with status:
             widgets.status_badge(record.status)
@@ -83,10 +84,19 @@ def run_card(record: store.RunRecord, history) -> None:
             st.code(tail, language=None, wrap_lines=True, height=220)
 
 
+def _where(record: store.RunRecord) -> str:
+    """Where the run trains: ``Ray job on gpu-1`` or ``local on ws-2`` (the host once known)."""
+    where = "Ray job" if record.executor == "ray" else "local"
+    host = f" on {record.host}" if record.host else ""
+    return f":gray[{where}{host}]"
+
+
 def _progress(record: store.RunRecord, history) -> None:
     """Epoch progress bar with ETA (or what the run waits for)."""
     if record.status == "queued":
-        st.caption("Waiting for a free training slot (MAX_CONCURRENT_RUNS).")
+        waiting = ("Submitted to the Ray cluster; waiting for a node to start it." if record.executor_job_id
+                   else "Waiting for a free training slot (MAX_CONCURRENT_RUNS).")  # fmt: skip
+        st.caption(waiting)
         return
     total = record.total_epochs or int((record.config or {}).get("epochs", 0))
     done = int(record.current_epoch or 0)
