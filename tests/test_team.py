@@ -121,6 +121,12 @@ def test_a_local_run_of_another_host_cannot_be_cancelled_from_here():
     assert store.get_run(run_id).status == "running"
 
 
+def test_a_queued_local_run_starts_only_on_the_host_that_launched_it():
+    theirs = _row("queued", host="elsewhere")  # launched by a dashboard on another host
+    assert runs.start_queued() == []
+    assert store.get_run(theirs).pid is None and store.get_run(theirs).status == "queued"
+
+
 # --- run show, predictor, launch options ---------------------------------------------------------
 
 

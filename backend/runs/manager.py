@@ -115,8 +115,8 @@ def launch(config: dict, *, name: str | None = None, executor: str | None = None
         dataset=train_config.data,
         executor=executor,
     )
-    if address is not None:
-        store.update_run(run_id, executor_address=address)
+    # a local run belongs to the host that launched it: only there may the queue start it
+    store.update_run(run_id, executor_address=address, host=this_host() if executor == "local" else None)
     claim_run_folder(run_id)
     start_queued()
     return run_id
@@ -178,7 +178,7 @@ def reap() -> list[int]:
 
 
 def maybe_reap(min_interval: float = REAP_INTERVAL_S) -> list[int]:
-    """The light reaper: ``reap`` (and move the queue on) at most once per ``min_interval`` seconds per
+    """The light reaper: ``reap`` and move the queue on, at most once per ``min_interval`` seconds per
     process. The dashboard's live panel and the ``runs`` commands call it, so ``lost`` shows with no
     one listing runs."""
     global _last_reap
@@ -188,8 +188,7 @@ def maybe_reap(min_interval: float = REAP_INTERVAL_S) -> list[int]:
             return []
         _last_reap = now
     lost = reap()
-    if lost:
-        start_queued()
+    start_queued()  # also starts this host's local runs that a trainer on another host could not
     return lost
 
 
@@ -311,9 +310,16 @@ def _fill_free_slots(finishing: int | None) -> list[int]:
         reap()
         active = [run for run in _active_runs() if run.id != finishing]
         busy = sum(1 for run in active if _holds_slot(run))
-        waiting = sorted((run for run in active if not _holds_slot(run)), key=lambda run: (run.created_at, run.id))
+        waiting = sorted((run for run in active if not _holds_slot(run) and _startable_here(run)),
+                         key=lambda run: (run.created_at, run.id))  # fmt: skip
         free = max(max_concurrent_runs() - busy, 0)
         return [run.id for run in waiting[:free] if _start(run)]
+
+
+def _startable_here(run: store.RunRecord) -> bool:
+    """Whether this host may start a queued run: any cluster job; a local run only on the host that
+    launched it (a trainer finishing on a Ray node must not start a dashboard host's local run)."""
+    return run.executor != "local" or run.host is None or run.host == this_host()
 
 
 def _started(run: store.RunRecord) -> bool:
