@@ -159,6 +159,26 @@ def test_an_unknown_executor_is_refused_before_anything_is_stored(tiny_config, m
     assert store.list_runs().empty
 
 
+def test_launch_command_takes_executor_and_ray_address_and_an_unreachable_cluster_fails_the_run(tiny_dataset):
+    pytest.importorskip("ray.job_submission", reason="Ray is not installed")
+    base = [sys.executable, "-m", "backend", "launch", "--data", str(tiny_dataset), "--model", "visual_cnn",
+            "--epochs", "1", "--executor", "ray"]  # fmt: skip
+
+    def launch(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*base, *extra], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                              env=os.environ)  # fmt: skip
+
+    refused = launch("--ray-address", "ray://head:10001")  # a Ray Client address, not the job API
+    assert refused.returncode == 2 and "is a Ray Client address" in refused.stderr, refused.stderr
+    assert store.list_runs().empty
+
+    closed = launch("--ray-address", "127.0.0.1:9")  # nothing listens there
+    assert closed.returncode == 0, closed.stderr
+    run = store.get_run(int(closed.stdout.strip().splitlines()[-1]))
+    assert (run.executor, run.executor_address, run.status) == ("ray", "http://127.0.0.1:9", "failed")
+    assert "cannot reach the Ray cluster at http://127.0.0.1:9" in run.error
+
+
 def test_the_store_has_one_scheduler_row():
     with store.session_scope() as session:
         assert session.execute(select(store.SchedulerLock.id)).scalars().all() == [1]
