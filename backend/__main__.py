@@ -32,6 +32,7 @@ COMMANDS = {
     "export": "export a run's model to ONNX or TorchScript, checked against PyTorch",
 }
 DEBUG_FLAG = "--debug"
+DEBUG_ENV = "ANOMALY_DEBUG"
 EXIT_USER_ERROR = 2
 
 
@@ -41,8 +42,11 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def _debug_requested(argv: list[str]) -> bool:
-    return DEBUG_FLAG in argv or os.environ.get("ANOMALY_DEBUG", "") not in {"", "0"}
+def debug_enabled() -> bool:
+    """Whether tracebacks are wanted: ``ANOMALY_DEBUG`` set (not 0), which ``--debug`` sets.
+
+    The one place ``ANOMALY_DEBUG`` is read (the trainer asks here too)."""
+    return os.environ.get(DEBUG_ENV, "") not in {"", "0"}
 
 
 def _run(argv: list[str]) -> int:
@@ -69,7 +73,9 @@ def _quiet_broken_pipe() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = _debug_requested(argv)
+    if DEBUG_FLAG in argv:
+        os.environ[DEBUG_ENV] = "1"  # for this process and the trainers it starts
+    debug = debug_enabled()
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
     try:
         code = _run(argv)

@@ -38,6 +38,7 @@ from backend.device import Runtime, make_runtime
 from backend.errors import WorkbenchError
 from backend.evaluation.calibration import expected_calibration_error
 from backend.evaluation.stats import bootstrap_metrics
+from backend.runs.processes import this_host
 from backend.training.checkpoint import CheckpointError, load_checkpoint
 from backend.training.metrics import eval_report
 
@@ -179,6 +180,12 @@ def run_checkpoint(run_id: int) -> Path:
         status = f"{run.status}: {run.error}" if run.error else run.status
         raise PredictError(f"run {run_id} has no checkpoint yet (status: {status})")
     if not Path(run.checkpoint_path).is_file():
+        if run.host and run.host != this_host():
+            raise PredictError(
+                f"run {run_id}'s checkpoint {run.checkpoint_path} was written on host {run.host} and is not "
+                f"reachable on this host ({this_host()}): ARTIFACTS_DIR must be shared storage mounted at the "
+                "same path on every host (docs/TEAM.md), or copy the run's folder here"
+            )
         raise PredictError(f"run {run_id}'s checkpoint {run.checkpoint_path} is missing (moved or deleted?)")
     return Path(run.checkpoint_path)
 

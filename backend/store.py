@@ -176,6 +176,21 @@ class Run(Base):
     split_counts: Mapped[dict | None] = mapped_column(JSON)  # {"train": n, "val": n, "test": n, "duplicates_removed": {...}}
     test_metrics: Mapped[dict | None] = mapped_column(JSON)  # bootstrap_metrics(...) + ece, ece_uncalibrated, epoch, reliability
     temperature: Mapped[float | None] = mapped_column(Float)  # fitted on validation; NULL = uncalibrated
+    # Team use (migration 0004_team, docs/TEAM.md): where the run trains and whether it is alive.
+    executor: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
+    executor_address: Mapped[str | None] = mapped_column(String(500))  # e.g. the Ray cluster's job API URL
+    executor_job_id: Mapped[str | None] = mapped_column(String(200))  # e.g. the Ray job's submission id
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # written every few seconds while training
+
+
+class SchedulerLock(Base):
+    """One row (id 1) that deciders lock (``SELECT ... FOR UPDATE``) while they start queued runs, so
+    the concurrency limit holds across processes and hosts sharing a server database."""
+
+    __tablename__ = "scheduler"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EpochMetric(Base):
@@ -276,6 +291,10 @@ class RunRecord:
     split_counts: dict | None
     test_metrics: dict | None
     temperature: float | None
+    executor: str = "local"
+    executor_address: str | None = None
+    executor_job_id: str | None = None
+    heartbeat_at: datetime | None = None
 
 
 RUN_COLUMNS = tuple(Run.__table__.columns.keys())
@@ -283,7 +302,7 @@ EPOCH_COLUMNS = tuple(c for c in EpochMetric.__table__.columns.keys() if c != "i
 LIST_RUN_COLUMNS = (
     "id", "name", "model", "status", "dataset", "created_at", "started_at", "finished_at",
     "current_epoch", "total_epochs", "best_epoch", "best_val_f1", "best_val_acc", "train_acc_at_best",
-    "num_params", "device", "error", "selection_split", "test_metrics", "temperature",
+    "num_params", "device", "error", "selection_split", "test_metrics", "temperature", "executor", "host",
 )  # fmt: skip
 CLASS_METRIC_COLUMNS = ("class_name", "precision", "recall", "f1", "support")
 EVALUATION_COLUMNS = tuple(Evaluation.__table__.columns.keys())
@@ -609,12 +628,14 @@ def create_run(
     status: str = "queued",
     class_names: list[str] | None = None,
     class_counts: dict | None = None,
+    executor: str = "local",
     url: str | None = None,
 ) -> int:
     """Insert a run row and return its id."""
     _check_lengths(Run, {"name": name, "model": model, "dataset": str(dataset), "status": status}, "run")
     run = Run(
         name=name,
+        executor=executor,
         model=model,
         config=dict(config),
         dataset=str(dataset),
@@ -740,6 +761,35 @@ def delete_run_rows(run_id: int, url: str | None = None) -> None:
     """
     with session_scope(url) as session:
         session.execute(delete(Run).where(Run.id == run_id))
+
+
+@contextmanager
+def scheduler_row_lock(url: str | None = None) -> Iterator[bool]:
+    """Hold the scheduler row (``SELECT ... FOR UPDATE`` on ``scheduler`` id 1) while the block runs.
+
+    On a server database (PostgreSQL) this serialises every decider on every host: the row stays
+    locked until the block ends and its transaction commits. Yields True there; SQLite has no row
+    locks (``FOR UPDATE`` is dropped), so it yields False and the caller keeps its file lock.
+    """
+    url = url or runs_db_url()
+    with session_scope(url) as session:
+        if session.get_bind().dialect.name == "sqlite":
+            yield False
+            return
+        query = select(SchedulerLock).where(SchedulerLock.id == 1).with_for_update()
+        row = session.execute(query).scalar_one_or_none()
+        if row is None:  # a store whose row was removed by hand: put it back, then lock it
+            session.add(SchedulerLock(id=1, updated_at=utcnow()))
+            session.flush()
+            row = session.execute(query).scalar_one()
+        row.updated_at = utcnow()
+        session.flush()
+        yield True
+
+
+def heartbeat(run_id: int, url: str | None = None) -> bool:
+    """Record that run ``run_id``'s trainer is alive now; False once the run is no longer active."""
+    return update_run_if(run_id, ACTIVE, url=url, heartbeat_at=utcnow())
 
 
 # --- epochs --------------------------------------------------------------------------------------

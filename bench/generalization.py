@@ -46,13 +46,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from backend import store  # noqa: E402
-from backend.cli.train import build_config, train_run  # noqa: E402
 from backend.config import data_dir  # noqa: E402
 from backend.data import render as render_module  # noqa: E402
 from backend.data import series as series_module  # noqa: E402
 from backend.data.generate import generate_dataset  # noqa: E402
 from backend.data.series import CLASSES, SUBKINDS  # noqa: E402
 from backend.predict import Predictor, evaluate_folder  # noqa: E402
+from backend.runs.lifecycle import build_config, train_run  # noqa: E402
 from backend.training.metrics import classification_metrics, confusion, per_class_metrics  # noqa: E402
 from bench.independent_series import write_dataset  # noqa: E402
 

@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from backend import store  # noqa: E402
-from backend.cli.train import build_config, train_run  # noqa: E402
 from backend.data.generate import generate_dataset  # noqa: E402
+from backend.runs.lifecycle import build_config, train_run  # noqa: E402
 from bench.report import load_average, publish  # noqa: E402
 
 OUT = REPO / "docs" / "BENCHMARKS_quality.md"

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from backend.data.generate import generate_dataset  # noqa: E402
 from backend.data.series import FIVE_CLASS_PRESET  # noqa: E402
 from backend.evaluation.stats import paired_comparison  # noqa: E402
+from backend.runs.artifacts import RunFiles  # noqa: E402
 from backend.training import data as data_module  # noqa: E402
 from backend.training import loop  # noqa: E402
 from backend.training.config import TrainConfig  # noqa: E402
@@ -68,11 +69,11 @@ def train_seed(dataset: Path, seed: int, epochs: int, out: Path) -> tuple[pd.Dat
         config = TrainConfig.from_dict({"data": str(dataset), "model": "visual_cnn", "image_size": 48,
                                         "epochs": epochs, "batch_size": 32, "seed": seed, "device": "cpu",
                                         "precision": "fp32", "augmentation": "none"})  # fmt: skip
-        loop.fit(config, NullWriter(), out_dir=out)
+        loop.fit(config, NullWriter(), files=RunFiles(out))
     finally:
         data_module.TrainingData.eval_batches, loop.evaluate = real_eval_batches, real_evaluate
-    predictions = pd.read_csv(out / loop.PREDICTIONS_FILE)
-    selected = int(torch.load(out / loop.BEST_CHECKPOINT, map_location="cpu", weights_only=True)["epoch"])
+    predictions = pd.read_csv(RunFiles(out).predictions)
+    selected = int(torch.load(RunFiles(out).best, map_location="cpu", weights_only=True)["epoch"])
     return predictions, per_epoch_test, selected
 
 

@@ -34,10 +34,10 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from backend.cli.train import build_config  # noqa: E402
 from backend.data.generate import generate_dataset  # noqa: E402
 from backend.device import make_runtime  # noqa: E402
 from backend.models import create_model, list_models  # noqa: E402
+from backend.runs.lifecycle import build_config  # noqa: E402
 from backend.training.config import load_split  # noqa: E402
 from backend.training.data import build_training_data  # noqa: E402
 from backend.training.loop import on_runtime, train_one_epoch  # noqa: E402

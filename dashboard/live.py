@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from backend import runs, store
+from backend.errors import WorkbenchError
 from dashboard import charts, loaders, summaries, widgets
 from dashboard.setup import guarded
 
@@ -30,6 +31,8 @@ def remember_launch(run_id: int) -> None:
 def active_runs_panel() -> None:
     """Cards for active runs and this session's recent launches, refreshed every ``REFRESH``."""
     with guarded("the live panel"):
+        if runs.maybe_reap():  # rate limited: `lost` shows within seconds with no one listing runs
+            loaders.clear_run_caches()
         url = loaders.store_url()
         table = loaders.all_runs(url)
         active = [int(i) for i in table.loc[table["status"].isin(store.ACTIVE), "id"]] if not table.empty else []
@@ -55,6 +58,7 @@ def run_card(record: store.RunRecord, history) -> None:
         default_name = f"{record.model} on {widgets.dataset_name(record.dataset)}"
         title.markdown(
             f"**{widgets.run_label(record)}**" + ("" if record.name == default_name else f"  \n{record.name}")
+            + f"  \n{_where(record)}"
         )
         with status:
             widgets.status_badge(record.status)
@@ -80,10 +84,19 @@ def run_card(record: store.RunRecord, history) -> None:
             st.code(tail, language=None, wrap_lines=True, height=220)
 
 
+def _where(record: store.RunRecord) -> str:
+    """Where the run trains: ``Ray job on gpu-1`` or ``local on ws-2`` (the host once known)."""
+    where = "Ray job" if record.executor == "ray" else "local"
+    host = f" on {record.host}" if record.host else ""
+    return f":gray[{where}{host}]"
+
+
 def _progress(record: store.RunRecord, history) -> None:
     """Epoch progress bar with ETA (or what the run waits for)."""
     if record.status == "queued":
-        st.caption("Waiting for a free training slot (MAX_CONCURRENT_RUNS).")
+        waiting = ("Submitted to the Ray cluster; waiting for a node to start it." if record.executor_job_id
+                   else "Waiting for a free training slot (MAX_CONCURRENT_RUNS).")  # fmt: skip
+        st.caption(waiting)
         return
     total = record.total_epochs or int((record.config or {}).get("epochs", 0))
     done = int(record.current_epoch or 0)
@@ -104,7 +117,7 @@ def cancel(run_id: int) -> None:
     try:
         with st.spinner(f"Cancelling run #{run_id}..."):
             status = runs.cancel(run_id)
-    except (runs.RunStateError, store.StoreError) as e:
+    except WorkbenchError as e:  # already finished, another host's process, an unreachable cluster
         st.warning(f"Run #{run_id} could not be cancelled: {e}")
         return
     loaders.clear_run_caches()

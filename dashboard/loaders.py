@@ -20,6 +20,7 @@ import streamlit as st
 from backend import config, runs, store
 from backend.data import dataset
 from backend.evaluation.compare import compare_runs
+from backend.runs import artifacts
 
 LIVE_TTL = 2  # seconds: run lists and histories, which training processes change
 RESULT_TTL = 30  # seconds: per-class metrics and matrices, written once at the end of a run
@@ -112,7 +113,7 @@ def clear_run_caches() -> None:
 
 def log_tail(run_id: int, lines: int = 15, max_bytes: int = 16_384) -> str:
     """The last ``lines`` lines of a run's ``log.txt`` (read from the end; logs can grow large)."""
-    path = config.run_dir(run_id) / "log.txt"
+    path = artifacts.log_path(run_id)
     try:
         with path.open("rb") as f:
             f.seek(0, 2)
@@ -125,7 +126,7 @@ def log_tail(run_id: int, lines: int = 15, max_bytes: int = 16_384) -> str:
 
 
 def test_predictions_path(run_id: int) -> Path:
-    return config.run_dir(run_id) / "test_predictions.csv"
+    return artifacts.predictions_path(run_id)
 
 
 @st.cache_data(ttl=FILE_TTL, show_spinner=False)

@@ -22,6 +22,7 @@ import streamlit as st
 from backend.data.transforms import AUGMENTATIONS
 from backend.device import PRECISIONS
 from backend.models import MODELS, model_defaults
+from backend.runs.executors import EXECUTORS, default_executor
 from backend.training.config import FIELD_DEFAULTS, FIELD_HELP, FIELD_NAMES, FIELD_TYPES
 from backend.training.losses import CLASS_WEIGHTINGS, LOSSES
 from backend.training.optim import OPTIMIZERS, SCHEDULERS
@@ -51,6 +52,8 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "device": lambda: ["auto", "cpu", "cuda"],
 }
 COLUMNS = 3
+EXECUTOR_FIELD, ADDRESS_FIELD = "executor", "ray_address"  # in config_form's result, not TrainConfig options
+EXECUTOR_LABELS = {"local": "this machine", "ray": "Ray cluster"}
 
 
 def grouped_fields() -> dict[str, list[str]]:
@@ -132,8 +135,29 @@ def _parse_list(name: str, text: str) -> list | str:
         return text
 
 
+def _executor_widgets() -> dict[str, Any]:
+    """"Run on": this machine (local subprocess) or a Ray cluster (its job API address)."""
+    import os
+
+    from backend.runs.executors.ray import DEFAULT_ADDRESS, RAY_ADDRESS_ENV
+
+    try:
+        default = default_executor()
+    except ValueError:
+        default = "local"  # a bad RUN_EXECUTOR: launch says so
+    left, right = st.columns([1, 2])
+    executor = left.radio("Run on", EXECUTORS, index=EXECUTORS.index(default), format_func=EXECUTOR_LABELS.get,
+                          horizontal=True, key="train_executor",
+                          help="local: a subprocess of this machine; Ray cluster: a Ray job on any node")  # fmt: skip
+    address = right.text_input("Ray address", value=os.environ.get(RAY_ADDRESS_ENV) or DEFAULT_ADDRESS,
+                               key="train_ray_address", help="the cluster's job API (ignored when run locally)")  # fmt: skip
+    return {EXECUTOR_FIELD: executor, ADDRESS_FIELD: address.strip() or None}
+
+
 def config_form(model: str, datasets: dict[str, str]) -> dict[str, Any] | None:
     """Draw the form for ``model``; on submit return the chosen options (with ``model``), else None.
+
+    The result also holds ``executor`` and ``ray_address`` (``split_executor`` takes them out).
 
     ``datasets`` maps dataset paths to display names.
     """
@@ -167,7 +191,15 @@ def config_form(model: str, datasets: dict[str, str]) -> dict[str, Any] | None:
                         if given:
                             kwargs[option] = value
                     values["model_kwargs"] = kwargs
+        values.update(_executor_widgets())
         submitted = st.form_submit_button(
             "Launch run", type="primary", icon=":material/rocket_launch:", key="train_launch"
         )
     return values if submitted else None
+
+
+def split_executor(values: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
+    """``config_form``'s result as (training options, executor, Ray address)."""
+    options = dict(values)
+    executor, address = options.pop(EXECUTOR_FIELD, None), options.pop(ADDRESS_FIELD, None)
+    return options, executor, address if executor == "ray" else None

@@ -3,11 +3,12 @@
 import streamlit as st
 
 from backend import runs, store
+from backend.errors import WorkbenchError
 from backend.models import list_models
 from backend.training.config import ConfigError
 from dashboard import live, loaders, widgets
 from dashboard.setup import page_file, setup_page
-from dashboard.train_form import config_form
+from dashboard.train_form import config_form, split_executor
 
 setup_page(
     "Train", "Pick a model and a dataset, adjust the options (each model starts from its recommended values), launch."
@@ -37,11 +38,14 @@ else:
     options = config_form(model, datasets)
     if options is not None:
         try:
-            run_id = runs.launch(options)
+            options, executor, address = split_executor(options)
+            run_id = runs.launch(options, executor=executor, address=address)
         except ConfigError as e:
             st.error(f"Not launched: {e}", icon=":material/error:")
         except (store.StoreError, OSError) as e:
             st.error(f"Not launched: the run could not be queued: {e}", icon=":material/error:")
+        except WorkbenchError as e:  # an unknown executor, a malformed Ray address
+            st.error(f"Not launched: {e}", icon=":material/error:")
         else:
             live.remember_launch(run_id)
             loaders.clear_run_caches()

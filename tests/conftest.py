@@ -24,4 +24,5 @@ pytest_plugins = [
     "tests.fixtures.runs",
     "tests.fixtures.processes",
     "tests.fixtures.services",
+    "tests.fixtures.ray_head",
 ]

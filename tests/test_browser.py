@@ -51,8 +51,8 @@ def free_port() -> int:
 def browser_env(tmp_path, monkeypatch):
     """A fresh store, data folder (a small long-tail dataset, ``demo``) and artifacts folder, used by
     the server and by this process; one VAE run trained beforehand so Compare has two models."""
-    from backend.cli.train import build_config, train_run
     from backend.data.generate import generate_dataset
+    from backend.runs.lifecycle import build_config, train_run
 
     env = {
         "RUNS_DB_URL": f"sqlite:///{tmp_path / 'runs.db'}",

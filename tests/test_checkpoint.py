@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from backend import store
-from backend.cli.train import build_config, train_run
 from backend.config import run_dir
 from backend.data.cache import load_dataset_cache
 from backend.data.dataset import scan_dataset
 from backend.device import make_runtime
 from backend.models import create_model
+from backend.runs.lifecycle import build_config, train_run
 from backend.training.checkpoint import (
     FORMAT_VERSION,
     REQUIRED_KEYS,

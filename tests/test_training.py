@@ -16,11 +16,12 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from backend import store
-from backend.cli.train import add_arguments, build_config, train_run
+from backend.cli.train import add_arguments
 from backend.config import run_dir
 from backend.data.dataset import scan_dataset
 from backend.device import Runtime, make_runtime
 from backend.models import count_parameters, create_model, model_defaults
+from backend.runs.lifecycle import build_config, train_run
 from backend.training.config import FIELD_NAMES, ConfigError, TrainConfig, load_split
 from backend.training.data import build_training_data, class_presets, uses_batch_path
 from backend.training.loop import loss_terms, train_one_epoch

@@ -83,8 +83,8 @@ def _progress(current, total) -> str:
 
 
 SHOW_LABELS = {  # run_fields key -> label in ``runs show``, in the order shown
-    "status": "status", "model": "model", "dataset": "dataset", "device": "device", "host": "host",
-    "pid": "pid", "command": "command", "created_at": "created", "started_at": "started",
+    "status": "status", "model": "model", "dataset": "dataset", "device": "device", "executor": "executor",
+    "executor_job_id": "job", "host": "host", "pid": "pid", "heartbeat_at": "heartbeat", "command": "command", "created_at": "created", "started_at": "started",
     "finished_at": "finished", "epoch": "epoch", "best_epoch": "best epoch", "best_val_f1": "best val macro-F1",
     "best_val_acc": "best val accuracy", "train_acc_at_best": "train acc at best", "checkpoint_path": "checkpoint",
     "error": "error", "log": "log",

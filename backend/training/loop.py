@@ -2,8 +2,8 @@
 
 ``train_one_epoch`` and ``evaluate`` each run one pass and return a dict of batch-size-weighted
 means; ``fit`` only sequences data, model, loss, optimiser, schedule and the epoch loop, reporting
-through a ``MetricsWriter`` and leaving ``best.pt`` (by validation macro-F1), ``last.pt`` and
-``test_predictions.csv`` in ``out_dir``.
+through a ``MetricsWriter`` and leaving the best checkpoint (by validation macro-F1), the last one
+and the test predictions CSV where its ``OutputFiles`` say (``backend.runs.artifacts`` names them).
 
 Three splits: every epoch is scored on the **validation** split, which alone picks the best epoch,
 steps the plateau scheduler and stops early. The **test** split is read once, after the last epoch,
@@ -47,11 +47,7 @@ from backend.training.losses import build_loss
 from backend.training.metrics import RunningMeans, classification_metrics, eval_report
 from backend.training.optim import Schedule, build_optimizer, build_schedule
 from backend.training.regularize import BatchMix, build_batch_mix, build_ema
-from backend.training.writer import MetricsWriter
-
-BEST_CHECKPOINT = "best.pt"
-LAST_CHECKPOINT = "last.pt"
-PREDICTIONS_FILE = "test_predictions.csv"
+from backend.training.writer import MetricsWriter, OutputFiles
 
 StopCheck = Callable[[], bool]
 
@@ -178,7 +174,7 @@ def fit(
     config: TrainConfig,
     writer: MetricsWriter,
     *,
-    out_dir: Path,
+    files: OutputFiles,
     run_id: int | None = None,
     should_stop: StopCheck = _never,
     log: logging.Logger | None = None,
@@ -189,8 +185,7 @@ def fit(
     the checkpoints of finished epochs in place. The caller records cancellation and failure.
     """
     log = log or logging.getLogger(__name__)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    Path(files.folder).mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     runtime = make_runtime(config.device, config.precision)
     if runtime.device.type == "cuda":
@@ -250,15 +245,15 @@ def fit(
         row = epoch_row(epoch, train, val, lr=lr, seconds=time.perf_counter() - started)
         improved = val["f1"] > best["f1"]
         state = checkpoint(epoch, _checkpoint_metrics(row))
-        save_checkpoint(out_dir / LAST_CHECKPOINT, state)  # files first: a row the dashboard sees has them
+        save_checkpoint(files.last, state)  # files first: a row the dashboard sees has them
         if improved:
-            save_checkpoint(out_dir / BEST_CHECKPOINT, state)
+            save_checkpoint(files.best, state)
         writer.log_epoch(row)
         log.info(format_epoch(row, config.epochs, improved))
         if improved:
             best = {"epoch": epoch, "f1": val["f1"], "val": val, "train_acc": train["acc"], "state": state}
             writer.log_best(epoch=epoch, metrics=_val_metrics(val), train_acc=train["acc"],
-                            checkpoint_path=out_dir / BEST_CHECKPOINT)  # fmt: skip
+                            checkpoint_path=files.best)  # fmt: skip
         if config.early_stopping_patience and epoch - best["epoch"] >= config.early_stopping_patience:
             log.info("early stop: no better val macro-F1 for %d epochs (best %.4f at epoch %d)",
                      config.early_stopping_patience, best["f1"], best["epoch"])  # fmt: skip
@@ -270,8 +265,8 @@ def fit(
     test = score("test", epoch)
     report = eval_report(test["labels"], test["probabilities"].argmax(axis=1), class_names)
     finish_run(config, data, split, eval_model, writer, best=best, last=state, test=test,
-               evaluations=evaluations, out_dir=out_dir, runtime=runtime, should_stop=should_stop, log=log)  # fmt: skip
-    writer.run_finished("completed", report=report, checkpoint_path=out_dir / BEST_CHECKPOINT)
+               evaluations=evaluations, files=files, runtime=runtime, should_stop=should_stop, log=log)  # fmt: skip
+    writer.run_finished("completed", report=report, checkpoint_path=files.best)
     log.info("completed: best epoch %d, test acc %.2f%%, macro-F1 %.4f, train-test gap %.1f points",
              best["epoch"], 100 * report.metrics["acc"], report.metrics["f1"],
              100 * (best["train_acc"] - report.metrics["acc"]))  # fmt: skip
@@ -279,7 +274,7 @@ def fit(
 
 def finish_run(config: TrainConfig, data: TrainingData, split, model: nn.Module, writer: MetricsWriter, *,
                best: dict[str, Any], last: dict, test: dict[str, Any], evaluations: list[dict[str, Any]],
-               out_dir: Path, runtime: Runtime, should_stop: StopCheck, log: logging.Logger) -> None:  # fmt: skip
+               files: OutputFiles, runtime: Runtime, should_stop: StopCheck, log: logging.Logger) -> None:  # fmt: skip
     """After the test pass: calibration and feature statistics from validation and train, the
     test figures with intervals, per-item predictions, and both checkpoints rewritten with them.
 
@@ -313,11 +308,11 @@ def finish_run(config: TrainConfig, data: TrainingData, split, model: nn.Module,
     }
     for state in (best["state"], last):
         state.update(temperature=temperature, uncertainty=uncertainty)
-    save_checkpoint(out_dir / BEST_CHECKPOINT, best["state"])
-    save_checkpoint(out_dir / LAST_CHECKPOINT, last)
+    save_checkpoint(files.best, best["state"])
+    save_checkpoint(files.last, last)
 
     rows = prediction_rows(split, y_test, test_probs)
-    write_predictions(out_dir / PREDICTIONS_FILE, rows, class_names, split.root)
+    write_predictions(files.predictions, rows, class_names, split.root)
     writer.log_test(selection_split="validation", split_counts=split_counts(split), test_metrics=test_metrics,
                     temperature=temperature, predictions=rows)  # fmt: skip
     log.info("test: acc %.4f %s, macro-F1 %.4f %s (95%% bootstrap); temperature %.3f (fitted on validation): "
