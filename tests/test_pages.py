@@ -334,11 +334,12 @@ def test_class_metrics_cell_shows_its_test_images(completed_runs, data_dir):
     at = open_page("class_metrics")
     at.selectbox(key="cm_run").set_value(run_id).run()
     assert len(at.dataframe[0].value) == len(CLASSES)
-    at.selectbox(key="cm_true").set_value(first["true"])
-    at.selectbox(key="cm_pred").set_value(first["predicted"]).run()
+    # A click on a cell: the chart's selection state names it and the page reruns.
+    at.session_state["cm_chart_test"] = {"selection": {"cell": [{"true": first["true"], "predicted": first["predicted"]}]}}
+    at.run()
     assert_clean(at)
-    assert f"{expected} test image(s) of {first['true']} predicted as {first['predicted']}" in texts(at)
-    assert len(at.get("image")) == min(expected, 12)
+    assert f"**{expected}** image(s) of **{first['true']}** predicted as **{first['predicted']}**" in texts(at)
+    assert len(at.get("imgs")) == min(expected, 12)
     at.toggle(key="cm_normalised").set_value(True).run()
     assert_clean(at)
 
