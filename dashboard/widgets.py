@@ -177,6 +177,18 @@ def prediction_gallery(items: Sequence[dict], *, key: str, columns: int = 4) -> 
                     _larger(str(item["image"]), " · ".join(line.replace("**", "") for line in lines))
 
 
+def csv_download(frame: pd.DataFrame, file_name: str, *, key: str, index: bool = True) -> None:
+    """A "Download CSV" button for a table the page shows (what a team pastes into a write-up)."""
+    st.download_button(
+        "Download CSV",
+        frame.to_csv(index=index).encode("utf-8"),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+    )
+
+
 def no_runs_yet(what: str = "Nothing to show") -> None:
     """The empty state of pages that need runs: say so and where to start one."""
     st.info(f"{what}: there are no training runs yet. Start one on the Train page.", icon=":material/info:")

@@ -9,6 +9,7 @@ import streamlit as st
 from backend import store
 from backend.evaluation.compare import winner
 from backend.evaluation.report import figure_text, figures_on_test, selection_split
+from backend.lineage import datasets_differ
 from dashboard import charts, loaders, summaries, widgets
 from dashboard.setup import setup_page
 
@@ -57,6 +58,13 @@ for first, second in combinations(records, 2):
         st.success(result["sentence"], icon=":material/trophy:")
     else:
         st.info(result["sentence"], icon=":material/balance:")
+differ = [
+    (first, second, why)
+    for first, second in combinations(records, 2)
+    if (why := datasets_differ((first.dataset, first.dataset_fingerprint), (second.dataset, second.dataset_fingerprint)))
+]
+for first, second, why in differ:
+    st.warning(f"{short[first.id]} and {short[second.id]}: {why}.", icon=":material/difference:")
 if len(records) >= 2:
     st.caption(
         "Differences are the first run minus the second, in macro-F1 points with a 95% paired bootstrap interval; "
@@ -81,7 +89,10 @@ else:
             cell.altair_chart(charts.overlay_chart(history, column, title, names), width="stretch")
 
 st.subheader("Test metrics of the selected checkpoint")
-st.table(summaries.comparison_table(records, names))
+metrics_table = summaries.comparison_table(records, names).T  # one row per run: a click on a header sorts runs
+metrics_table.index.name = "run"
+st.dataframe(metrics_table, width="stretch")
+widgets.csv_download(metrics_table, "compare_test_metrics.csv", key="compare_metrics_csv")
 on_test = [short[r.id] for r in records if selection_split(r) == "test"]
 if on_test:
     st.caption(
@@ -91,7 +102,7 @@ if on_test:
 st.caption(
     f"Train-test gap = training accuracy at the selected epoch minus test accuracy: mild below "
     f"{summaries.MILD_GAP_POINTS:.0f} points, moderate up to {summaries.SEVERE_GAP_POINTS:.0f}, severe above. "
-    "Neither the gap nor the training time says which run is better."
+    "Neither the gap nor the training time says which run is better. Click a column header to sort."
 )
 
 st.subheader("Configuration differences")
@@ -102,7 +113,8 @@ else:
     if diff.empty:
         st.caption("The runs share every option.")
     else:
-        st.table(diff)
+        st.dataframe(diff, width="stretch")
+        widgets.csv_download(diff, "compare_config_diff.csv", key="compare_config_csv")
 
 st.subheader("Per-class F1")
 per_class = []
@@ -141,3 +153,4 @@ if evaluations:
             "created_at": st.column_config.DatetimeColumn("evaluated", format="distance"),
         },
     )
+    widgets.csv_download(table[columns], "compare_evaluations.csv", key="compare_evaluations_csv", index=False)

@@ -257,12 +257,12 @@ def test_compare_table_stars_nothing_and_diffs_config(completed_runs, data_dir):
     at = open_page("compare")
     at.multiselect(key="compare_runs").set_value([completed_runs["visual_cnn"], completed_runs["resnet50"]]).run()
     assert_clean(at)
-    table = at.table[0].value
-    assert {"Accuracy", "Macro-F1", "Selected on", "Train-test gap", "Parameters", "Training time"} <= set(table.index)
-    assert table.shape[1] == 2
-    assert table.loc["Train-test gap"].str.contains(r"\((?:mild|moderate|severe)\)").all()
+    table = at.dataframe[0].value  # one row per run, sortable
+    assert {"Accuracy", "Macro-F1", "Selected on", "Train-test gap", "Parameters", "Training time"} <= set(table)
+    assert table.shape[0] == 2
+    assert table["Train-test gap"].str.contains(r"\((?:mild|moderate|severe)\)").all()
     assert not table.apply(lambda column: column.str.contains("★")).any().any()
-    diff = at.table[1].value
+    diff = at.dataframe[1].value
     assert "model" in diff.index and "name" not in diff.index
     assert (diff.nunique(axis=1) > 1).all(), "the diff holds only options that differ"
 
@@ -274,9 +274,9 @@ def test_compare_identical_predictions_are_not_a_significant_difference(empty_st
     at.multiselect(key="compare_runs").set_value([a, b]).run()
     assert_clean(at)
     assert "not a significant difference" in texts(at) and not at.success
-    table = at.table[0].value
-    assert table.loc["Macro-F1"].str.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
-    assert set(table.loc["Selected on"]) == {"validation"}
+    table = at.dataframe[0].value
+    assert table["Macro-F1"].str.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
+    assert set(table["Selected on"]) == {"validation"}
 
 
 def test_compare_names_a_winner_only_for_a_planted_large_difference(empty_store):
@@ -293,7 +293,7 @@ def test_compare_names_a_winner_only_for_a_planted_large_difference(empty_store)
         for w in winners
     )
     assert f"run {strong} vs run {noisy}" in texts(at) and "not a significant difference" in texts(at)
-    assert "test (figures optimistic)" in set(at.table[0].value.loc["Selected on"])
+    assert "test (figures optimistic)" in set(at.dataframe[0].value["Selected on"])
     assert "Selected on test" in texts(at)
 
 
@@ -339,7 +339,7 @@ def test_class_metrics_cell_shows_its_test_images(completed_runs, data_dir):
     at.run()
     assert_clean(at)
     assert f"**{expected}** image(s) of **{first['true']}** predicted as **{first['predicted']}**" in texts(at)
-    assert len(at.get("imgs")) == min(expected, 12)
+    assert len(at.get("image")) == min(expected, 12)
     at.toggle(key="cm_normalised").set_value(True).run()
     assert_clean(at)
 
