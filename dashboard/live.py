@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from backend import runs, store
-from dashboard import charts, loaders, summaries, widgets
+from dashboard import charts, loaders, organise, summaries, widgets
 from dashboard.setup import guarded
 
 REFRESH = "3s"
@@ -121,6 +121,7 @@ def all_runs_table() -> None:
         if table.empty:
             st.caption("No runs yet.")
             return
+        table = organise.run_filter(table, key="train_filter").reset_index(drop=True)
         view = table.assign(
             dataset=table["dataset"].map(widgets.dataset_name),
             epochs=table["current_epoch"].fillna(0).astype(int).astype(str)
@@ -143,6 +144,7 @@ def all_runs_table() -> None:
                     "duration",
                     "created_at",
                     "error",
+                    "tags",
                 ]
             ],
             hide_index=True,
@@ -155,6 +157,7 @@ def all_runs_table() -> None:
                 "best_val_acc": st.column_config.NumberColumn("best accuracy", format="percent"),
                 "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
                 "error": st.column_config.TextColumn("error", width="medium"),
+                "tags": st.column_config.ListColumn("tags"),
             },
         )
         picked = table.iloc[selection.selection.rows]

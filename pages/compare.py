@@ -10,7 +10,7 @@ from backend import store
 from backend.evaluation.compare import winner
 from backend.evaluation.report import figure_text, figures_on_test, selection_split
 from backend.lineage import datasets_differ
-from dashboard import charts, loaders, summaries, widgets
+from dashboard import charts, loaders, organise, summaries, widgets
 from dashboard.setup import setup_page
 
 setup_page(
@@ -26,8 +26,15 @@ if started.empty:
     widgets.no_runs_yet("Nothing to compare")
     st.stop()
 
-labels = {int(r["id"]): widgets.run_label(r) for _, r in started.iterrows()}
-default = summaries.best_run_per_model(started)["id"].astype(int).tolist()[:4] or list(labels)[:2]
+filtered = organise.run_filter(started, key="compare_filter")
+candidates = filtered if not filtered.empty else started
+labels = {int(r["id"]): widgets.run_label(r) for _, r in candidates.iterrows()}
+# Runs chosen before the filter changed stay choosable, so a selection is never silently dropped.
+for run_id in st.session_state.get("compare_runs", []):
+    match = started[started["id"] == run_id]
+    if run_id not in labels and not match.empty:
+        labels[run_id] = widgets.run_label(match.iloc[0])
+default = summaries.best_run_per_model(candidates)["id"].astype(int).tolist()[:4] or list(labels)[:2]
 chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.__getitem__, key="compare_runs")
 if not chosen:
     st.info("Choose at least one run.", icon=":material/info:")

@@ -209,12 +209,15 @@ def test_data_replace_refuses_a_folder_the_product_did_not_write(data_dir):
 
 def test_train_form_has_every_option_and_rejects_a_bad_value(data_dir):
     from backend.training.config import FIELD_NAMES
+    from dashboard.train_form import APPLIES
 
     at = open_page("train")
     at.selectbox(key="train_model").set_value("visual_cnn").run()
     keys = {w.key for w in at.get("number_input") + at.get("selectbox") + at.get("checkbox") + at.get("text_input")}
-    missing = [
-        name for name in FIELD_NAMES if name not in {"model", "model_kwargs"} and f"train_visual_cnn_{name}" not in keys
+    missing = [  # options that apply only to some choices are checked in tests/test_review.py
+        name
+        for name in FIELD_NAMES
+        if name not in {"model", "model_kwargs", *APPLIES} and f"train_visual_cnn_{name}" not in keys
     ]
     assert not missing, f"options without a widget: {missing}"
     # The model's recommended defaults are filled in (visual_cnn: adamw + onecycle).

@@ -7,7 +7,11 @@ Streamlit's AppTest running the real pages, and ``python -m backend`` in a subpr
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +44,12 @@ def store_url(tmp_path, monkeypatch) -> str:
     return url
 
 
-def write_dataset(root: Path, per_class: int = 4, seed: int = 0) -> list[tuple[str, int]]:
-    """Tiny real PNGs under ``root/test/<class>/``; returns (relative path, class index) per file."""
+def write_dataset(root: Path, per_class: int = 4, seed: int = 0, split: str = "test") -> list[tuple[str, int]]:
+    """Tiny real PNGs under ``root/<split>/<class>/``; returns (relative path, class index) per file."""
     rng = np.random.default_rng(seed)
     files = []
     for c, name in enumerate(CLASSES):
-        folder = root / "test" / name
+        folder = root / split / name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             path = folder / f"{name}_{i}.png"
@@ -85,6 +89,7 @@ def reviewed_run(tmp_path, store_url) -> dict:
     """A completed run on a real PNG dataset (fingerprinted) with an evaluation on a second one."""
     own, other = tmp_path / "data" / "own", tmp_path / "other"
     own_files, other_files = write_dataset(own, seed=1), write_dataset(other, seed=2)
+    write_dataset(own, per_class=2, seed=3, split="train")  # a dataset the Train page lists
     run_id = store.create_run(
         name="reviewed", model="visual_cnn", config={"epochs": 1, "lr": 0.001}, dataset=str(own),
         status="completed", class_names=CLASSES,
@@ -185,3 +190,142 @@ def test_fingerprint_of_a_folder_without_manifest_follows_names_and_sizes(tmp_pa
     (tmp_path / "m" / "manifest.json").write_text('{"samples": []}')
     assert lineage.dataset_fingerprint(tmp_path / "m").startswith("manifest:")
     assert lineage.dataset_fingerprint(tmp_path / "missing") is None
+
+
+# --- runs a team organises ---------------------------------------------------------------------------
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT)
+    at.run()
+    if page != "home":
+        at.switch_page(f"../pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "backend", *args], capture_output=True, text=True, timeout=120, env=os.environ.copy()
+    )
+
+
+def test_names_notes_and_tags_survive_a_reload_and_filter(reviewed_run):
+    run_id = reviewed_run["run_id"]
+    other = store.create_run(name="other", model="resnet50", config={}, dataset="/elsewhere/x", status="failed")
+    at = open_page("home")
+    at.selectbox(key="home_organise_run").set_value(run_id).run()
+    at.text_input(key=f"home_organise_name_{run_id}").set_value("Baseline CNN, seed 0")
+    at.multiselect(key=f"home_organise_tags_{run_id}").set_value(["baseline", "paper"])
+    at.text_area(key=f"home_organise_notes_{run_id}").set_value("Confuses **mean_shift** with point_anomaly.")
+    at.button(key="home_organise_save").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+    # A reload (a new session; another process below) reads what was saved.
+    st.cache_data.clear()
+    at = open_page("home")
+    at.selectbox(key="home_organise_run").set_value(run_id).run()
+    assert at.text_input(key=f"home_organise_name_{run_id}").value == "Baseline CNN, seed 0"
+    assert at.multiselect(key=f"home_organise_tags_{run_id}").value == ["baseline", "paper"]
+    assert any("Confuses **mean_shift**" in m.value for m in at.markdown)
+    listed = json.loads(run_cli("runs", "list", "--tag", "paper", "--json").stdout)
+    assert [(r["id"], r["name"], r["tags"]) for r in listed] == [(run_id, "Baseline CNN, seed 0", ["baseline", "paper"])]
+
+    # The shared filter: by tag on Home, by status on Train, by model on Compare.
+    at.multiselect(key="home_filter_tags").set_value(["paper"]).run()
+    assert list(at.dataframe[-1].value["id"]) == [run_id]
+    at = open_page("train")
+    at.multiselect(key="train_filter_status").set_value(["failed"]).run()
+    assert list(at.dataframe[0].value["id"]) == [other]
+    store.update_run(run_id, current_epoch=1)
+    store.update_run(other, current_epoch=1)
+    st.cache_data.clear()  # the run list is cached for a few seconds, like a server's
+    at = open_page("compare")
+    at.multiselect(key="compare_filter_model").set_value(["visual_cnn"]).run()
+    assert set(at.multiselect(key="compare_runs").options) == {widgets_label(run_id)}
+
+
+def widgets_label(run_id: int) -> str:
+    from dashboard.widgets import run_label
+
+    return run_label(store.get_run(run_id))
+
+
+def test_cli_verbs_change_runs_and_refuse_bad_input(reviewed_run):
+    run_id = str(reviewed_run["run_id"])
+    assert run_cli("runs", "rename", run_id, "renamed").returncode == 0
+    assert run_cli("runs", "note", run_id, "# heading\nline").returncode == 0
+    done = run_cli("runs", "tag", run_id, "--add", "Baseline", "--add", "gpu", "--remove", "old")
+    assert done.returncode == 0 and done.stdout.strip() == f"run {run_id} tags: baseline, gpu"
+    record = store.get_run(int(run_id))
+    assert (record.name, record.notes, store.run_tags(int(run_id))) == ("renamed", "# heading\nline", ["baseline", "gpu"])
+    assert run_cli("runs", "tag", run_id, "--remove", "gpu").stdout.strip() == f"run {run_id} tags: baseline"
+
+    for args in (("rename", "999", "x"), ("note", "999", "x"), ("tag", "999", "--add", "x")):
+        refused = run_cli("runs", *args)
+        assert refused.returncode == 2 and refused.stderr.strip() == "error: run 999 not found", refused.stderr
+    bad = run_cli("runs", "tag", run_id, "--add", "two words")
+    assert bad.returncode == 2 and "has characters a tag cannot have" in bad.stderr and "Traceback" not in bad.stderr
+    assert run_cli("runs", "rename", run_id, "   ").returncode == 2
+    assert store.get_run(int(run_id)).name == "renamed", "a refused rename changes nothing"
+
+
+def test_clone_into_the_form_prefills_the_train_form(reviewed_run, tmp_path):
+    run_id = reviewed_run["run_id"]
+    store.update_run(
+        run_id,
+        config={"model": "visual_cnn", "data": str(reviewed_run["own"]), "lr": 0.0123, "epochs": 7,
+                "optimizer": "sgd", "momentum": 0.8, "name": "seed run"},
+    )  # fmt: skip
+    at = open_page("home")
+    at.selectbox(key="home_organise_run").set_value(run_id).run()
+    at.button(key="home_organise_clone").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="train_model").value == "visual_cnn"
+    assert at.number_input(key="train_visual_cnn_lr").value == pytest.approx(0.0123)
+    assert at.number_input(key="train_visual_cnn_epochs").value == 7
+    assert at.selectbox(key="train_visual_cnn_optimizer").value == "sgd"
+    assert at.number_input(key="train_visual_cnn_momentum").value == pytest.approx(0.8)
+    assert at.text_input(key="train_visual_cnn_name").value == "seed run (clone)"
+    at.number_input(key="train_visual_cnn_epochs").set_value(9).run()  # a rerun keeps the cloned values
+    assert at.number_input(key="train_visual_cnn_lr").value == pytest.approx(0.0123)
+
+
+def test_train_form_shows_only_the_options_that_apply(reviewed_run):
+    at = open_page("train")
+    at.selectbox(key="train_model").set_value("visual_cnn").run()
+
+    def shown(name: str) -> bool:
+        return any(w.key == f"train_visual_cnn_{name}" for w in at.get("number_input") + at.get("checkbox"))
+
+    at.selectbox(key="train_visual_cnn_optimizer").set_value("adamw").run()
+    at.selectbox(key="train_visual_cnn_scheduler").set_value("onecycle").run()
+    at.selectbox(key="train_visual_cnn_loss").set_value("ce").run()
+    assert not any(shown(n) for n in ("momentum", "nesterov", "plateau_factor", "warmup_epochs", "gamma", "tau"))
+    at.selectbox(key="train_visual_cnn_optimizer").set_value("sgd").run()
+    assert shown("momentum") and shown("nesterov")
+    at.selectbox(key="train_visual_cnn_scheduler").set_value("plateau").run()
+    assert shown("plateau_factor") and shown("plateau_patience") and not shown("warmup_epochs")
+    at.selectbox(key="train_visual_cnn_scheduler").set_value("cosine").run()
+    assert shown("warmup_epochs") and not shown("plateau_factor")
+    at.selectbox(key="train_visual_cnn_loss").set_value("focal").run()
+    assert shown("gamma") and not shown("tau") and not shown("beta")
+    assert at.button(key="train_launch").label == "Launch run"
+
+
+def test_compare_warns_about_different_datasets_and_offers_csv(reviewed_run):
+    run_id = reviewed_run["run_id"]
+    twin = store.create_run(
+        name="twin", model="resnet50", config={"epochs": 2}, dataset=str(reviewed_run["other"]), status="completed",
+        class_names=CLASSES,
+    )  # fmt: skip
+    store.update_run(twin, best_val_f1=0.4, current_epoch=1)
+    store.update_run(run_id, current_epoch=1)
+    at = open_page("compare")
+    at.multiselect(key="compare_runs").set_value([run_id, twin]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("trained on different datasets (own and other)" in w.value for w in at.warning)
+    table = at.dataframe[0].value
+    assert table.shape[0] == 2 and "Macro-F1" in table
+    downloads = [d for d in at.get("download_button")]
+    assert len(downloads) >= 2
