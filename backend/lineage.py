@@ -81,15 +81,19 @@ def check_dataset(root: Path | str, stored_fingerprint: str | None) -> DatasetCh
 
 
 def resolve_files(
-    root: Path | str, relative_paths: Iterable[str], hashes: Iterable[str] | None = None
+    root: Path | str, relative_paths: Iterable[str], hashes: Iterable[str | None] | None = None
 ) -> list[Path | None]:
-    """Each stored relative path under ``root``, or None where the file is gone or (when ``hashes`` are
-    given) its bytes are no longer the ones that were predicted on."""
+    """Each stored relative path under ``root``, or None where the file is gone or (when its hash is
+    given) its bytes are no longer the ones that were predicted on. An absolute path stays as it is
+    (``test_predictions.csv`` of old runs)."""
     root = Path(root)
     paths = [root / p for p in relative_paths]
     if hashes is None:
         return [p if p.is_file() else None for p in paths]
-    return [p if p.is_file() and file_sha256(p) == h else None for p, h in zip(paths, hashes, strict=True)]
+    return [
+        p if p.is_file() and (not isinstance(h, str) or file_sha256(p) == h) else None
+        for p, h in zip(paths, hashes, strict=True)
+    ]
 
 
 def datasets_differ(a: tuple[str, str | None], b: tuple[str, str | None]) -> str | None:

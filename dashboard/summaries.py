@@ -265,6 +265,25 @@ def cell_items(predictions: pd.DataFrame, class_names: Sequence[str], true: str,
     return frame.sort_values("confidence", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
+def predictions_from_csv(frame: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
+    """A run's ``test_predictions.csv`` in the form of ``store.predictions`` (for runs from before
+    per-file predictions were stored): ``path`` is the CSV's absolute ``file``, ``item_hash`` its hash
+    when the CSV has one (None: the file is not checked), probabilities from its ``prob_<class>`` columns."""
+    names = list(class_names)
+    known = frame["true"].isin(names) & frame["predicted"].isin(names)
+    frame = frame[known]
+    prob_columns = [f"prob_{name}" for name in names]
+    has_probs = all(c in frame for c in prob_columns)
+    return pd.DataFrame({
+        "path": frame["file"].astype(str),
+        "item_hash": frame["item_hash"] if "item_hash" in frame else None,
+        "true_index": frame["true"].map(names.index),
+        "pred_index": frame["predicted"].map(names.index),
+        "probs": frame[prob_columns].to_numpy().tolist() if has_probs else None,
+        "confidence": frame["confidence"] if "confidence" in frame else np.nan,
+    })  # fmt: skip
+
+
 def reliability(predictions: pd.DataFrame) -> pd.DataFrame | None:
     """The reliability table (15 bins) of stored per-item predictions, None when no probabilities
     were stored (runs from before per-item predictions)."""

@@ -93,6 +93,10 @@ if evaluation_id is None:
 else:
     root, lineage = str(evaluations.set_index("id").at[evaluation_id, "dataset"]), None
 stored = loaders.predictions(run_id, evaluation_id, url)
+if stored.empty and evaluation_id is None:  # a run from before per-file predictions were stored
+    csv = loaders.test_predictions(run_id, loaders.mtime(loaders.test_predictions_path(run_id)))
+    if csv is not None:
+        stored = summaries.predictions_from_csv(csv, class_names)
 if lineage is not None and not lineage.usable:
     st.warning(f"Run #{run_id}: {lineage.message}.", icon=":material/difference:")
 elif stored.empty:

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend import config, store
 from backend.data.series import CLASSES
+from backend.lineage import dataset_fingerprint
 from tests.fixtures.comparison import plant_run, planted_labels, with_errors
 
 HOME = Path(__file__).resolve().parent.parent / "dashboard" / "Home.py"
@@ -333,6 +334,9 @@ def test_class_metrics_cell_shows_its_test_images(completed_runs, data_dir):
     predictions = pd.read_csv(config.run_dir(run_id) / "test_predictions.csv")
     first = predictions.iloc[0]
     expected = int(((predictions["true"] == first["true"]) & (predictions["predicted"] == first["predicted"])).sum())
+
+    record = store.get_run(run_id)  # lineage: the run stored the fingerprint of the dataset it trained on
+    assert record.dataset_fingerprint and record.dataset_fingerprint == dataset_fingerprint(record.dataset)
 
     at = open_page("class_metrics")
     at.selectbox(key="cm_run").set_value(run_id).run()

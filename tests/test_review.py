@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import streamlit as st
 from PIL import Image
@@ -180,6 +181,27 @@ def test_replaced_files_of_an_evaluation_are_not_shown(reviewed_run):
     assert any("no longer the files that were predicted on" in w.value for w in at.warning)
 
 
+def test_a_run_from_before_stored_predictions_shows_files_from_its_csv(reviewed_run):
+    from backend import config
+
+    own = reviewed_run["own"]
+    run_id = store.create_run(
+        name="old", model="visual_cnn", config={}, dataset=str(own), status="completed", class_names=CLASSES
+    )
+    rows = prediction_rows(own, reviewed_run["own_files"], wrong={0, 1, 5})
+    store.save_class_metrics(run_id, per_class_rows())
+    store.save_confusion(run_id, matrix_of(rows), CLASSES)
+    config.run_dir(run_id).mkdir(parents=True)
+    pd.DataFrame({
+        "file": [str(own / r["path"]) for r in rows], "true": [CLASSES[r["true_index"]] for r in rows],
+        "predicted": [CLASSES[r["pred_index"]] for r in rows], "confidence": [r["confidence"] for r in rows],
+        **{f"prob_{name}": [r["probs"][i] for r in rows] for i, name in enumerate(CLASSES)},
+    }).to_csv(config.run_dir(run_id) / "test_predictions.csv", index=False)  # fmt: skip
+    at = open_class_metrics(run_id)
+    assert gallery_names(at) == {"mean_shift_0.png", "mean_shift_1.png"}
+    assert any("P(mean_shift) = 20.0%" in m.value for m in at.markdown)
+
+
 def test_fingerprint_of_a_folder_without_manifest_follows_names_and_sizes(tmp_path):
     files = write_dataset(tmp_path / "d")
     first = lineage.dataset_fingerprint(tmp_path / "d")
@@ -251,22 +273,30 @@ def widgets_label(run_id: int) -> str:
     return run_label(store.get_run(run_id))
 
 
-def test_cli_verbs_change_runs_and_refuse_bad_input(reviewed_run):
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``python -m backend ARGS`` in this process (the error boundary included): code, stdout, stderr."""
+    from backend.__main__ import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out.strip(), out.err.strip()
+
+
+def test_cli_verbs_change_runs_and_refuse_bad_input(reviewed_run, capsys):
     run_id = str(reviewed_run["run_id"])
-    assert run_cli("runs", "rename", run_id, "renamed").returncode == 0
-    assert run_cli("runs", "note", run_id, "# heading\nline").returncode == 0
-    done = run_cli("runs", "tag", run_id, "--add", "Baseline", "--add", "gpu", "--remove", "old")
-    assert done.returncode == 0 and done.stdout.strip() == f"run {run_id} tags: baseline, gpu"
+    assert cli(capsys, "runs", "rename", run_id, "renamed")[0] == 0
+    assert cli(capsys, "runs", "note", run_id, "# heading\nline")[0] == 0
+    code, out, _ = cli(capsys, "runs", "tag", run_id, "--add", "Baseline", "--add", "gpu", "--remove", "old")
+    assert code == 0 and out == f"run {run_id} tags: baseline, gpu"
     record = store.get_run(int(run_id))
     assert (record.name, record.notes, store.run_tags(int(run_id))) == ("renamed", "# heading\nline", ["baseline", "gpu"])
-    assert run_cli("runs", "tag", run_id, "--remove", "gpu").stdout.strip() == f"run {run_id} tags: baseline"
+    assert cli(capsys, "runs", "tag", run_id, "--remove", "gpu")[1] == f"run {run_id} tags: baseline"
 
     for args in (("rename", "999", "x"), ("note", "999", "x"), ("tag", "999", "--add", "x")):
-        refused = run_cli("runs", *args)
-        assert refused.returncode == 2 and refused.stderr.strip() == "error: run 999 not found", refused.stderr
-    bad = run_cli("runs", "tag", run_id, "--add", "two words")
-    assert bad.returncode == 2 and "has characters a tag cannot have" in bad.stderr and "Traceback" not in bad.stderr
-    assert run_cli("runs", "rename", run_id, "   ").returncode == 2
+        assert cli(capsys, "runs", *args) == (2, "", "error: run 999 not found")
+    code, _, err = cli(capsys, "runs", "tag", run_id, "--add", "two words")
+    assert code == 2 and "has characters a tag cannot have" in err
+    assert cli(capsys, "runs", "rename", run_id, "   ")[0] == 2
     assert store.get_run(int(run_id)).name == "renamed", "a refused rename changes nothing"
 
 
