@@ -690,7 +690,8 @@ def list_runs(
     frame = _select_frame(query, url)
     end = frame["finished_at"].fillna(pd.Timestamp.now(tz="UTC"))
     frame["duration_s"] = (end - frame["started_at"]).dt.total_seconds()
-    by_run = tags_by_run(frame["id"].tolist(), url=url) if len(frame) else {}
+    # Few runs: their tags by id; many: every tag row in one query (no IN list of thousands of ids).
+    by_run = tags_by_run(frame["id"].tolist() if len(frame) <= 500 else None, url=url) if len(frame) else {}
     frame["tags"] = [by_run.get(int(run_id), []) for run_id in frame["id"]]
     return frame
 
@@ -772,11 +773,14 @@ def run_tags(run_id: int, url: str | None = None) -> list[str]:
     return tags_by_run([run_id], url=url).get(int(run_id), [])
 
 
-def tags_by_run(run_ids: Iterable[int], url: str | None = None) -> dict[int, list[str]]:
-    """``{run_id: sorted tags}`` for the runs given (runs without tags are left out)."""
-    ids = [int(i) for i in run_ids]
+def tags_by_run(run_ids: Iterable[int] | None, url: str | None = None) -> dict[int, list[str]]:
+    """``{run_id: sorted tags}`` for the runs given, or for every run with ``None`` (runs without tags
+    are left out)."""
+    query = select(RunTag.run_id, RunTag.tag).order_by(RunTag.tag)
+    if run_ids is not None:
+        query = query.where(RunTag.run_id.in_([int(i) for i in run_ids]))
     with session_scope(url) as session:
-        rows = session.execute(select(RunTag.run_id, RunTag.tag).where(RunTag.run_id.in_(ids)).order_by(RunTag.tag))
+        rows = session.execute(query)
         result: dict[int, list[str]] = {}
         for run_id, tag in rows:
             result.setdefault(run_id, []).append(tag)

@@ -26,8 +26,10 @@ if started.empty:
     widgets.no_runs_yet("Nothing to compare")
     st.stop()
 
-filtered = organise.run_filter(started, key="compare_filter")
-candidates = filtered if not filtered.empty else started
+candidates = organise.run_filter(started, key="compare_filter")
+if candidates.empty:
+    st.info("No run matches the filter.", icon=":material/filter_alt_off:")
+    st.stop()
 labels = {int(r["id"]): widgets.run_label(r) for _, r in candidates.iterrows()}
 # Runs chosen before the filter changed stay choosable, so a selection is never silently dropped.
 for run_id in st.session_state.get("compare_runs", []):
