@@ -251,7 +251,9 @@ def test_names_notes_and_tags_survive_a_reload_and_filter(reviewed_run):
     assert at.multiselect(key=f"home_organise_tags_{run_id}").value == ["baseline", "paper"]
     assert any("Confuses **mean_shift**" in m.value for m in at.markdown)
     listed = json.loads(run_cli("runs", "list", "--tag", "paper", "--json").stdout)
-    assert [(r["id"], r["name"], r["tags"]) for r in listed] == [(run_id, "Baseline CNN, seed 0", ["baseline", "paper"])]
+    assert [(r["id"], r["name"], r["tags"]) for r in listed] == [
+        (run_id, "Baseline CNN, seed 0", ["baseline", "paper"])
+    ]
 
     # The shared filter: by tag on Home, by status on Train, by model on Compare.
     at.multiselect(key="home_filter_tags").set_value(["paper"]).run()
@@ -289,7 +291,11 @@ def test_cli_verbs_change_runs_and_refuse_bad_input(reviewed_run, capsys):
     code, out, _ = cli(capsys, "runs", "tag", run_id, "--add", "Baseline", "--add", "gpu", "--remove", "old")
     assert code == 0 and out == f"run {run_id} tags: baseline, gpu"
     record = store.get_run(int(run_id))
-    assert (record.name, record.notes, store.run_tags(int(run_id))) == ("renamed", "# heading\nline", ["baseline", "gpu"])
+    assert (record.name, record.notes, store.run_tags(int(run_id))) == (
+        "renamed",
+        "# heading\nline",
+        ["baseline", "gpu"],
+    )
     assert cli(capsys, "runs", "tag", run_id, "--remove", "gpu")[1] == f"run {run_id} tags: baseline"
 
     for args in (("rename", "999", "x"), ("note", "999", "x"), ("tag", "999", "--add", "x")):

@@ -57,7 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(handler=_delete)
 
-
     rename = actions.add_parser("rename", help="give a run a new name")
     rename.add_argument("run_id", type=int)
     rename.add_argument("name", help="the new name (one line, at most 200 characters)")
