@@ -39,7 +39,8 @@ def filter_runs(
 
 
 def run_filter(runs: pd.DataFrame, *, key: str) -> pd.DataFrame:
-    """Four multiselects (tags, model, dataset, status) over ``runs``; returns the runs that match.
+    """Four multiselects (tags, models, datasets, statuses) over ``runs``; returns the runs that match.
+    Labels are plural, so they never clash with a page's own "Model" or "Dataset" picker.
 
     ``key`` prefixes the widgets' keys (``{key}_tags``, ``{key}_model``, ``{key}_dataset``,
     ``{key}_status``), one per page, so each page keeps its own filter.
@@ -50,13 +51,13 @@ def run_filter(runs: pd.DataFrame, *, key: str) -> pd.DataFrame:
     present = set(runs["status"])
     with st.container(horizontal=True, key=f"{key}_filters"):
         tags = st.multiselect("Tags", all_tags, key=f"{key}_tags", placeholder="any tag")
-        models = st.multiselect("Model", sorted(runs["model"].unique()), key=f"{key}_model", placeholder="any model")
+        models = st.multiselect("Models", sorted(runs["model"].unique()), key=f"{key}_model", placeholder="any model")
         datasets = st.multiselect(
-            "Dataset", sorted(runs["dataset"].unique()), format_func=widgets.dataset_name, key=f"{key}_dataset",
+            "Datasets", sorted(runs["dataset"].unique()), format_func=widgets.dataset_name, key=f"{key}_dataset",
             placeholder="any dataset",
         )  # fmt: skip
         statuses = st.multiselect(
-            "Status", [s for s in store.STATUSES if s in present], key=f"{key}_status", placeholder="any status"
+            "Statuses", [s for s in store.STATUSES if s in present], key=f"{key}_status", placeholder="any status"
         )
     shown = filter_runs(runs, tags=tags, models=models, datasets=datasets, statuses=statuses)
     if len(shown) < len(runs):
@@ -80,7 +81,7 @@ def organise_panel(runs: pd.DataFrame, url: str, *, key: str = "organise") -> No
     with st.container(border=True, key=f"{key}_box"):
         name = st.text_input("Name", value=record.name, key=f"{key}_name_{run_id}", max_chars=store.MAX_NAME_LENGTH)
         tags = st.multiselect(
-            "Tags", known_tags, default=current_tags, accept_new_options=True, key=f"{key}_tags_{run_id}",
+            "Tags of this run", known_tags, default=current_tags, accept_new_options=True, key=f"{key}_tags_{run_id}",
             help="type a new tag and press Enter; letters, digits and - _ . : /",
         )  # fmt: skip
         notes = st.text_area(
