@@ -181,6 +181,8 @@ class Run(Base):
     executor_address: Mapped[str | None] = mapped_column(String(500))  # e.g. the Ray cluster's job API URL
     executor_job_id: Mapped[str | None] = mapped_column(String(200))  # e.g. the Ray job's submission id
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # written every few seconds while training
+    # Lineage (docs/RUNS.md): the dataset's state when the run trained; NULL = stored before it was kept.
+    dataset_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class SchedulerLock(Base):
@@ -191,6 +193,17 @@ class SchedulerLock(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RunTag(Base):
+    """One tag of one run (``baseline``, ``paper``...): a team's way to organise its runs."""
+
+    __tablename__ = "run_tags"
+    __table_args__ = (UniqueConstraint("run_id", "tag"), Index(None, "tag"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = _run_fk()
+    tag: Mapped[str] = mapped_column(String(64))
 
 
 class EpochMetric(Base):
@@ -295,6 +308,7 @@ class RunRecord:
     executor_address: str | None = None
     executor_job_id: str | None = None
     heartbeat_at: datetime | None = None
+    dataset_fingerprint: str | None = None
 
 
 RUN_COLUMNS = tuple(Run.__table__.columns.keys())
@@ -725,24 +739,129 @@ def list_runs(
     status: str | Iterable[str] | None = None,
     model: str | Iterable[str] | None = None,
     dataset: str | Iterable[str] | None = None,
+    tag: str | Iterable[str] | None = None,
     limit: int | None = None,
     url: str | None = None,
 ) -> pd.DataFrame:
-    """Runs newest first, one row each, filtered by status/model/dataset (each one value or several).
+    """Runs newest first, one row each, filtered by status/model/dataset (each one value or several)
+    and by ``tag`` (a run carrying any of the tags given).
 
     Columns: ``LIST_RUN_COLUMNS`` plus ``duration_s`` (finished, or now, minus started; NaN when the
-    run never started).
+    run never started) and ``tags`` (the run's tags, a sorted list).
     """
     query = select(*_columns(Run, LIST_RUN_COLUMNS))
     for column, wanted in ((Run.status, status), (Run.model, model), (Run.dataset, dataset)):
         values = _as_list(wanted)
         if values is not None:
             query = query.where(column.in_(values))
+    tags = _as_list(tag)
+    if tags is not None:
+        query = query.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag.in_(tags))))
     query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
     frame = _select_frame(query, url)
     end = frame["finished_at"].fillna(pd.Timestamp.now(tz="UTC"))
     frame["duration_s"] = (end - frame["started_at"]).dt.total_seconds()
+    # Few runs: their tags by id; many: every tag row in one query (no IN list of thousands of ids).
+    by_run = tags_by_run(frame["id"].tolist() if len(frame) <= 500 else None, url=url) if len(frame) else {}
+    frame["tags"] = [by_run.get(int(run_id), []) for run_id in frame["id"]]
     return frame
+
+
+# --- names, notes and tags (a team organising its runs) -------------------------------------------
+
+MAX_NAME_LENGTH = 200
+MAX_TAG_LENGTH = 64
+MAX_NOTES_LENGTH = 20_000
+_TAG_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.:/")
+
+
+def check_name(name: str) -> str:
+    """A run name as stored: stripped, not empty, at most ``MAX_NAME_LENGTH`` characters, one line."""
+    cleaned = (name or "").strip()
+    if not cleaned:
+        raise StoreError("a run name cannot be empty")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise StoreError(f"a run name is at most {MAX_NAME_LENGTH} characters (got {len(cleaned)})")
+    if any(c in cleaned for c in "\r\n\t"):
+        raise StoreError("a run name is one line of text")
+    return cleaned
+
+
+def check_tag(tag: str) -> str:
+    """A tag as stored: lower case, 1-64 characters of letters, digits and ``- _ . : /``."""
+    cleaned = (tag or "").strip().lower()
+    if not cleaned:
+        raise StoreError("a tag cannot be empty")
+    if len(cleaned) > MAX_TAG_LENGTH:
+        raise StoreError(f"a tag is at most {MAX_TAG_LENGTH} characters (got {len(cleaned)}): {cleaned[:20]}...")
+    bad = sorted(set(cleaned) - _TAG_CHARACTERS)
+    if bad:
+        raise StoreError(
+            f"tag {cleaned!r} has characters a tag cannot have ({' '.join(map(repr, bad))}); use letters, digits "
+            "and - _ . : /"
+        )
+    return cleaned
+
+
+def rename_run(run_id: int, name: str, url: str | None = None) -> str:
+    """Give a run a new name (validated by ``check_name``); returns the name stored."""
+    cleaned = check_name(name)
+    update_run(run_id, name=cleaned, url=url)
+    return cleaned
+
+
+def set_notes(run_id: int, text_: str | None, url: str | None = None) -> None:
+    """Replace a run's notes (markdown); empty text clears them."""
+    cleaned = (text_ or "").strip()
+    if len(cleaned) > MAX_NOTES_LENGTH:
+        raise StoreError(f"notes are at most {MAX_NOTES_LENGTH} characters (got {len(cleaned)})")
+    update_run(run_id, notes=cleaned or None, url=url)
+
+
+def tag_run(run_id: int, *, add: Iterable[str] = (), remove: Iterable[str] = (), url: str | None = None) -> list[str]:
+    """Add and remove tags of one run in one transaction; returns its tags afterwards, sorted.
+
+    Adding a tag the run has, or removing one it lacks, is not an error (the call can be repeated).
+    """
+    added = {check_tag(t) for t in add}
+    removed = {check_tag(t) for t in remove}
+    both = sorted(added & removed)
+    if both:
+        raise StoreError(f"tag(s) both added and removed: {', '.join(both)}")
+    with session_scope(url) as session:
+        if session.get(Run, run_id) is None:
+            raise RunNotFound(f"run {run_id} not found")
+        if removed:
+            session.execute(delete(RunTag).where(RunTag.run_id == run_id, RunTag.tag.in_(sorted(removed))))
+        present = set(session.scalars(select(RunTag.tag).where(RunTag.run_id == run_id)))
+        session.add_all(RunTag(run_id=run_id, tag=t) for t in sorted(added - present))
+        session.flush()
+        return sorted(session.scalars(select(RunTag.tag).where(RunTag.run_id == run_id)))
+
+
+def run_tags(run_id: int, url: str | None = None) -> list[str]:
+    """One run's tags, sorted."""
+    return tags_by_run([run_id], url=url).get(int(run_id), [])
+
+
+def tags_by_run(run_ids: Iterable[int] | None, url: str | None = None) -> dict[int, list[str]]:
+    """``{run_id: sorted tags}`` for the runs given, or for every run with ``None`` (runs without tags
+    are left out)."""
+    query = select(RunTag.run_id, RunTag.tag).order_by(RunTag.tag)
+    if run_ids is not None:
+        query = query.where(RunTag.run_id.in_([int(i) for i in run_ids]))
+    with session_scope(url) as session:
+        rows = session.execute(query)
+        result: dict[int, list[str]] = {}
+        for run_id, tag in rows:
+            result.setdefault(run_id, []).append(tag)
+    return result
+
+
+def all_tags(url: str | None = None) -> list[str]:
+    """Every tag in use, sorted (what a filter offers)."""
+    with session_scope(url) as session:
+        return sorted(session.scalars(select(RunTag.tag).distinct()))
 
 
 def count_runs_by_status(url: str | None = None) -> dict[str, int]:

@@ -15,6 +15,7 @@ import pandas as pd
 
 CLASS_AXIS = alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False, title=None)
 SPLIT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "val": "#2ca02c", "test": "#ff7f0e"}
+CELL_SELECTION = "cell"  # the confusion matrix's click selection (st.altair_chart selection_mode)
 RUN_COLOURS = "tableau10"  # distinct hues: runs are categories, not an ordered scale
 
 # (title, train column, validation column); a missing column is simply not drawn.
@@ -189,6 +190,7 @@ def confusion_chart(
     *,
     normalised: bool = False,
     selected: tuple[str, str] | None = None,
+    clickable: bool = False,
     cell: int = 44,
 ) -> alt.LayerChart:
     """Heatmap of a confusion matrix (rows true, columns predicted) with the value in each cell.
@@ -196,6 +198,9 @@ def confusion_chart(
     ``normalised`` colours and labels by share of the true class (row-normalised); the ``selected``
     (true, predicted) cell gets an outline, so the gallery below it is visibly tied to a cell. No
     colour legend: every cell prints its value, and the chart must fit beside its controls.
+    ``clickable`` adds a point selection named ``CELL_SELECTION`` on (true, predicted): drawn with
+    ``st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION)``, a click on a cell
+    reruns the page with that cell in the chart's selection state (read it with ``clicked_cell``).
     """
     data = confusion_frame(class_names, matrix)
     field, fmt, title = ("share", ".0%", "share of true class") if normalised else ("count", "d", "images")
@@ -208,10 +213,12 @@ def confusion_chart(
         ),
         y=alt.Y("true:N", sort=order, axis=alt.Axis(labelLimit=160, labelOverlap=False, title="true")),
     )
-    cells = base.mark_rect().encode(
+    cells = base.mark_rect(cursor="pointer").encode(
         color=alt.Color(f"{field}:Q", scale=alt.Scale(range=["#f7fbff", "#08519c"]), legend=None, title=title),
         tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".1%")],
     )
+    if clickable:
+        cells = cells.add_params(alt.selection_point(name=CELL_SELECTION, fields=["true", "predicted"], on="click"))
     # Light text on dark cells, dark text on light ones.
     threshold = float(data[field].max()) / 2 if len(data) else 0.0
     text = base.mark_text(fontSize=12).encode(
@@ -227,6 +234,24 @@ def confusion_chart(
             .encode(x=alt.X("predicted:N", sort=order), y=alt.Y("true:N", sort=order))
         )
     return alt.layer(*layers).properties(width=alt.Step(cell), height=alt.Step(cell))
+
+
+def clicked_cell(event) -> tuple[str, str] | None:
+    """The (true, predicted) cell a click selected in a ``confusion_chart(clickable=True)``, or None.
+
+    ``event`` is what ``st.altair_chart(on_select="rerun")`` returned (or the chart's session-state
+    value, a plain dict): ``{"selection": {CELL_SELECTION: [{"true": ..., "predicted": ...}]}}``.
+    """
+    try:
+        points = event["selection"][CELL_SELECTION]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(points, list | tuple) or not points:
+        return None
+    point = points[0]
+    if not isinstance(point, dict) or "true" not in point or "predicted" not in point:
+        return None
+    return str(point["true"]), str(point["predicted"])
 
 
 def f1_vs_frequency_chart(data: pd.DataFrame, height: int = 300) -> alt.LayerChart:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from backend import runs, store
 from backend.errors import WorkbenchError
-from dashboard import charts, loaders, summaries, widgets
+from dashboard import charts, loaders, organise, summaries, widgets
 from dashboard.setup import guarded
 
 REFRESH = "3s"
@@ -134,6 +134,7 @@ def all_runs_table() -> None:
         if table.empty:
             st.caption("No runs yet.")
             return
+        table = organise.run_filter(table, key="train_filter").reset_index(drop=True)
         view = table.assign(
             dataset=table["dataset"].map(widgets.dataset_name),
             epochs=table["current_epoch"].fillna(0).astype(int).astype(str)
@@ -156,6 +157,7 @@ def all_runs_table() -> None:
                     "duration",
                     "created_at",
                     "error",
+                    "tags",
                 ]
             ],
             hide_index=True,
@@ -168,6 +170,7 @@ def all_runs_table() -> None:
                 "best_val_acc": st.column_config.NumberColumn("best accuracy", format="percent"),
                 "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
                 "error": st.column_config.TextColumn("error", width="medium"),
+                "tags": st.column_config.ListColumn("tags"),
             },
         )
         picked = table.iloc[selection.selection.rows]

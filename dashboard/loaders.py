@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from backend import config, runs, store
+from backend import config, lineage, runs, store
 from backend.data import dataset
 from backend.evaluation.compare import compare_runs
 from backend.runs import artifacts
@@ -216,3 +216,28 @@ def machine_gpus() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+# --- lineage -------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=FILE_TTL, show_spinner=False)
+def _resolve_files(root: str, paths: tuple[str, ...], hashes: tuple[str, ...], stamp: float) -> list[str | None]:
+    return [None if p is None else str(p) for p in lineage.resolve_files(root, paths, hashes)]
+
+
+def resolve_files(root: str, paths: tuple[str, ...], hashes: tuple[str, ...]) -> list[str | None]:
+    """Stored relative paths under ``root``, None where the file is gone or its bytes changed since it
+    was predicted (``backend.lineage.resolve_files``); cached per state of the folder, as it reads each file."""
+    return _resolve_files(root, paths, hashes, dataset_stamp(root))
+
+
+@st.cache_data(ttl=FILE_TTL, show_spinner=False)
+def _dataset_check(root: str, fingerprint: str | None, stamp: float) -> lineage.DatasetCheck:
+    return lineage.check_dataset(root, fingerprint)
+
+
+def dataset_check(root: str, fingerprint: str | None) -> lineage.DatasetCheck:
+    """Whether ``root`` is still the dataset a run trained on (``backend.lineage.check_dataset``),
+    cached per state of the folder."""
+    return _dataset_check(root, fingerprint, dataset_stamp(root))

@@ -242,6 +242,48 @@ def cell_predictions(predictions: pd.DataFrame, true: str, predicted: str) -> pd
     return cell.sort_values("confidence", ascending=False) if "confidence" in cell else cell
 
 
+def cell_items(predictions: pd.DataFrame, class_names: Sequence[str], true: str, predicted: str) -> pd.DataFrame:
+    """The stored per-file predictions (``store.predictions``) behind one confusion-matrix cell, most
+    confident first: path (relative to the dataset root), item_hash, confidence, ``p_true`` (the
+    probability given to the true class) and ``top3`` (``"a 81%, b 12%, c 4%"``)."""
+    columns = ["path", "item_hash", "confidence", "p_true", "top3"]
+    names = list(class_names)
+    if predictions.empty or true not in names or predicted not in names:
+        return pd.DataFrame(columns=columns)
+    t, p = names.index(true), names.index(predicted)
+    cell = predictions[(predictions["true_index"] == t) & (predictions["pred_index"] == p)]
+    rows = []
+    for row in cell.itertuples(index=False):
+        probs = list(row.probs) if isinstance(row.probs, list | tuple) else None
+        p_true = float(probs[t]) if probs and len(probs) == len(names) else None
+        ranked = sorted(enumerate(probs), key=lambda kv: kv[1], reverse=True)[:3] if p_true is not None else []
+        rows.append({
+            "path": row.path, "item_hash": row.item_hash, "confidence": _finite(row.confidence), "p_true": p_true,
+            "top3": ", ".join(f"{names[i]} {q:.0%}" for i, q in ranked),
+        })  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("confidence", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def predictions_from_csv(frame: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
+    """A run's ``test_predictions.csv`` in the form of ``store.predictions`` (for runs from before
+    per-file predictions were stored): ``path`` is the CSV's absolute ``file``, ``item_hash`` its hash
+    when the CSV has one (None: the file is not checked), probabilities from its ``prob_<class>`` columns."""
+    names = list(class_names)
+    known = frame["true"].isin(names) & frame["predicted"].isin(names)
+    frame = frame[known]
+    prob_columns = [f"prob_{name}" for name in names]
+    has_probs = all(c in frame for c in prob_columns)
+    return pd.DataFrame({
+        "path": frame["file"].astype(str),
+        "item_hash": frame["item_hash"] if "item_hash" in frame else None,
+        "true_index": frame["true"].map(names.index),
+        "pred_index": frame["predicted"].map(names.index),
+        "probs": frame[prob_columns].to_numpy().tolist() if has_probs else None,
+        "confidence": frame["confidence"] if "confidence" in frame else np.nan,
+    })  # fmt: skip
+
+
 def reliability(predictions: pd.DataFrame) -> pd.DataFrame | None:
     """The reliability table (15 bins) of stored per-item predictions, None when no probabilities
     were stored (runs from before per-item predictions)."""

@@ -7,6 +7,8 @@ chosen model's recommended values (``model_defaults``, the seeds' hyperparameter
 carry the model name, so switching model brings that model's defaults and keeps what was typed for
 the other. Model constructor options (``model_kwargs``) come from the model builder's signature.
 Validation is ``TrainConfig``'s own, run by ``backend.runs.launch`` before a run is queued.
+Options that do nothing for the current choices (SGD momentum under Adam, plateau settings under
+cosine...) are not drawn (``APPLIES``); "clone into the form" starts from a stored run's config.
 """
 
 from __future__ import annotations
@@ -54,6 +56,29 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
 COLUMNS = 3
 EXECUTOR_FIELD, ADDRESS_FIELD = "executor", "ray_address"  # in config_form's result, not TrainConfig options
 EXECUTOR_LABELS = {"local": "this machine", "ray": "Ray cluster"}
+
+# Options that apply only to some choices made above them in the form (each group lists the choice
+# first): the form draws an option only while its rule holds, so a user never tunes a knob that does
+# nothing. Rules see the values chosen so far; a hidden option is left out of the config (its default).
+APPLIES: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "momentum": lambda v: v.get("optimizer") == "sgd",
+    "nesterov": lambda v: v.get("optimizer") == "sgd",
+    "plateau_factor": lambda v: v.get("scheduler") == "plateau",
+    "plateau_patience": lambda v: v.get("scheduler") == "plateau",
+    "warmup_epochs": lambda v: v.get("scheduler") == "cosine",
+    "beta": lambda v: v.get("loss") == "cb_focal" or v.get("class_weighting") == "effective",
+    "gamma": lambda v: v.get("loss") in {"focal", "cb_focal"},
+    "tau": lambda v: v.get("loss") == "logit_adjusted",
+    "severity": lambda v: v.get("augmentation") not in {None, "none"},
+}
+CLONE_KEY = "train_clone"  # session state: a run's config waiting to be put into the form
+CLONE_BASE_KEY = "train_clone_base"  # session state: the cloned config the form's defaults come from
+
+
+def applies(name: str, values: dict[str, Any]) -> bool:
+    """Whether option ``name`` does anything given the ``values`` chosen so far."""
+    rule = APPLIES.get(name)
+    return rule is None or rule(values)
 
 
 def grouped_fields() -> dict[str, list[str]]:
@@ -154,48 +179,47 @@ def _executor_widgets() -> dict[str, Any]:
     return {EXECUTOR_FIELD: executor, ADDRESS_FIELD: address.strip() or None}
 
 
-def config_form(model: str, datasets: dict[str, str]) -> dict[str, Any] | None:
-    """Draw the form for ``model``; on submit return the chosen options (with ``model``), else None.
+def config_form(model: str, datasets: dict[str, str], base: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Draw the form for ``model``; on launch return the chosen options (with ``model``), else None.
 
     The result also holds ``executor`` and ``ray_address`` (``split_executor`` takes them out).
-
-    ``datasets`` maps dataset paths to display names.
+    ``datasets`` maps dataset paths to display names; ``base`` (a cloned run's config) overrides the
+    model's defaults. Not an ``st.form``: which options are drawn follows the live choices
+    (``APPLIES``), so every widget reruns the page; only the "Launch run" button launches.
     """
-    defaults = defaults_for(model)
+    defaults = {**defaults_for(model), **(base or {})}
     values: dict[str, Any] = {"model": model}
-    with st.form(f"train_form_{model}", border=False):
-        for title, names in grouped_fields().items():
-            with st.expander(title, expanded=title in EXPANDED):
-                columns = st.columns(COLUMNS)
-                position = 0
-                for name in names:
-                    if name == "model_kwargs":
-                        continue
-                    with columns[position % COLUMNS]:
-                        values[name] = _widget(
-                            name,
-                            FIELD_TYPES[name],
-                            defaults.get(name),
-                            f"train_{model}_{name}",
-                            FIELD_HELP.get(name),
-                            datasets,
-                        )
-                    position += 1
-                if "model_kwargs" in names:
-                    st.caption(f"{model} options")
-                    kwargs = {}
-                    kwarg_columns = st.columns(COLUMNS)
-                    for i, (option, default) in enumerate(model_options(model).items()):
-                        with kwarg_columns[i % COLUMNS]:
-                            given, value = _model_kwarg_widget(option, default, f"train_{model}_kw_{option}")
-                        if given:
-                            kwargs[option] = value
-                    values["model_kwargs"] = kwargs
-        values.update(_executor_widgets())
-        submitted = st.form_submit_button(
-            "Launch run", type="primary", icon=":material/rocket_launch:", key="train_launch"
-        )
-    return values if submitted else None
+    for title, names in grouped_fields().items():
+        with st.expander(title, expanded=title in EXPANDED):
+            columns = st.columns(COLUMNS)
+            position = 0
+            for name in names:
+                if name == "model_kwargs" or not applies(name, values):
+                    continue
+                with columns[position % COLUMNS]:
+                    values[name] = _widget(
+                        name,
+                        FIELD_TYPES[name],
+                        defaults.get(name),
+                        f"train_{model}_{name}",
+                        FIELD_HELP.get(name),
+                        datasets,
+                    )
+                position += 1
+            if "model_kwargs" in names:
+                st.caption(f"{model} options")
+                kwargs = {}
+                kwarg_columns = st.columns(COLUMNS)
+                options = {**model_options(model), **(defaults.get("model_kwargs") or {})}
+                for i, (option, default) in enumerate(options.items()):
+                    with kwarg_columns[i % COLUMNS]:
+                        given, value = _model_kwarg_widget(option, default, f"train_{model}_kw_{option}")
+                    if given:
+                        kwargs[option] = value
+                values["model_kwargs"] = kwargs
+    values.update(_executor_widgets())
+    launched = st.button("Launch run", type="primary", icon=":material/rocket_launch:", key="train_launch")
+    return values if launched else None
 
 
 def split_executor(values: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
@@ -203,3 +227,47 @@ def split_executor(values: dict[str, Any]) -> tuple[dict[str, Any], str | None, 
     options = dict(values)
     executor, address = options.pop(EXECUTOR_FIELD, None), options.pop(ADDRESS_FIELD, None)
     return options, executor, address if executor == "ray" else None
+
+
+
+# --- clone into the form ----------------------------------------------------------------------------
+
+
+def request_clone(config: dict[str, Any]) -> None:
+    """Put a run's config into the Train form on its next draw (the caller switches to the Train page)."""
+    st.session_state[CLONE_KEY] = dict(config)
+
+
+def take_clone(datasets: dict[str, str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The config waiting to be cloned (or None) and notes on what could not be carried over.
+
+    The form's widgets of that model are reset first, so they take the cloned values as defaults.
+    Options this code no longer knows are dropped, and a dataset that is gone is left to the user.
+    """
+    config = st.session_state.pop(CLONE_KEY, None)
+    if config is None:
+        return None, []
+    notes = []
+    unknown = sorted(set(config) - set(FIELD_NAMES))
+    if unknown:
+        notes.append(f"options this version does not have were left out: {', '.join(unknown)}")
+    base = {k: v for k, v in config.items() if k in FIELD_NAMES}
+    if base.get("data") not in datasets:
+        notes.append(f"its dataset {base.get('data')!r} is not under DATA_DIR any more; pick one")
+        base.pop("data", None)
+    model = base.get("model")
+    if model not in MODELS.names():
+        notes.append(f"its model {model!r} is not available")
+        return None, notes
+    for key in [k for k in st.session_state if str(k).startswith(f"train_{model}_") or k == "train_model"]:
+        del st.session_state[key]  # widgets drawn afresh take the cloned values as their defaults
+    if base.get("name"):
+        base["name"] = f"{base['name']} (clone)"
+    st.session_state[CLONE_BASE_KEY] = base  # kept: the defaults must not change under the widgets on a rerun
+    return base, notes
+
+
+def clone_base(model: str) -> dict[str, Any] | None:
+    """The cloned config the form for ``model`` starts from (None: the model's own defaults)."""
+    base = st.session_state.get(CLONE_BASE_KEY)
+    return base if base is not None and base.get("model") == model else None

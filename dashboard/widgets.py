@@ -114,16 +114,79 @@ def run_problem(record: store.RunRecord) -> bool:
     return False
 
 
-def image_gallery(items: Sequence[tuple[object, str]], columns: int = 6, width: int | str = "stretch") -> None:
-    """Images (paths, bytes or arrays) with captions in a grid of ``columns``."""
+@st.dialog("Image", width="large")
+def _larger(image: object, caption: str) -> None:
+    """The image at the dialog's full width (a plot's tick labels are readable there)."""
+    st.image(image, width="stretch")
+    st.caption(caption)
+
+
+def image_gallery(
+    items: Sequence[tuple[object, str]], columns: int = 6, width: int | str = "stretch", *, key: str | None = None
+) -> None:
+    """Images (paths, bytes or arrays) with captions in a grid of ``columns``.
+
+    A path's file name leads its caption. With ``key``, each image gets an "Open larger" button that
+    shows it in a dialog (keys ``{key}_{i}``, so two galleries on a page need two keys).
+    """
     for start in range(0, len(items), columns):
         cells = st.columns(columns)
-        for cell, (image, caption) in zip(cells, items[start : start + columns], strict=False):
+        for offset, (cell, (image, caption)) in enumerate(zip(cells, items[start : start + columns], strict=False)):
+            if isinstance(image, str | Path) and Path(image).name not in caption:
+                caption = f"{Path(image).name} · {caption}" if caption else Path(image).name
             with cell:
                 try:
                     st.image(image, caption=caption, width=width)
                 except Exception as e:  # a deleted or unreadable file must not take the page down
                     st.caption(f"{caption}: cannot show image ({e})")
+                    continue
+                larger = key is not None and st.button(
+                    "Open larger", key=f"{key}_{start + offset}", icon=":material/zoom_in:"
+                )
+                if larger:
+                    _larger(image, caption)
+
+
+def prediction_gallery(items: Sequence[dict], *, key: str, columns: int = 4) -> None:
+    """Predicted files, each with its file name, the true class's probability and the top-3 classes.
+
+    ``items``: dicts with ``image`` (a path, or None when the file cannot be shown), ``name`` (the path
+    relative to the dataset), ``p_true``, ``true`` (class name) and ``top3`` (text). Fewer columns than
+    ``image_gallery``: these are looked at closely. Each has "Open larger".
+    """
+    for start in range(0, len(items), columns):
+        cells = st.columns(columns)
+        for offset, (cell, item) in enumerate(zip(cells, items[start : start + columns], strict=False)):
+            p_true = item.get("p_true")
+            lines = [f"**{Path(item['name']).name}**"]
+            if p_true is not None:
+                lines.append(f"P({item['true']}) = {p_true:.1%}")
+            if item.get("top3"):
+                lines.append(f"top-3: {item['top3']}")
+            with cell:
+                if item["image"] is None:
+                    st.caption(f"{item['name']}: {item.get('missing', 'file not available')}")
+                    continue
+                try:
+                    st.image(str(item["image"]), width="stretch")
+                except Exception as e:  # a deleted or unreadable file must not take the page down
+                    st.caption(f"{item['name']}: cannot show image ({e})")
+                    continue
+                st.markdown("  \n".join(lines), help=item["name"])
+                if st.button("Open larger", key=f"{key}_{start + offset}", icon=":material/zoom_in:"):
+                    _larger(str(item["image"]), " · ".join(line.replace("**", "") for line in lines))
+
+
+def csv_download(frame: pd.DataFrame, file_name: str, *, key: str, index: bool = True) -> None:
+    """A "Download CSV" button for a table the page shows (what a team pastes into a write-up)."""
+    st.download_button(
+        "Download CSV",
+        frame.to_csv(index=index).encode("utf-8"),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+    )
 
 
 def no_runs_yet(what: str = "Nothing to show") -> None:

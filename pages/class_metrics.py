@@ -71,28 +71,60 @@ class_names, counts = matrix
 left, right = st.columns([3, 2], gap="large")
 with right:
     normalised = st.toggle("Row-normalised (share of each true class)", key="cm_normalised")
-    default_true, default_pred = summaries.most_confused_cell(class_names, counts)
-    true_class = st.selectbox("True class", class_names, index=class_names.index(default_true), key="cm_true")
-    predicted_class = st.selectbox("Predicted class", class_names, index=class_names.index(default_pred), key="cm_pred")
-    n_cell = int(counts[class_names.index(true_class), class_names.index(predicted_class)])
-    st.caption(f"{n_cell} test image(s) of {true_class} predicted as {predicted_class} (outlined in red).")
+    st.caption("Click a cell to see the images behind it; the outlined cell is the one shown below.")
 with left:
-    chart = charts.confusion_chart(class_names, counts, normalised=normalised, selected=(true_class, predicted_class))
-    st.altair_chart(chart, width="content")
+    # The chart's selection decides the cell; it is read before drawing (from the widget's state) so
+    # the outline follows the click. Before any click, the most confused cell is shown.
+    chart_key = f"cm_chart_{'test' if evaluation_id is None else evaluation_id}"
+    clicked = charts.clicked_cell(st.session_state.get(chart_key))
+    if clicked is not None and not set(clicked) <= set(class_names):
+        clicked = None  # a cell of another run's matrix
+    true_class, predicted_class = clicked or summaries.most_confused_cell(class_names, counts)
+    chart = charts.confusion_chart(
+        class_names, counts, normalised=normalised, selected=(true_class, predicted_class), clickable=True
+    )
+    st.altair_chart(chart, width="content", on_select="rerun", selection_mode=charts.CELL_SELECTION, key=chart_key)
+n_cell = int(counts[class_names.index(true_class), class_names.index(predicted_class)])
+with right:
+    st.markdown(f"**{n_cell}** image(s) of **{true_class}** predicted as **{predicted_class}**.")
 
-if evaluation_id is not None:
-    st.caption("Images per cell are kept for the run's own test split only.")
+if evaluation_id is None:
+    root, lineage = record.dataset, loaders.dataset_check(record.dataset, record.dataset_fingerprint)
 else:
-    path = loaders.test_predictions_path(run_id)
-    predictions = loaders.test_predictions(run_id, loaders.mtime(path))
-    if predictions is None:
-        st.caption("This run has no test_predictions.csv, so the images behind a cell cannot be shown.")
-    else:
-        cell = summaries.cell_predictions(predictions, true_class, predicted_class)
-        shown = cell.head(12)
-        widgets.image_gallery([(row["file"], f"{row['confidence']:.0%} confident") for _, row in shown.iterrows()])
-        if len(cell) > len(shown):
-            st.caption(f"Showing {len(shown)} of {len(cell)}, most confident first.")
+    root, lineage = str(evaluations.set_index("id").at[evaluation_id, "dataset"]), None
+stored = loaders.predictions(run_id, evaluation_id, url)
+if stored.empty and evaluation_id is None:  # a run from before per-file predictions were stored
+    csv = loaders.test_predictions(run_id, loaders.mtime(loaders.test_predictions_path(run_id)))
+    if csv is not None:
+        stored = summaries.predictions_from_csv(csv, class_names)
+if lineage is not None and not lineage.usable:
+    st.warning(f"Run #{run_id}: {lineage.message}.", icon=":material/difference:")
+elif stored.empty:
+    st.caption(
+        "No per-file predictions are stored for this result (runs and evaluations from before they were kept), "
+        "so the images behind a cell cannot be shown."
+    )
+else:
+    cell = summaries.cell_items(stored, class_names, true_class, predicted_class)
+    shown = cell.head(12)
+    files = loaders.resolve_files(root, tuple(shown["path"]), tuple(shown["item_hash"]))
+    changed = sum(f is None for f in files)
+    widgets.prediction_gallery(
+        [
+            {"image": file, "name": row.path, "p_true": row.p_true, "true": true_class, "top3": row.top3,
+             "missing": "missing or changed since it was predicted"}
+            for row, file in zip(shown.itertuples(index=False), files, strict=True)
+        ],
+        key=f"cm_larger_{'test' if evaluation_id is None else evaluation_id}",
+    )  # fmt: skip
+    if len(cell) > len(shown):
+        st.caption(f"Showing {len(shown)} of {len(cell)}, most confident first.")
+    if changed:
+        st.warning(
+            f"{changed} of these file(s) under {root} are missing or no longer the files that were predicted on "
+            "(the dataset was changed); they are not shown.",
+            icon=":material/difference:",
+        )
 
 st.subheader("Calibration")
 table = summaries.reliability(loaders.predictions(run_id, evaluation_id, url))

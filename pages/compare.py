@@ -9,7 +9,8 @@ import streamlit as st
 from backend import store
 from backend.evaluation.compare import winner
 from backend.evaluation.report import figure_text, figures_on_test, selection_split
-from dashboard import charts, loaders, summaries, widgets
+from backend.lineage import datasets_differ
+from dashboard import charts, loaders, organise, summaries, widgets
 from dashboard.setup import setup_page
 
 setup_page(
@@ -25,8 +26,17 @@ if started.empty:
     widgets.no_runs_yet("Nothing to compare")
     st.stop()
 
-labels = {int(r["id"]): widgets.run_label(r) for _, r in started.iterrows()}
-default = summaries.best_run_per_model(started)["id"].astype(int).tolist()[:4] or list(labels)[:2]
+candidates = organise.run_filter(started, key="compare_filter")
+if candidates.empty:
+    st.info("No run matches the filter.", icon=":material/filter_alt_off:")
+    st.stop()
+labels = {int(r["id"]): widgets.run_label(r) for _, r in candidates.iterrows()}
+# Runs chosen before the filter changed stay choosable, so a selection is never silently dropped.
+for run_id in st.session_state.get("compare_runs", []):
+    match = started[started["id"] == run_id]
+    if run_id not in labels and not match.empty:
+        labels[run_id] = widgets.run_label(match.iloc[0])
+default = summaries.best_run_per_model(candidates)["id"].astype(int).tolist()[:4] or list(labels)[:2]
 chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.__getitem__, key="compare_runs")
 if not chosen:
     st.info("Choose at least one run.", icon=":material/info:")
@@ -57,6 +67,13 @@ for first, second in combinations(records, 2):
         st.success(result["sentence"], icon=":material/trophy:")
     else:
         st.info(result["sentence"], icon=":material/balance:")
+differ = [
+    (first, second, why)
+    for first, second in combinations(records, 2)
+    if (why := datasets_differ((first.dataset, first.dataset_fingerprint), (second.dataset, second.dataset_fingerprint)))
+]
+for first, second, why in differ:
+    st.warning(f"{short[first.id]} and {short[second.id]}: {why}.", icon=":material/difference:")
 if len(records) >= 2:
     st.caption(
         "Differences are the first run minus the second, in macro-F1 points with a 95% paired bootstrap interval; "
@@ -81,7 +98,10 @@ else:
             cell.altair_chart(charts.overlay_chart(history, column, title, names), width="stretch")
 
 st.subheader("Test metrics of the selected checkpoint")
-st.table(summaries.comparison_table(records, names))
+metrics_table = summaries.comparison_table(records, names).T  # one row per run: a click on a header sorts runs
+metrics_table.index.name = "run"
+st.dataframe(metrics_table, width="stretch")
+widgets.csv_download(metrics_table, "compare_test_metrics.csv", key="compare_metrics_csv")
 on_test = [short[r.id] for r in records if selection_split(r) == "test"]
 if on_test:
     st.caption(
@@ -91,7 +111,7 @@ if on_test:
 st.caption(
     f"Train-test gap = training accuracy at the selected epoch minus test accuracy: mild below "
     f"{summaries.MILD_GAP_POINTS:.0f} points, moderate up to {summaries.SEVERE_GAP_POINTS:.0f}, severe above. "
-    "Neither the gap nor the training time says which run is better."
+    "Neither the gap nor the training time says which run is better. Click a column header to sort."
 )
 
 st.subheader("Configuration differences")
@@ -102,7 +122,8 @@ else:
     if diff.empty:
         st.caption("The runs share every option.")
     else:
-        st.table(diff)
+        st.dataframe(diff, width="stretch")
+        widgets.csv_download(diff, "compare_config_diff.csv", key="compare_config_csv")
 
 st.subheader("Per-class F1")
 per_class = []
@@ -141,3 +162,4 @@ if evaluations:
             "created_at": st.column_config.DatetimeColumn("evaluated", format="distance"),
         },
     )
+    widgets.csv_download(table[columns], "compare_evaluations.csv", key="compare_evaluations_csv", index=False)

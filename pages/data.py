@@ -83,7 +83,9 @@ else:
             items = [(paths[0], name) for name, paths in samples.items() if paths]
         else:
             items = [(path, shown) for path in samples.get(shown, [])]
-        widgets.image_gallery(items, columns=min(6, max(len(items), 3)) if shown != "one of each" else 5)
+        widgets.image_gallery(
+            items, columns=min(6, max(len(items), 3)) if shown != "one of each" else 5, key="data_gallery_larger"
+        )
 
 st.divider()
 data_form.generate_section(expanded=not datasets)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import loaders, summaries, widgets
+from dashboard import loaders, organise, summaries, widgets
 from dashboard.setup import page_file, setup_page
 
 setup_page(
@@ -33,6 +33,8 @@ active_col.metric(
 if not runs.empty and runs["device"].notna().any():
     st.caption(f"Newest run trained on: {runs['device'].dropna().iloc[0]}")
 
+shown = organise.run_filter(runs, key="home_filter") if not runs.empty else runs
+
 left, right = st.columns([2, 3], gap="large")
 with left:
     st.subheader("Runs by status")
@@ -53,7 +55,7 @@ with left:
 
 with right:
     st.subheader("Best run per model family, per dataset")
-    best = summaries.best_run_per_model(runs) if not runs.empty else runs
+    best = summaries.best_run_per_model(shown) if not shown.empty else shown
     if best.empty:
         st.caption("No completed run yet.")
     else:
@@ -77,10 +79,10 @@ with right:
         )
 
     st.subheader("Recent activity")
-    if runs.empty:
-        st.caption("Nothing yet.")
+    if shown.empty:
+        st.caption("Nothing yet." if runs.empty else "No run matches the filter.")
     else:
-        recent = runs.head(8)
+        recent = shown.head(8)
         st.dataframe(
             recent[["id", "status", "model", "dataset", "best_val_f1", "created_at", "duration_s"]].assign(
                 dataset=recent["dataset"].map(widgets.dataset_name),
@@ -94,3 +96,8 @@ with right:
                 "duration_s": "duration",
             },
         )
+
+if not runs.empty:
+    st.subheader("Organise runs")
+    st.caption("Name a run, tag it, write down what the team learned from it, or start a new run from its options.")
+    organise.organise_panel(shown, url, key="home_organise")

@@ -8,7 +8,7 @@ from backend.models import list_models
 from backend.training.config import ConfigError
 from dashboard import live, loaders, widgets
 from dashboard.setup import page_file, setup_page
-from dashboard.train_form import config_form, split_executor
+from dashboard.train_form import CLONE_BASE_KEY, clone_base, config_form, split_executor, take_clone
 
 setup_page(
     "Train", "Pick a model and a dataset, adjust the options (each model starts from its recommended values), launch."
@@ -25,8 +25,16 @@ if not datasets:
     st.page_link(page_file("data"), label="Go to Data", icon=":material/dataset:")
 else:
     models = list_models()
+    clone, clone_notes = take_clone(datasets)
     # On a CPU the small CNN is the model that trains in minutes; ResNet50 belongs on a GPU.
     preferred = "resnet50" if loaders.machine_gpus() else "visual_cnn"
+    cloned = st.session_state.get(CLONE_BASE_KEY)
+    if cloned is not None:
+        preferred = cloned["model"]  # kept on every rerun, so the model box does not jump back
+    if clone is not None:
+        st.info("The form holds a cloned run's options: change what you want, then launch.", icon=":material/content_copy:")
+    for note in clone_notes:
+        st.warning(f"Clone: {note}.", icon=":material/warning:")
     index = models.index(preferred) if preferred in models else 0
     model = st.selectbox(
         "Model",
@@ -35,7 +43,7 @@ else:
         key="train_model",
         help="resnet50: the team's ResNet50 head; vae_classifier: reconstruction + classification; visual_cnn: small, trains in minutes on a CPU",
     )
-    options = config_form(model, datasets)
+    options = config_form(model, datasets, base=clone_base(model))
     if options is not None:
         try:
             options, executor, address = split_executor(options)

@@ -51,8 +51,10 @@ def schema_differences(url: str) -> list:
 
 
 def test_revisions_are_named_and_ordered():
-    assert migrations.known_revisions() == ["0001_baseline", "0002_hardening", "0003_comparison", "0004_team"]
-    assert migrations.head_revision() == "0004_team"
+    assert migrations.known_revisions() == [
+        "0001_baseline", "0002_hardening", "0003_comparison", "0004_team", "0005_review"
+    ]  # fmt: skip
+    assert migrations.head_revision() == "0005_review"
 
 
 def test_the_fixture_is_an_unversioned_store_of_the_old_schema(old_store):

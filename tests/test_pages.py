@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend import config, store
 from backend.data.series import CLASSES
+from backend.lineage import dataset_fingerprint
 from tests.fixtures.comparison import plant_run, planted_labels, with_errors
 
 HOME = Path(__file__).resolve().parent.parent / "dashboard" / "Home.py"
@@ -209,12 +210,15 @@ def test_data_replace_refuses_a_folder_the_product_did_not_write(data_dir):
 
 def test_train_form_has_every_option_and_rejects_a_bad_value(data_dir):
     from backend.training.config import FIELD_NAMES
+    from dashboard.train_form import APPLIES
 
     at = open_page("train")
     at.selectbox(key="train_model").set_value("visual_cnn").run()
     keys = {w.key for w in at.get("number_input") + at.get("selectbox") + at.get("checkbox") + at.get("text_input")}
-    missing = [
-        name for name in FIELD_NAMES if name not in {"model", "model_kwargs"} and f"train_visual_cnn_{name}" not in keys
+    missing = [  # options that apply only to some choices are checked in tests/test_review.py
+        name
+        for name in FIELD_NAMES
+        if name not in {"model", "model_kwargs", *APPLIES} and f"train_visual_cnn_{name}" not in keys
     ]
     assert not missing, f"options without a widget: {missing}"
     # The model's recommended defaults are filled in (visual_cnn: adamw + onecycle).
@@ -257,12 +261,12 @@ def test_compare_table_stars_nothing_and_diffs_config(completed_runs, data_dir):
     at = open_page("compare")
     at.multiselect(key="compare_runs").set_value([completed_runs["visual_cnn"], completed_runs["resnet50"]]).run()
     assert_clean(at)
-    table = at.table[0].value
-    assert {"Accuracy", "Macro-F1", "Selected on", "Train-test gap", "Parameters", "Training time"} <= set(table.index)
-    assert table.shape[1] == 2
-    assert table.loc["Train-test gap"].str.contains(r"\((?:mild|moderate|severe)\)").all()
+    table = at.dataframe[0].value  # one row per run, sortable
+    assert {"Accuracy", "Macro-F1", "Selected on", "Train-test gap", "Parameters", "Training time"} <= set(table)
+    assert table.shape[0] == 2
+    assert table["Train-test gap"].str.contains(r"\((?:mild|moderate|severe)\)").all()
     assert not table.apply(lambda column: column.str.contains("★")).any().any()
-    diff = at.table[1].value
+    diff = at.dataframe[1].value
     assert "model" in diff.index and "name" not in diff.index
     assert (diff.nunique(axis=1) > 1).all(), "the diff holds only options that differ"
 
@@ -274,9 +278,9 @@ def test_compare_identical_predictions_are_not_a_significant_difference(empty_st
     at.multiselect(key="compare_runs").set_value([a, b]).run()
     assert_clean(at)
     assert "not a significant difference" in texts(at) and not at.success
-    table = at.table[0].value
-    assert table.loc["Macro-F1"].str.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
-    assert set(table.loc["Selected on"]) == {"validation"}
+    table = at.dataframe[0].value
+    assert table["Macro-F1"].str.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
+    assert set(table["Selected on"]) == {"validation"}
 
 
 def test_compare_names_a_winner_only_for_a_planted_large_difference(empty_store):
@@ -293,7 +297,7 @@ def test_compare_names_a_winner_only_for_a_planted_large_difference(empty_store)
         for w in winners
     )
     assert f"run {strong} vs run {noisy}" in texts(at) and "not a significant difference" in texts(at)
-    assert "test (figures optimistic)" in set(at.table[0].value.loc["Selected on"])
+    assert "test (figures optimistic)" in set(at.dataframe[0].value["Selected on"])
     assert "Selected on test" in texts(at)
 
 
@@ -331,13 +335,17 @@ def test_class_metrics_cell_shows_its_test_images(completed_runs, data_dir):
     first = predictions.iloc[0]
     expected = int(((predictions["true"] == first["true"]) & (predictions["predicted"] == first["predicted"])).sum())
 
+    record = store.get_run(run_id)  # lineage: the run stored the fingerprint of the dataset it trained on
+    assert record.dataset_fingerprint and record.dataset_fingerprint == dataset_fingerprint(record.dataset)
+
     at = open_page("class_metrics")
     at.selectbox(key="cm_run").set_value(run_id).run()
     assert len(at.dataframe[0].value) == len(CLASSES)
-    at.selectbox(key="cm_true").set_value(first["true"])
-    at.selectbox(key="cm_pred").set_value(first["predicted"]).run()
+    # A click on a cell: the chart's selection state names it and the page reruns.
+    at.session_state["cm_chart_test"] = {"selection": {"cell": [{"true": first["true"], "predicted": first["predicted"]}]}}
+    at.run()
     assert_clean(at)
-    assert f"{expected} test image(s) of {first['true']} predicted as {first['predicted']}" in texts(at)
+    assert f"**{expected}** image(s) of **{first['true']}** predicted as **{first['predicted']}**" in texts(at)
     assert len(at.get("image")) == min(expected, 12)
     at.toggle(key="cm_normalised").set_value(True).run()
     assert_clean(at)

@@ -1,4 +1,8 @@
-"""``python -m backend runs list|show N|cancel N|delete N``: look after training runs from a terminal.
+"""``python -m backend runs list|show N|cancel N|delete N|rename N NAME|note N TEXT|tag N``: look after
+training runs from a terminal.
+
+``rename``, ``note`` and ``tag`` organise a team's runs (names, markdown notes, tags); ``list --tag T``
+filters by tag. The dashboard edits the same columns, so either side sees the other's changes.
 
 Every action goes through ``backend.runs``, so listing reaps dead runs first, exactly as the
 dashboard does. An unknown run or a refused action is a ``WorkbenchError``: the CLI's error boundary
@@ -9,15 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from backend import runs, store
 
-TABLE_COLUMNS = ("id", "name", "model", "status", "epoch", "best_val_f1", "best_val_acc", "started_at", "duration_s")
+TABLE_COLUMNS = (
+    "id", "name", "model", "status", "epoch", "best_val_f1", "best_val_acc", "started_at", "duration_s", "tags",
+)  # fmt: skip
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr", "seconds")
 HISTORY_TAIL = 5
 
@@ -28,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = actions.add_parser("list", help="runs, newest first (dead runs are marked lost first)")
     listing.add_argument("--status", choices=store.STATUSES, help="only runs in this status")
     listing.add_argument("--model", help="only runs of this model")
+    listing.add_argument("--dataset", help="only runs on this dataset (its path, as stored, or its folder name)")
+    listing.add_argument("--tag", action="append", help="only runs with this tag (repeat: any of them)")
     listing.add_argument("--limit", type=int, help="at most this many runs")
     listing.add_argument("--json", action="store_true", help="JSON records instead of a table")
     listing.set_defaults(handler=_list)
@@ -47,13 +57,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(handler=_delete)
 
+    rename = actions.add_parser("rename", help="give a run a new name")
+    rename.add_argument("run_id", type=int)
+    rename.add_argument("name", help="the new name (one line, at most 200 characters)")
+    rename.set_defaults(handler=_rename)
+
+    note = actions.add_parser("note", help="set a run's notes (markdown); an empty TEXT clears them")
+    note.add_argument("run_id", type=int)
+    note.add_argument("text", help="the notes, markdown (replace, not append); '-' reads them from stdin")
+    note.set_defaults(handler=_note)
+
+    tag = actions.add_parser("tag", help="add or remove tags of a run (prints its tags afterwards)")
+    tag.add_argument("run_id", type=int)
+    tag.add_argument("--add", action="append", default=[], metavar="TAG", help="tag to add (repeatable)")
+    tag.add_argument("--remove", action="append", default=[], metavar="TAG", help="tag to remove (repeatable)")
+    tag.set_defaults(handler=_tag)
+
 
 def main(args: argparse.Namespace) -> int:
     return args.handler(args)
 
 
 def _list(args: argparse.Namespace) -> int:
-    frame = runs.list_runs(status=args.status, model=args.model, limit=args.limit)
+    frame = runs.list_runs(status=args.status, model=args.model, tag=args.tag, limit=args.limit)
+    if args.dataset:
+        frame = frame[[args.dataset in (path, Path(path).name) for path in frame["dataset"]]]
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
     elif frame.empty:
@@ -72,6 +100,7 @@ def _table(frame: pd.DataFrame) -> pd.DataFrame:
         ],
         started_at=frame["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S").fillna("-"),
         duration_s=frame["duration_s"].round(0),
+        tags=[",".join(tags) for tags in frame["tags"]],
     )
     return table[list(TABLE_COLUMNS)].astype(object).fillna("-")
 
@@ -87,7 +116,7 @@ SHOW_LABELS = {  # run_fields key -> label in ``runs show``, in the order shown
     "executor_job_id": "job", "host": "host", "pid": "pid", "heartbeat_at": "heartbeat", "command": "command", "created_at": "created", "started_at": "started",
     "finished_at": "finished", "epoch": "epoch", "best_epoch": "best epoch", "best_val_f1": "best val macro-F1",
     "best_val_acc": "best val accuracy", "train_acc_at_best": "train acc at best", "checkpoint_path": "checkpoint",
-    "error": "error", "log": "log",
+    "error": "error", "log": "log", "dataset_fingerprint": "dataset fingerprint", "tags": "tags",
 }  # fmt: skip
 
 
@@ -99,6 +128,7 @@ def run_fields(run: store.RunRecord) -> dict[str, Any]:
     fields["epoch"] = _progress(run.current_epoch, run.total_epochs)
     fields["log"] = str(runs.log_path(run.id))
     fields["command"] = runs.trainer_command_line(run)
+    fields["tags"] = store.run_tags(run.id)
     return fields
 
 
@@ -111,8 +141,12 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     print(f"run {run.id}: {run.name}")
     for key, label in SHOW_LABELS.items():
-        if fields[key] is not None:
-            print(f"  {label:<18} {fields[key]}")
+        value = ", ".join(fields[key]) if isinstance(fields[key], list) else fields[key]
+        if value not in (None, ""):
+            print(f"  {label:<18} {value}")
+    if run.notes:
+        print("notes:")
+        print("\n".join(f"  {line}" for line in run.notes.splitlines()))
     print("config:")
     print(json.dumps(run.config, indent=2, sort_keys=True))
     history = store.run_history(run.id)
@@ -135,6 +169,27 @@ def _delete(args: argparse.Namespace) -> int:
         return 1
     runs.delete(args.run_id)
     print(f"run {args.run_id} deleted")
+    return 0
+
+
+def _rename(args: argparse.Namespace) -> int:
+    name = store.rename_run(args.run_id, args.name)
+    print(f"run {args.run_id} is now named {name!r}")
+    return 0
+
+
+def _note(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    store.set_notes(args.run_id, text)
+    print(f"run {args.run_id}: notes {'set' if text.strip() else 'cleared'}")
+    return 0
+
+
+def _tag(args: argparse.Namespace) -> int:
+    if not args.add and not args.remove:
+        raise store.StoreError("say what to change: --add TAG and/or --remove TAG")
+    tags = store.tag_run(args.run_id, add=args.add, remove=args.remove)
+    print(f"run {args.run_id} tags: {', '.join(tags) or '(none)'}")
     return 0
 
 

@@ -69,10 +69,11 @@ class StoreWriter:
         )
 
     def run_started(self, *, class_names: list[str], class_counts: dict, device: str, num_params: int,
-                    total_epochs: int) -> None:  # fmt: skip
+                    total_epochs: int, dataset_fingerprint: str | None = None) -> None:  # fmt: skip
         store.update_run(
             self.run_id, url=self.url, class_names=list(class_names), class_counts=class_counts, device=device,
             num_params=int(num_params), total_epochs=int(total_epochs), current_epoch=0,
+            dataset_fingerprint=dataset_fingerprint,
         )  # fmt: skip
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:

@@ -39,6 +39,7 @@ from backend.evaluation.calibration import (
 )
 from backend.evaluation.ood import distance_threshold, feature_distance, fit_feature_density
 from backend.evaluation.stats import bootstrap_metrics
+from backend.lineage import dataset_fingerprint
 from backend.models import count_parameters, create_model
 from backend.training.checkpoint import build_checkpoint, save_checkpoint
 from backend.training.config import TrainConfig, load_split
@@ -220,7 +221,8 @@ def fit(
     num_params = count_parameters(model)
     log.info("model %s: %s parameters on %s", config.model, f"{num_params:,}", runtime.describe())
     writer.run_started(class_names=class_names, class_counts=_class_counts(split), device=runtime.describe(),
-                       num_params=num_params, total_epochs=config.epochs)  # fmt: skip
+                       num_params=num_params, total_epochs=config.epochs,
+                       dataset_fingerprint=dataset_fingerprint(split.root))  # fmt: skip
 
     def checkpoint(epoch: int, metrics: Mapping[str, float]) -> dict:
         return build_checkpoint(eval_model, class_names=class_names, image_size=config.image_size,

@@ -19,7 +19,7 @@ class MetricsWriter(Protocol):
     """What a training run tells the outside world, in the order it happens."""
 
     def run_started(self, *, class_names: list[str], class_counts: dict, device: str, num_params: int,
-                    total_epochs: int) -> None: ...  # fmt: skip
+                    total_epochs: int, dataset_fingerprint: str | None = None) -> None: ...  # fmt: skip
 
     def log_epoch(self, row: Mapping[str, Any]) -> None: ...
 
