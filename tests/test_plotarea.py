@@ -190,3 +190,23 @@ def test_old_checkpoints_predict_whole_images_and_new_ones_crop_as_they_trained(
     both = new_predictor.predict_images([image])[0].probabilities
     direct, _ = new_predictor.predict_batch(expected[None].copy())
     assert np.allclose(list(both.values()), direct[0], atol=1e-6)
+
+
+def test_gradcam_columns_and_overlay_follow_the_crop():
+    from backend.explain import Explanation, anomaly_columns
+
+    values = series("point_anomaly", seed=2)
+    image, area = render_plot(values, size=(400, 300))
+    box = find_plot_area(image)
+    record = {"image_size": [400, 300], "plot_area": area.to_dict(), "params": {"location": {"indices": [40]}}}
+    whole = anomaly_columns(record, 64)
+    cropped = anomaly_columns(record, 64, (box.left, box.right))
+    expected = (area.x(40) - box.left) * 64 / (box.right - box.left)  # the sample's column in the cropped map
+    assert cropped[0][0] <= expected < cropped[0][1] and cropped != whole
+    cam = np.zeros((64, 64), np.float32)
+    cam[:, 30:34] = 1.0
+    painted = Explanation("plot", image, cam, "point_anomaly", box=box).overlay()
+    assert painted.shape == image.shape
+    changed = np.abs(painted.astype(int) - image.astype(int)).max(axis=2) > 0
+    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    assert box.top <= rows.min() and rows.max() < box.bottom and box.left <= cols.min() and cols.max() < box.right
