@@ -120,6 +120,9 @@ def build_test_inputs(folder: Path, per_class: int, seed: int) -> list[tuple[str
             stamps = timestamps(rng, len(values))
             files = {kind: folder / kind / name / f"{i}.{'csv' if kind == 'csv' else 'png'}"
                      for kind in ("csv", "varied", "other")}  # fmt: skip
+            items.append((name, i, files))
+            if all(path.is_file() for path in files.values()):
+                continue  # drawn by an earlier run with the same seed: the same series and styles
             for path in files.values():
                 path.parent.mkdir(parents=True, exist_ok=True)
             files["csv"].write_text("timestamp,value\n" + "\n".join(f"{s},{v:.10g}" for s, v in zip(stamps, values, strict=True)))
@@ -127,7 +130,6 @@ def build_test_inputs(folder: Path, per_class: int, seed: int) -> list[tuple[str
             dates = np.array(stamps, dtype="datetime64[s]")
             files["varied"].write_bytes(encode_png(render_series(values, timestamps=dates, style=style)))
             files["other"].write_bytes(encode_png(other_tool_png(values, stamps, rng)))
-            items.append((name, i, files))
     return items
 
 
@@ -195,6 +197,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temporary folder)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS_crop.md alone")
+    parser.add_argument("--out", type=Path, default=OUT, help="markdown file to write (default docs/BENCHMARKS_crop.md)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crop-bench-"))
@@ -226,8 +229,8 @@ def main(argv=None) -> int:
     text = report(rows, timing, args, seconds, per_setting, y_true, names)
     print(text)
     if not args.no_write:
-        OUT.write_text(text)
-        print(f"wrote {OUT}")
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -237,7 +240,7 @@ def report(rows, timing, args, seconds, per_setting, y_true, names) -> str:
     lines = [
         "# Plot-area crop: PNG versus CSV on the same series",
         "",
-        f"`OMP_NUM_THREADS=1 python bench/crop.py` ({dt.date.today().isoformat()}, CPU, torch {torch.__version__}, "
+        f"`OMP_NUM_THREADS=1 python bench/crop.py {' '.join(sys.argv[1:])}` ({dt.date.today().isoformat()}, CPU, torch {torch.__version__}, "
         f"{seconds / 60:.1f} min in all). visual_cnn (product defaults: 5 blocks, 2x2 head, AdamW, one-cycle), "
         f"{args.image_size} px, {args.epochs} epochs, trained on {args.train_per_class} mixed-style plots per class "
         f"(half team, half varied; val split 15% of train), seed {args.seed}; trained twice, `crop=plot_area` and "
