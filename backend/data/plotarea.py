@@ -166,6 +166,7 @@ def _frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -> tup
     step of the data line are long but do not close a rectangle with the rest.
     """
     height, width = ink.shape
+    columns = np.ascontiguousarray(ink.T)  # columns as rows: reading a column of ink.T is strided
     edges = [0, len(long_rows) - 1, 0, len(long_cols) - 1]  # indices into the candidates
     gap_rows, gap_cols = _max_spine(height) + 1, _max_spine(width) + 1
     for _ in range(_MAX_TRIES):
@@ -176,7 +177,7 @@ def _frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -> tup
         if bottom - top < MIN_SPAN * height or right - left < MIN_SPAN * width:
             return None
         cover = (_cover(ink, top, left, right, -gap_rows), _cover(ink, bottom, left, right, gap_rows),
-                 _cover(ink.T, left, top, bottom, -gap_cols), _cover(ink.T, right, top, bottom, gap_cols))  # fmt: skip
+                 _cover(columns, left, top, bottom, -gap_cols), _cover(columns, right, top, bottom, gap_cols))  # fmt: skip
         worst = int(np.argmin(cover))
         if cover[worst] >= FRAME_COVER:
             return top, bottom, left, right
@@ -216,12 +217,13 @@ def _run(line: np.ndarray) -> int:
 def _cover(ink: np.ndarray, index: int, start: int, end: int, outward: int) -> float:
     """Share of ink along line ``index`` from ``start`` to ``end``; 0 when each of the three lines
     from ``outward`` further out holds more than OUTSIDE_COVER ink (then this is not the frame's edge)."""
+    cover = float(ink[index, start : end + 1].mean())
+    if cover < FRAME_COVER:
+        return cover  # not an edge anyway: the lines outside need no look
     step = 1 if outward > 0 else -1
     beyond = [index + outward + step * k for k in range(3)]  # the clearest of 3 lines: text may start close
     beyond = [ink[line, start : end + 1].mean() for line in beyond if 0 <= line < len(ink)]
-    if beyond and min(beyond) > OUTSIDE_COVER:
-        return 0.0
-    return float(ink[index, start : end + 1].mean())
+    return 0.0 if beyond and min(beyond) > OUTSIDE_COVER else cover
 
 
 def _inside(profile: np.ndarray, first: int, last: int) -> tuple[int, int]:
