@@ -30,8 +30,9 @@ from PIL import Image
 from torch import Tensor, nn
 
 from backend.data.generate import MANIFEST_NAME
-from backend.data.images import load_image_rgb, resize_rgb
+from backend.data.images import load_image_rgb
 from backend.data.inputs import load_input, one_line
+from backend.data.plotarea import Box, find_plot_area
 from backend.data.render import PlotArea
 from backend.data.transforms import to_tensor_batch
 from backend.predict import Predictor
@@ -55,9 +56,16 @@ class Explanation:
     cam: np.ndarray | None = None  # (S, S) float32 in [0, 1]
     target: str | None = None
     error: str | None = None
+    box: Box | None = None  # the plot-area crop the model saw; None: the whole image
 
     def overlay(self) -> np.ndarray:
-        return overlay(self.image, self.cam)
+        """The plot with the map painted over the part of it the model saw."""
+        if self.box is None:
+            return overlay(self.image, self.cam)
+        top, bottom, left, right = self.box.top, self.box.bottom, self.box.left, self.box.right
+        painted = self.image.copy()
+        painted[top:bottom, left:right] = overlay(self.image[top:bottom, left:right], self.cam)
+        return painted
 
 
 def cam_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -151,7 +159,7 @@ def overlay(image_rgb: np.ndarray, cam: np.ndarray, alpha: float = OVERLAY_ALPHA
 
 
 def _batch(predictor: Predictor, images: Sequence[np.ndarray]) -> Tensor:
-    resized = np.stack([resize_rgb(image, predictor.image_size) for image in images])
+    resized = np.stack([predictor.prepare(image) for image in images])
     return to_tensor_batch(resized, predictor.mean, predictor.std, predictor.runtime.device)
 
 
@@ -173,8 +181,9 @@ def explain_files(
 def explain_images(predictor: Predictor, images: Sequence[np.ndarray], names: Sequence[str]) -> list[Explanation]:
     """Grad-CAM of each decoded plot's predicted class (e.g. ``Prediction.image``), in one batch."""
     cams, targets = gradcam_with_targets(predictor.model, _batch(predictor, images))
+    crops = predictor.preprocessing["crop"] != "none"  # then the map covers the plot area the model saw
     return [
-        Explanation(name, image, cam, predictor.class_names[int(target)])
+        Explanation(name, image, cam, predictor.class_names[int(target)], box=find_plot_area(image) if crops else None)
         for name, image, cam, target in zip(names, images, cams, targets, strict=True)
     ]
 
@@ -191,10 +200,11 @@ def anomaly_spans(location: dict) -> list[tuple[int, int]]:
     return [(int(location["start"]), int(location["end"]))]
 
 
-def anomaly_columns(record: dict, width: int) -> list[tuple[int, int]]:
+def anomaly_columns(record: dict, width: int, crop: tuple[int, int] | None = None) -> list[tuple[int, int]]:
     """The pixel column ranges ``[start, stop)`` of a manifest record's anomaly, in a map ``width`` wide.
 
     Sample ``i`` covers x from ``x(i - 0.5)`` to ``x(i + 0.5)``; every range keeps at least one column.
+    ``crop`` = (left, right) image columns the model saw (the plot-area crop); default the whole image.
     """
     if "plot_area" not in record:
         raise ExplainError(
@@ -202,14 +212,23 @@ def anomaly_columns(record: dict, width: int) -> list[tuple[int, int]]:
             "recorded); regenerate the dataset with python -m backend generate"
         )
     area = PlotArea(**record["plot_area"])
-    scale = width / record["image_size"][0]
+    offset, seen = crop if crop is not None else (0, record["image_size"][0])
+    scale = width / (seen - offset)
     ranges = []
     for start, end in anomaly_spans(record["params"]["location"]):
-        left = math.floor(area.x(start - 0.5) * scale)
-        right = math.ceil(area.x(end - 0.5) * scale)
+        left = math.floor((area.x(start - 0.5) - offset) * scale)
+        right = math.ceil((area.x(end - 0.5) - offset) * scale)
         left = min(max(left, 0), width - 1)
         ranges.append((left, min(max(right, left + 1), width)))
     return ranges
+
+
+def _seen_columns(predictor: Predictor, image: np.ndarray) -> tuple[int, int]:
+    """The image columns ``(left, right)`` the model saw: the plot-area crop's, or the whole width."""
+    if predictor.preprocessing["crop"] == "none":
+        return 0, image.shape[1]
+    box = find_plot_area(image)
+    return box.left, box.right
 
 
 def _column_mask(width: int, column_range: tuple[int, int] | Sequence[tuple[int, int]]) -> np.ndarray:
@@ -271,8 +290,8 @@ def attention_report(
         images = [load_image_rgb(dataset / r["png"]) for r in chunk]
         targets = [predictor.class_names.index(r["class"]) for r in chunk]
         cams, _ = gradcam_with_targets(predictor.model, _batch(predictor, images), targets)
-        for record, cam in zip(chunk, cams, strict=True):
-            columns = anomaly_columns(record, width)
+        for record, cam, image in zip(chunk, cams, images, strict=True):
+            columns = anomaly_columns(record, width, _seen_columns(predictor, image))
             rows.append(
                 {
                     "class": record["class"],

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from backend import config, store
 from backend.data.dataset import scan_dataset
-from backend.data.images import load_image_rgb, resize_rgb
+from backend.data.images import load_image_rgb
+from backend.data.plotarea import prepare_image
 from backend.data.transforms import to_tensor_batch
 from backend.predict import run_checkpoint
 from backend.registry import Registry
@@ -40,6 +41,11 @@ PREPROCESSING = (
     "RGB uint8 plot image (a CSV series is first drawn by backend.data.render.render_series, team style) "
     "-> resized to image_size x image_size, aspect not kept (PIL bilinear, antialiased) -> float /255 "
     "-> (x - mean) / std per channel -> NCHW float32"
+)
+
+CROP_NOTE = (
+    "first cropped to the axes' data area (backend.data.plotarea.crop_plot_area: inside the frame "
+    "found from its long straight lines) "
 )
 
 EXPORT_FORMATS: Registry = Registry("export format")
@@ -128,7 +134,9 @@ def _torchscript() -> ExportFormat:
     return ExportFormat(write, load, f"torch.jit {torch.__version__}")
 
 
-def parity_images(dataset: Path | str, image_size: int, limit: int = PARITY_IMAGES) -> tuple[np.ndarray, list[str]]:
+def parity_images(
+    dataset: Path | str, image_size: int, limit: int = PARITY_IMAGES, preprocessing: dict | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Up to ``limit`` test images of ``dataset`` (taken in turn from each class), resized: ``(N, S, S, 3)``
     uint8 and their paths relative to the dataset root."""
     try:
@@ -145,7 +153,7 @@ def parity_images(dataset: Path | str, image_size: int, limit: int = PARITY_IMAG
     images, files = [], []
     for sample in (q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)):
         try:
-            images.append(resize_rgb(load_image_rgb(sample.path), image_size))
+            images.append(prepare_image(load_image_rgb(sample.path), image_size, preprocessing))
         except (ValueError, OSError):
             continue  # an unreadable image is no test of the export; the next one is
         files.append(str(sample.path.relative_to(info.root)))
@@ -200,7 +208,7 @@ def export_checkpoint(
     dataset = dataset or checkpoint["config"].get("data")
     if not dataset:
         raise ExportError("the checkpoint does not say which dataset it trained on; pass --data DIR")
-    images, files = parity_images(dataset, size)
+    images, files = parity_images(dataset, size, preprocessing=checkpoint["preprocessing"])
     batch = to_tensor_batch(images, mean, std)
     module = LogitsOnly(model.float().eval()).eval()
     with torch.inference_mode():
@@ -234,7 +242,8 @@ def export_checkpoint(
             "class_names": checkpoint["class_names"],
             "image_size": size,
             "normalization": {"mean": mean, "std": std},
-            "preprocessing": PREPROCESSING,
+            "preprocessing": PREPROCESSING if checkpoint["preprocessing"]["crop"] == "none" else CROP_NOTE + PREPROCESSING,
+            "crop": checkpoint["preprocessing"]["crop"],
             "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32"},
             "output": {
                 "name": OUTPUT_NAME,

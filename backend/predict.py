@@ -6,7 +6,7 @@ changes, and every call runs under ``torch.inference_mode``.
 
 The path of a file to a class:
 
-    image file -> load_image_rgb -> resize_rgb -> normalise (the checkpoint's mean/std)
+    image file -> load_image_rgb -> prepare_image (plot-area crop as trained, resize) -> normalise
     CSV file   -> read_series_csv -> render_series (team style) -> the same as an image
                -> TTA views of the whole batch, one forward pass -> softmax averaged over views
 
@@ -30,8 +30,8 @@ import torch
 
 from backend import store
 from backend.data.dataset import file_sha256, scan_dataset
-from backend.data.images import resize_rgb
 from backend.data.inputs import FILE_TIME_BUDGET_S, display_name, load_batches, one_line
+from backend.data.plotarea import prepare_image, preprocessing_of
 from backend.data.render import render_series
 from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
@@ -213,6 +213,7 @@ class Predictor:
         self.image_size: int = int(checkpoint["image_size"])
         self.mean = tuple(float(v) for v in checkpoint["normalization"]["mean"])
         self.std = tuple(float(v) for v in checkpoint["normalization"]["std"])
+        self.preprocessing = preprocessing_of(checkpoint)  # {"crop": ...}: as the run trained
         self.run_id = run_id
         model = model.to(runtime.device).eval()
         self.model = model.to(memory_format=torch.channels_last) if runtime.channels_last else model
@@ -248,10 +249,14 @@ class Predictor:
         if runtime.dtype is None:
             return runtime
         fp32 = dataclasses.replace(runtime, dtype=None)
-        probe = np.stack([resize_rgb(image, self.image_size) for image in _probe_plots()])
+        probe = np.stack([self.prepare(image) for image in _probe_plots()])
         reference, _ = self._forward(probe, "none", fp32)
         candidate, _ = self._forward(probe, "none", runtime)
         return runtime if precision_agrees(reference, candidate) else fp32
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """A decoded (H, W, 3) uint8 image as the model's input: cropped as the run trained, resized."""
+        return prepare_image(image, self.image_size, self.preprocessing)
 
     def _forward(self, images: np.ndarray, tta: str, runtime: Runtime) -> tuple[np.ndarray, np.ndarray | None]:
         """All TTA views of the batch in one forward pass; softmax averaged over the views."""
@@ -284,7 +289,7 @@ class Predictor:
         self, names: Sequence[str], images: Sequence[np.ndarray], notes: Sequence[list[str]], tta: str
     ) -> list[Prediction]:
         """One batch of decoded images (any size) -> Predictions, each keeping its image and notes."""
-        resized = np.stack([resize_rgb(image, self.image_size) for image in images])
+        resized = np.stack([self.prepare(image) for image in images])
         probabilities, recon = self.predict_batch(resized, tta)
         results = []
         for i, (name, image) in enumerate(zip(names, images, strict=True)):

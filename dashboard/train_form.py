@@ -21,6 +21,7 @@ from typing import Any
 
 import streamlit as st
 
+from backend.data.plotarea import CROPS
 from backend.data.transforms import AUGMENTATIONS
 from backend.device import PRECISIONS
 from backend.models import MODELS, model_defaults
@@ -32,7 +33,7 @@ from backend.training.regularize import SAMPLERS
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Model": ("name", "model_kwargs"),
-    "Data": ("data", "image_size", "test_fraction", "val_fraction", "workers"),
+    "Data": ("data", "image_size", "crop", "test_fraction", "val_fraction", "workers"),
     "Optimisation": (
         "epochs", "batch_size", "lr", "optimizer", "weight_decay", "momentum", "nesterov", "scheduler",
         "plateau_factor", "plateau_patience", "warmup_epochs", "grad_clip", "ema_decay", "early_stopping_patience",
@@ -52,6 +53,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "augmentation": AUGMENTATIONS.names,
     "precision": lambda: list(PRECISIONS),
     "device": lambda: ["auto", "cpu", "cuda"],
+    "crop": lambda: list(CROPS),
 }
 COLUMNS = 3
 EXECUTOR_FIELD, ADDRESS_FIELD = "executor", "ray_address"  # in config_form's result, not TrainConfig options

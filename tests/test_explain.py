@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from backend.config import REPO_ROOT
-from backend.data.images import load_image_rgb, resize_rgb
+from backend.data.images import load_image_rgb
 from backend.data.render import PlotArea, render_plot
 from backend.data.transforms import to_tensor_batch
 from backend.explain import (
@@ -101,7 +101,7 @@ def test_the_share_is_higher_for_a_map_on_the_window_than_for_a_random_one(tiny_
 def test_gradcam_maps_have_the_image_size_and_show_where(completed_runs, tiny_dataset, model):
     predictor = Predictor.from_run(completed_runs[model], device="cpu", precision="fp32")
     paths = sorted((tiny_dataset / "test").glob("*/*.png"))[::3]  # one plot per class
-    images = np.stack([resize_rgb(load_image_rgb(p), predictor.image_size) for p in paths])
+    images = np.stack([predictor.prepare(load_image_rgb(p)) for p in paths])  # cropped as the run trained
     batch = to_tensor_batch(images, predictor.mean, predictor.std)
     maps = gradcam(predictor.model, batch)
     assert maps.shape == (len(paths), 32, 32) and maps.dtype == np.float32

@@ -6,7 +6,8 @@ with a thread pool into one ``(N, H, W, 3)`` uint8 array, saved as ``.npy`` unde
 ``config.cache_dir()`` and keyed by a SHA-1 of the files' contents, the size and
 :data:`CACHE_VERSION`: a changed file or size makes a new key, an unchanged set loads from disk.
 
-Pixels are exactly those of ``images.load_image_rgb`` + ``images.resize_rgb`` (what prediction uses).
+Pixels are exactly those of ``images.load_image_rgb`` + ``plotarea.prepare_image`` (the optional
+plot-area crop, then ``images.resize_rgb``): what prediction uses.
 Every file goes through PIL. ``torchvision.io.decode_png`` was about twice as fast, but a PNG whose
 compressed pixel data is damaged (checksums intact) makes libpng's error path crash the whole
 process, and datasets are user input: a training run must fail with a message, not vanish. The
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from backend import config
-from backend.data.images import ImageError, load_image_rgb, resize_rgb
+from backend.data.images import ImageError, load_image_rgb
+from backend.data.plotarea import check_crop, prepare_image
 
 CACHE_VERSION = 2  # bump when decoding or resizing changes, so old caches are not reused
 _MAX_LISTED = 10  # unreadable files named in one error message
@@ -47,12 +49,12 @@ class UnreadableImages(ImageError):
         )
 
 
-def load_split_caches(splits: Mapping[str, Sequence], image_size: int) -> dict[str, np.ndarray]:
+def load_split_caches(splits: Mapping[str, Sequence], image_size: int, crop: str = "none") -> dict[str, np.ndarray]:
     """``load_dataset_cache`` of every split; unreadable files of all splits are reported together."""
     caches, failures = {}, {}
     for name, samples in splits.items():
         try:
-            caches[name] = load_dataset_cache(samples, image_size)
+            caches[name] = load_dataset_cache(samples, image_size, crop=crop)
         except UnreadableImages as e:
             failures[name] = [line for lines in e.failures.values() for line in lines]
     if failures:
@@ -60,8 +62,13 @@ def load_split_caches(splits: Mapping[str, Sequence], image_size: int) -> dict[s
     return caches
 
 
-def load_dataset_cache(samples: Sequence, image_size: int, cache_dir=None, workers: int | None = None) -> np.ndarray:
+def load_dataset_cache(
+    samples: Sequence, image_size: int, cache_dir=None, workers: int | None = None, *, crop: str = "none"
+) -> np.ndarray:
     """Decoded images of ``samples`` (``Sample``s or paths) at ``image_size``, shape (N, S, S, 3) uint8.
+
+    ``crop`` is the plot-area crop applied before resizing (``backend.data.plotarea``: "none" or
+    "plot_area"); it is part of the cache key, so the two settings never share a cache file.
 
     Row ``i`` is ``samples[i]``. Loaded from the ``.npy`` cache when the same files were decoded at
     this size before; otherwise decoded with ``workers`` threads (default: one per CPU) and saved
@@ -69,27 +76,28 @@ def load_dataset_cache(samples: Sequence, image_size: int, cache_dir=None, worke
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image size must be a positive whole number of pixels, got {image_size!r}")
+    check_crop(crop)
     paths = [Path(getattr(sample, "path", sample)) for sample in samples]
     workers = workers or min(32, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         digests = _run_all(pool, _file_digest, paths)
-        target = Path(cache_dir or config.cache_dir()) / f"{image_size}px-{_cache_key(digests, image_size)}.npy"
+        target = Path(cache_dir or config.cache_dir()) / f"{image_size}px-{_cache_key(digests, image_size, crop)}.npy"
         cached = _load_cached(target, (len(paths), image_size, image_size, 3))
         if cached is not None:
             return cached
         images = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
 
         def decode_into(index: int) -> None:
-            images[index] = decode_resized(paths[index], image_size)
+            images[index] = decode_resized(paths[index], image_size, crop)
 
         _run_all(pool, decode_into, range(len(paths)), names=paths)
     _save_atomic(target, images)
     return images
 
 
-def decode_resized(path: Path, image_size: int) -> np.ndarray:
+def decode_resized(path: Path, image_size: int, crop: str = "none") -> np.ndarray:
     """One file -> (S, S, 3) uint8, exactly as prediction prepares an uploaded image."""
-    return resize_rgb(load_image_rgb(_read(path)), image_size)
+    return prepare_image(load_image_rgb(_read(path)), image_size, {"crop": crop})
 
 
 def _read(path: Path) -> bytes:
@@ -106,9 +114,11 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha1(_read(path)).hexdigest()
 
 
-def _cache_key(digests: list[str], image_size: int) -> str:
-    """SHA-1 of the version, the size and every file's content digest, in sample order."""
-    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:".encode())
+def _cache_key(digests: list[str], image_size: int, crop: str = "none") -> str:
+    """SHA-1 of the version, the size, the crop and every file's content digest, in sample order.
+    An uncropped cache keeps the key it had before crops existed."""
+    crop_part = "" if crop == "none" else f"crop={crop}:"
+    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}".encode())
     for digest in digests:
         key.update(digest.encode())
     return key.hexdigest()

@@ -249,7 +249,8 @@ def point_anomaly(ctx: _Context) -> np.ndarray:
 
 
 @_anomaly_class("collective_anomaly",
-                ("bump", "dip", "flatline", "dropout", "oscillation", "frequency", "amplitude"))
+                ("bump", "dip", "flatline", "dropout", "oscillation", "frequency", "amplitude",
+                 "cycle_frequency", "cycle_damped", "cycle_shape", "cycle_level"))
 def collective_anomaly(ctx: _Context) -> np.ndarray:
     """Collective anomaly: one contiguous segment behaves abnormally, then the series returns to normal.
 
@@ -261,7 +262,12 @@ def collective_anomaly(ctx: _Context) -> np.ndarray:
     series: the value freezes and the noise vanishes); ``dropout`` (the value drops to a constant floor
     1-2.5 noise bands below the whole series); ``oscillation`` (a wave packet of 3-8 cycles and
     1.2-2.5 half-ranges on a non-seasonal series); ``frequency`` (a strong season, 4-7 noise units,
-    runs 2.5-5 times faster); ``amplitude`` (the season swings 2-3.5 times wider). Unlike a mean
+    runs 2.5-5 times faster); ``amplitude`` (the season swings 2-3.5 times wider). On a periodic
+    signal (3-7 noise units) whose cycle goes on through the segment, at strengths that vary (over the
+    difficulty): ``cycle_frequency`` (1.5-3 times faster or slower), ``cycle_damped`` (the swing
+    shrinks to 10-50%), ``cycle_shape`` (the wave turns square, sawtooth, triangular or spiky at the
+    same period and swing), ``cycle_level`` (the whole cycle moves up or down by 0.6-1.5 amplitudes).
+    Unlike a mean
     shift the level comes back; unlike a point anomaly the event spans many samples; unlike
     volatility there is one segment.
     """
@@ -340,14 +346,67 @@ def _collective_seasonal(ctx: _Context) -> np.ndarray:
     return wave + ctx.noise
 
 
+def _cycle_shape(angle: np.ndarray, shape: str) -> np.ndarray:
+    """A unit-swing periodic wave of ``shape`` at the sine's phase ``angle`` (radians)."""
+    if shape == "square":
+        return np.tanh(4.0 * np.sin(angle))  # soft edges, so the line is drawn, not just dots
+    if shape == "sawtooth":
+        return 2.0 * (((angle + np.pi / 2) / (2 * np.pi)) % 1.0) - 1.0
+    if shape == "triangle":
+        return (2 / np.pi) * np.arcsin(np.sin(angle))
+    return np.sign(np.sin(angle)) * np.abs(np.sin(angle)) ** 4  # spiky: narrow peaks, long flats
+
+
+def _collective_cycle(ctx: _Context) -> np.ndarray:
+    """A periodic signal whose frequency, swing, shape or level changes for 1.5-3 periods while the
+    cycle goes on; each change's strength is drawn, then divided by the difficulty."""
+    rng = ctx.rng
+    amplitude = float(rng.uniform(3.0, 7.0))
+    wave, parts = _seasonal(rng, ctx.n, amplitude, (5.0, max(5.5, min(20.0, ctx.n / 15))), components=1)
+    ctx.params["background"] = {"kind": "seasonal", "seasonality": parts}
+    period, phase = parts[0]["period"], parts[0]["phase"]
+    width = int(max(8, rng.uniform(1.5, 3.0) * period))
+    start = int(rng.integers(int(0.1 * ctx.n), max(int(0.1 * ctx.n) + 1, int(0.9 * ctx.n) - width)))
+    t = np.arange(start, start + width)
+    angle = 2 * np.pi * t / period + phase
+    details: dict = {}
+    if ctx.subkind == "cycle_frequency":
+        factor = 1.0 + ctx.strength(0.5, 2.0)
+        factor = factor if rng.random() < 0.5 else 1.0 / factor  # faster or slower
+        changed = amplitude * np.sin(angle[0] + factor * 2 * np.pi * (t - start) / period)
+        details = {"factor": factor, "magnitude": amplitude * abs(factor - 1.0)}
+    elif ctx.subkind == "cycle_damped":
+        factor = float(np.clip(1.0 - ctx.strength(0.5, 0.9), 0.1, 0.9))
+        changed = factor * wave[start : start + width]
+        details = {"factor": factor, "magnitude": amplitude * (1.0 - factor)}
+    elif ctx.subkind == "cycle_shape":
+        shape = str(rng.choice(("square", "sawtooth", "triangle", "spiky")))
+        mix = float(np.clip(ctx.strength(0.7, 1.0), 0.3, 1.0))  # how far the wave turns into the shape
+        target = amplitude * _cycle_shape(angle, shape)
+        changed = wave[start : start + width] + mix * (target - wave[start : start + width])
+        details = {"shape": shape, "mix": mix, "magnitude": float(np.abs(changed - wave[start : start + width]).max())}
+    else:  # cycle_level
+        offset = ctx.strength(0.6, 1.5) * amplitude * float(rng.choice((-1, 1)))
+        changed = wave[start : start + width] + offset
+        details = {"shift": offset, "magnitude": abs(offset)}
+    blend = _taper(width, 0.2)
+    wave = wave.copy()
+    wave[start : start + width] += blend * (changed - wave[start : start + width])
+    ctx.params.update(location={"start": start, "end": start + width}, **details)
+    return wave + ctx.noise
+
+
 _COLLECTIVE: dict[str, Callable[[_Context], np.ndarray]] = {
     "bump": _collective_level, "dip": _collective_level, "flatline": _collective_flatline,
     "dropout": _collective_dropout, "oscillation": _collective_oscillation,
     "frequency": _collective_seasonal, "amplitude": _collective_seasonal,
+    "cycle_frequency": _collective_cycle, "cycle_damped": _collective_cycle, "cycle_shape": _collective_cycle,
+    "cycle_level": _collective_cycle,
 }
 
 
-@_anomaly_class("contextual_anomaly", ("missing_peak", "inverted_cycle", "shifted_peak", "level_hold"))
+@_anomaly_class("contextual_anomaly",
+                ("missing_peak", "inverted_cycle", "shifted_peak", "level_hold", "inner_dip", "inner_peak"))
 def contextual_anomaly(ctx: _Context) -> np.ndarray:
     """Contextual anomaly: on a seasonal series, a stretch that is normal in value but wrong for its phase.
 
@@ -357,7 +416,9 @@ def contextual_anomaly(ctx: _Context) -> np.ndarray:
     value stays inside the range the season spans. Sub-kinds: ``missing_peak`` (a peak flattened to
     the mean level), ``inverted_cycle`` (one whole cycle upside down), ``shifted_peak`` (a peak where
     a trough should be), ``level_hold`` (the value holds at a high or low in-range level through a
-    cycle).
+    cycle), ``inner_dip`` / ``inner_peak`` (a small dip near a peak, a small rise near a trough:
+    0.15-0.35 periods wide, 0.3-1.0 amplitudes deep over the difficulty, so at high difficulty barely
+    more than the noise).
     Unlike a collective anomaly nothing leaves the normal range.
     """
     n, rng = ctx.n, ctx.rng
@@ -402,6 +463,16 @@ def _contextual_target(ctx, season, cycle_start: float, period: float, amplitude
         start = cycle_start + period * rng.uniform(0.0, 0.5)
         level = float(rng.uniform(0.5, 0.85) * amplitude * rng.choice((-1, 1)))
         return start, width, np.full(int(width) + 1, level)
+    if ctx.subkind in ("inner_dip", "inner_peak"):
+        width = max(3.0, period * rng.uniform(0.15, 0.35))
+        sign = -1.0 if ctx.subkind == "inner_dip" else 1.0
+        extreme = period / 4 if sign < 0 else 3 * period / 4  # a dip near a peak, a rise near a trough
+        start = cycle_start + extreme + period * rng.uniform(-0.1, 0.1) - width / 2
+        times = np.arange(int(start), int(start) + int(width) + 1)
+        depth = float(rng.uniform(0.3, 1.0)) * amplitude / ctx.difficulty
+        bump = np.sin(np.pi * np.clip((times - start) / width, 0.0, 1.0)) ** 2  # 0 at both ends
+        one_cycle = season(np.linspace(0.0, period, 256))  # the normal range: never left
+        return start, width, np.clip(season(times) + sign * depth * bump, one_cycle.min(), one_cycle.max())
     width = period * rng.uniform(0.5, 0.7)
     if ctx.subkind == "missing_peak":
         start = cycle_start + period / 4 - width / 2

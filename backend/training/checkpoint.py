@@ -5,11 +5,14 @@ Format (``docs/ARCHITECTURE.md``), loadable with ``torch.load(path, weights_only
     {"format_version": 1, "model_name": str, "model_kwargs": dict, "class_names": list[str],
      "image_size": int, "normalization": {"mean": [3 floats], "std": [3 floats]},
      "state_dict": dict[str, Tensor], "epoch": int, "metrics": dict[str, float], "config": dict,
-     "run_id": int | None, "temperature": float, "uncertainty": dict | None}
+     "run_id": int | None, "temperature": float, "uncertainty": dict | None,
+     "preprocessing": {"crop": "plot_area" | "none"}}
 
 ``temperature`` (fitted on validation at the end of a run; divide logits by it) and ``uncertainty``
 (``{"confidence_threshold", "ood", "ood_threshold"}``, see ``backend/evaluation/ood.py``) are filled
 in when the run finishes; checkpoints written before they existed read back with 1.0 and None.
+``preprocessing`` says how an image was prepared before resizing (``backend.data.plotarea``);
+a checkpoint without it was trained on whole images and reads back as ``{"crop": "none"}``.
 
 The architecture comes back from the checkpoint (``model_name`` + ``model_kwargs``), never from the
 current defaults, and the class list is the one the run trained with.
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from backend.data.plotarea import preprocessing_of
 from backend.errors import WorkbenchError
 
 FORMAT_VERSION = 1
@@ -67,6 +71,7 @@ def build_checkpoint(
     run_id: int | None = None,
     temperature: float = 1.0,
     uncertainty: Mapping[str, Any] | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict of ``model`` (weights copied to the CPU, so it loads on any machine)."""
     return {
@@ -83,6 +88,7 @@ def build_checkpoint(
         "run_id": None if run_id is None else int(run_id),
         "temperature": float(temperature),
         "uncertainty": None if uncertainty is None else to_plain(uncertainty),
+        "preprocessing": to_plain(preprocessing_of({"preprocessing": preprocessing})),
     }
 
 
@@ -146,6 +152,7 @@ def _read_checked(path: Path) -> dict[str, Any]:
         )
     checkpoint.setdefault("temperature", 1.0)  # written before calibration existed: uncalibrated
     checkpoint.setdefault("uncertainty", None)
+    checkpoint["preprocessing"] = preprocessing_of(checkpoint)  # none written before crops: whole images
     return checkpoint
 
 

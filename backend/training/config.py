@@ -45,6 +45,7 @@ class TrainConfig:
     name: str = option("", "run name shown in the dashboard; empty = '<model> on <dataset>'")
     # --- data -----------------------------------------------------------------------------------
     image_size: int = option(128, "square input size in pixels; every image is decoded once to this size")
+    crop: str = option("plot_area", "plot_area = crop every image to its axes' data area before resizing (training and prediction alike, recorded in the checkpoint); none = the whole image")
     test_fraction: float = option(0.25, "share of each class held out for testing when the dataset has no test/ folder")
     val_fraction: float = option(0.15, "share of each train class held out for validation (best epoch, plateau, early stop) when the dataset has no val/ folder")
     augmentation: str = option("light", "augmentation preset for training images: none, light, medium, heavy, plot")
@@ -115,7 +116,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check every option and the dataset folder; raise ConfigError saying what to change."""
-        for check in (_check_numbers, _check_names, _check_combinations, _check_runtime, _check_dataset):
+        for check in (_check_numbers, _check_names, _check_crop, _check_combinations, _check_runtime, _check_dataset):
             check(self)
         return self
 
@@ -341,6 +342,16 @@ def _check_combinations(c: TrainConfig) -> None:
             warnings.simplefilter("ignore")  # loading a weights file into meta tensors warns per tensor
             create_model(c.model, num_classes=2, image_size=c.image_size, **c.model_kwargs)
     except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def _check_crop(c: TrainConfig) -> None:
+    """The crop is one of backend.data.plotarea.CROPS."""
+    from backend.data.plotarea import check_crop
+
+    try:
+        check_crop(c.crop)
+    except ValueError as e:
         raise ConfigError(str(e)) from None
 
 

@@ -1,0 +1,247 @@
+"""Plot-area normalisation: find the axes' data area in a plot image and crop to it before resizing.
+
+The same series drawn by two tools differs mostly *around* the data: margins, titles, tick labels,
+legends outside the axes, figure aspect. Cropping every image to the inside of its axes frame
+before it is squeezed to the model's square input removes most of that, so a CSV drawn in the team
+style and a PNG from another tool reach the model looking alike (``docs/BENCHMARKS_crop.md``).
+
+How the area is found (:func:`find_plot_area`), numpy + OpenCV, about a millisecond at 800x600:
+
+1. the background is the median colour of the image's outer ring (the figure face colour);
+2. a pixel is *ink* when one of its channels differs from the background by more than
+   :data:`INK_THRESHOLD` (so light and dark themes and coloured faces all work);
+3. a *long* row (column) is one where at least :data:`LONG_FRACTION` of the pixels are ink:
+   the frame's spines, the axes' own face when it differs from the figure's (ggplot, seaborn
+   darkgrid), grid lines, but also a row of tick labels, the top of a fill, a spike of the line;
+4. the frame is the outermost long rows and columns that *close a rectangle* (:func:`_frame`):
+   each edge is ink along 90% of the span between the two edges across it, and the line just
+   outside it is mostly free of ink. Candidates that fail are replaced by the next one inwards;
+5. failing that, an axes with only a left and a bottom spine (top and right hidden, as seaborn's
+   ``despine`` draws) is found where the two meet, each spine running the axes' full length
+   (:func:`_open_frame`);
+6. a thin run of long lines at an edge (a spine, at most :func:`_max_spine` pixels, followed by
+   lines with little ink) is stepped over so the crop lies inside the frame, whatever the spine's
+   colour or width; a thick run (an axes face) is kept;
+7. when no frame is found the whole image is kept: nothing is lost, only not normalised.
+
+Limits: a plot with no frame, no axes face and no grid (spines hidden, same face colours) is not
+cropped; one with a grid but no frame (``fivethirtyeight``) is cropped to its outermost grid lines,
+which can cut the tip of a spike beyond the last grid line (measured in ``bench/crop.py``).
+
+Preprocessing names (``TrainConfig.crop`` and the checkpoint's ``preprocessing["crop"]``):
+``"plot_area"`` crops as above, ``"none"`` keeps the whole image (what checkpoints written before
+this existed did).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from backend.data.images import resize_rgb
+
+CROPS = ("plot_area", "none")
+DEFAULT_CROP = "plot_area"  # new runs
+LEGACY_PREPROCESSING = {"crop": "none"}  # checkpoints without a "preprocessing" key
+
+INK_THRESHOLD = 12  # per-channel difference (0-255) from the background that counts as drawn
+LONG_FRACTION = 0.3  # share of a row's (column's) pixels that must be ink for a frame line
+MIN_SPAN = 0.2  # the two outermost long lines must be at least this share of the image apart
+FRAME_COVER = 0.9  # share of each frame edge that must be ink between the other two edges
+OUTSIDE_COVER = 0.5  # most ink allowed on the line just outside a frame edge
+_L_TRIES = 6  # outermost candidates tried for each spine of an open (L-shaped) frame
+_MAX_TRIES = 40  # candidate edges tried before giving up (no crop)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A crop box in pixels: rows ``top:bottom`` and columns ``left:right`` (end exclusive)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+def check_crop(crop: str) -> str:
+    """``crop`` if it is a known crop name; ValueError listing the names otherwise."""
+    if crop not in CROPS:
+        raise ValueError(f"unknown crop {crop!r}; choose one of: {', '.join(CROPS)}")
+    return crop
+
+
+def preprocessing_of(checkpoint: Mapping) -> dict:
+    """The checkpoint's ``preprocessing`` dict; checkpoints from before it existed did not crop."""
+    found = checkpoint.get("preprocessing")
+    return dict(LEGACY_PREPROCESSING) if not found else {**LEGACY_PREPROCESSING, **found}
+
+
+def find_plot_area(image: np.ndarray) -> Box:
+    """The axes' data area of an (H, W, 3) uint8 plot image (see the module docstring).
+
+    Always a box inside the image; the whole image when no frame is found.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"find_plot_area expects an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
+    height, width = image.shape[:2]
+    whole = Box(0, 0, width, height)
+    if height < 16 or width < 16:
+        return whole
+    ink = _ink(image, _background(image))  # uint8 0/1
+    rows = cv2.reduce(ink, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()  # share of ink per row
+    cols = cv2.reduce(ink, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()  # per column
+    long_rows, long_cols = np.flatnonzero(rows >= LONG_FRACTION), np.flatnonzero(cols >= LONG_FRACTION)
+    frame = _frame(ink, long_rows, long_cols)
+    if frame is None:
+        frame = _open_frame(ink, long_rows, long_cols)
+    if frame is None:
+        return whole
+    top, bottom, left, right = frame
+    top, bottom = _inside(rows, top, bottom)
+    left, right = _inside(cols, left, right)
+    return Box(left, top, right + 1, bottom + 1)
+
+
+def crop_plot_area(image: np.ndarray) -> np.ndarray:
+    """``image`` cropped to :func:`find_plot_area` (a view, no copy)."""
+    box = find_plot_area(image)
+    return image[box.top : box.bottom, box.left : box.right]
+
+
+def apply_crop(image: np.ndarray, crop: str) -> np.ndarray:
+    """``image`` as the crop setting ``crop`` prepares it, before resizing."""
+    if check_crop(crop) == "none":
+        return image
+    return np.ascontiguousarray(crop_plot_area(image))
+
+
+def prepare_image(image: np.ndarray, image_size: int, preprocessing: Mapping | None = None) -> np.ndarray:
+    """The one way a decoded (H, W, 3) uint8 image becomes model-sized input: crop as
+    ``preprocessing["crop"]`` says (default: no crop, as before preprocessing was recorded), then
+    ``resize_rgb``. Training's cache and prediction both call this."""
+    crop = (preprocessing or LEGACY_PREPROCESSING).get("crop", "none")
+    return resize_rgb(apply_crop(image, crop), image_size)
+
+
+def _background(image: np.ndarray) -> np.ndarray:
+    """Median colour of the outer 2-pixel ring: the figure's face colour."""
+    ring = np.concatenate(
+        [image[:2].reshape(-1, 3), image[-2:].reshape(-1, 3), image[:, :2].reshape(-1, 3), image[:, -2:].reshape(-1, 3)]
+    )
+    return np.median(ring, axis=0).astype(np.int16)
+
+
+def _ink(image: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 mask: 1 where a channel differs from the background by more than INK_THRESHOLD."""
+    low = np.clip(background - INK_THRESHOLD, 0, 255).astype(float).tolist()
+    high = np.clip(background + INK_THRESHOLD, 0, 255).astype(float).tolist()
+    return 1 - cv2.inRange(image, np.array(low), np.array(high)) // 255
+
+
+def _max_spine(length: int) -> int:
+    """The most consecutive long lines that still count as one spine (not a filled axes face)."""
+    return max(3, round(0.006 * length) + 2)
+
+
+def _frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The outermost long rows and columns that close a rectangle, as (top, bottom, left, right)
+    inclusive, or None.
+
+    Each edge must be ink along at least FRAME_COVER of the span between the two edges across it,
+    and the line just outside it (past a spine's width) must be mostly free of ink (OUTSIDE_COVER):
+    a frame has margin, title or tick labels outside, while a row inside a fill has more fill.
+    Starting from the outermost candidates, the edge that covers least is replaced by the next
+    candidate inwards until all four hold: a row of tick labels, the top of a fill, a spike or a
+    step of the data line are long but do not close a rectangle with the rest.
+    """
+    height, width = ink.shape
+    columns = np.ascontiguousarray(ink.T)  # columns as rows: reading a column of ink.T is strided
+    edges = [0, len(long_rows) - 1, 0, len(long_cols) - 1]  # indices into the candidates
+    gap_rows, gap_cols = _max_spine(height) + 1, _max_spine(width) + 1
+    for _ in range(_MAX_TRIES):
+        if edges[1] < edges[0] or edges[3] < edges[2]:
+            return None
+        top, bottom = int(long_rows[edges[0]]), int(long_rows[edges[1]])
+        left, right = int(long_cols[edges[2]]), int(long_cols[edges[3]])
+        if bottom - top < MIN_SPAN * height or right - left < MIN_SPAN * width:
+            return None
+        cover = (_cover(ink, top, left, right, -gap_rows), _cover(ink, bottom, left, right, gap_rows),
+                 _cover(columns, left, top, bottom, -gap_cols), _cover(columns, right, top, bottom, gap_cols))  # fmt: skip
+        worst = int(np.argmin(cover))
+        if cover[worst] >= FRAME_COVER:
+            return top, bottom, left, right
+        edges[worst] += 1 if worst in (0, 2) else -1
+    return None
+
+
+def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -> tuple[int, int, int, int] | None:
+    """An axes with only its left and bottom spines (top and right hidden, as seaborn's despine and
+    many tools draw): the two spines meet in a corner and each runs the axes' full length, so they
+    give the whole box as (top, bottom, left, right), or None."""
+    height, width = ink.shape
+    for bottom in long_rows[::-1][:_L_TRIES]:
+        for left in long_cols[:_L_TRIES]:
+            if not ink[bottom, left]:
+                continue
+            along = _run(ink[bottom, left:])  # the bottom spine, rightwards from the corner
+            up = _run(ink[bottom::-1, left])  # the left spine, upwards from the corner
+            if along < MIN_SPAN * width or up < MIN_SPAN * height:
+                continue
+            top, right = int(bottom - up + 1), int(left + along - 1)
+            gap_rows, gap_cols = _max_spine(height) + 1, _max_spine(width) + 1
+            # thin lines with little ink on either side: spines, not the edges of a fill or a face
+            beside = [ink[row, left : right + 1].mean() for row in (bottom - gap_rows, bottom + gap_rows) if row < height]
+            beside += [ink[top : bottom + 1, col].mean() for col in (left - gap_cols, left + gap_cols) if col >= 0]
+            if max(beside) <= OUTSIDE_COVER:
+                return top, int(bottom), int(left), right
+    return None
+
+
+def _run(line: np.ndarray) -> int:
+    """Length of the run of ink at the start of ``line``."""
+    gaps = np.flatnonzero(line == 0)
+    return int(gaps[0]) if gaps.size else len(line)
+
+
+def _cover(ink: np.ndarray, index: int, start: int, end: int, outward: int) -> float:
+    """Share of ink along line ``index`` from ``start`` to ``end``; 0 when each of the three lines
+    from ``outward`` further out holds more than OUTSIDE_COVER ink (then this is not the frame's edge)."""
+    cover = float(ink[index, start : end + 1].mean())
+    if cover < FRAME_COVER:
+        return cover  # not an edge anyway: the lines outside need no look
+    step = 1 if outward > 0 else -1
+    beyond = [index + outward + step * k for k in range(3)]  # the clearest of 3 lines: text may start close
+    beyond = [ink[line, start : end + 1].mean() for line in beyond if 0 <= line < len(ink)]
+    return 0.0 if beyond and min(beyond) > OUTSIDE_COVER else cover
+
+
+def _inside(profile: np.ndarray, first: int, last: int) -> tuple[int, int]:
+    """Step over a thin spine at either end, so the crop starts inside the frame."""
+    limit = _max_spine(len(profile))
+    start, end = _past_spine(profile, first, +1, limit), _past_spine(profile, last, -1, limit)
+    if end - start < MIN_SPAN * len(profile):  # a filled block, not a frame: keep its outer edges
+        return first, last
+    return start, end
+
+
+def _past_spine(profile: np.ndarray, edge: int, step: int, limit: int) -> int:
+    """The first index past a spine at ``edge``: a run of at most ``limit`` long lines followed by
+    lines with little ink. Otherwise (an axes face, maybe crossed by a grid line) ``edge`` itself."""
+    index = edge
+    while 0 <= index < len(profile) and profile[index] >= LONG_FRACTION:
+        index += step
+        if abs(index - edge) > limit:
+            return edge
+    after = profile[index : index + 4 * step : step] if step > 0 else profile[max(0, index - 3) : index + 1]
+    return index if after.size and after.mean() < LONG_FRACTION else edge

@@ -1,0 +1,286 @@
+"""Plot-area crop: the PNG-versus-CSV gap on the same series, with and without the crop.
+
+One small visual_cnn recipe is trained twice on the same generated mixed-style dataset (half team
+style, half varied), once with ``crop=plot_area`` and once with ``crop=none``. Both are then scored,
+through the product's own ``Predictor.predict_files``, on the *same* series from the clean-room
+generator (``bench/independent_series.py``, normal difficulty) given three ways:
+
+- ``csv``: the CSV file (the product draws it in team style, as for an upload);
+- ``varied``: a PNG drawn by the product's varied renderer (``backend.data.render.varied_style``);
+- ``other``: a PNG drawn by plain matplotlib in a family of styles the training never saw
+  (:func:`other_tool_png`: other sizes and DPIs, themes outside the varied list, despined or
+  boxed axes, inward ticks, dashed grids, step lines, scatter markers, date axes, legends outside,
+  zero margins, right-hand y-axes).
+
+The gap is ``macro-F1(csv) - macro-F1(png)`` with a paired stratified bootstrap interval
+(``backend.evaluation.stats.paired_comparison``: the same series, two inputs). Aim: within 2 points.
+Also times ``find_plot_area`` per image at the sizes the PNGs come in.
+
+    OMP_NUM_THREADS=1 python bench/crop.py            # ~8 min on one core; writes docs/BENCHMARKS_crop.md
+    python bench/crop.py --train-per-class 40 --epochs 3 --test-per-class 10 --no-write   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import matplotlib  # noqa: E402
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.style  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from backend.data.plotarea import find_plot_area  # noqa: E402
+from backend.data.render import encode_png, render_series, varied_style  # noqa: E402
+from backend.data.series import CLASSES  # noqa: E402
+from backend.evaluation.stats import bootstrap_metrics, format_interval, paired_comparison  # noqa: E402
+from bench.independent_series import generate  # noqa: E402
+
+OUT = REPO / "docs" / "BENCHMARKS_crop.md"
+# themes the varied renderer never uses (docs: backend/data/render.py _LIGHT_THEMES + dark_background)
+OTHER_THEMES = ("seaborn-v0_8-white", "seaborn-v0_8-dark", "seaborn-v0_8-paper", "seaborn-v0_8-poster",
+                "seaborn-v0_8-talk", "seaborn-v0_8-muted", "tableau-colorblind10", "seaborn-v0_8-colorblind",
+                "seaborn-v0_8-pastel", "seaborn-v0_8-dark-palette")  # fmt: skip
+OTHER_LINES = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#a65628", "#f781bf", "#666666", "#1b9e77", "#d95f02")
+OTHER_DARK = (("#263238", "#80cbc4"), ("#1a1a2e", "#e94560"), ("#202020", "#f0e442"), ("#0b0c10", "#66fcf1"))
+
+
+def other_tool_png(values: np.ndarray, stamps: list[str], rng: np.random.Generator) -> np.ndarray:
+    """Draw ``values`` with plain matplotlib in a style drawn from a family the product never trained on."""
+    theme = str(rng.choice(OTHER_THEMES))
+    dark = rng.random() < 0.25
+    width_in, dpi = float(rng.uniform(3.0, 11.0)), float(rng.choice((50, 64, 90, 110, 160, 200)))
+    height_in = width_in * float(rng.uniform(0.35, 1.0))
+    with matplotlib.style.context(theme):
+        figure = Figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained" if rng.random() < 0.5 else None)
+        canvas = FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        colour = str(rng.choice(OTHER_LINES))
+        if dark:
+            face, colour = OTHER_DARK[int(rng.integers(len(OTHER_DARK)))]
+            figure.set_facecolor(face)
+            axes.set_facecolor(face)
+            for spine in axes.spines.values():
+                spine.set_color("#bbbbbb")
+            axes.tick_params(colors="#bbbbbb")
+        x = np.arange(len(values))
+        if rng.random() < 0.4:
+            x = mdates.date2num(np.array([dt.datetime.fromisoformat(s) for s in stamps]))
+            axes.xaxis.set_major_formatter(mdates.DateFormatter(str(rng.choice(("%Y-%m", "%b %d", "%d/%m/%y")))))
+        kind = rng.random()
+        if kind < 0.1:
+            axes.scatter(x, values, s=float(rng.uniform(1, 6)), color=colour, label="value")
+        else:
+            axes.plot(x, values, color=colour, linewidth=float(rng.uniform(0.5, 3.0)), label="value",
+                      drawstyle="steps-mid" if kind < 0.2 else "default",
+                      marker=str(rng.choice(("", "", "", ".", "o", "+"))), markersize=float(rng.uniform(1, 4)))  # fmt: skip
+        if rng.random() < 0.5:  # seaborn's despine: no top and right spines
+            axes.spines["top"].set_visible(False)
+            axes.spines["right"].set_visible(False)
+        if rng.random() < 0.3:
+            axes.tick_params(direction="in")
+        if rng.random() < 0.4:
+            axes.grid(True, linestyle=str(rng.choice(("--", ":", "-."))), alpha=float(rng.uniform(0.3, 0.8)))
+        if rng.random() < 0.3:
+            axes.margins(x=0)
+        if rng.random() < 0.2:
+            axes.yaxis.tick_right()
+        if rng.random() < 0.3:
+            axes.set_title(str(rng.choice(("Sensor reading", "KPI", "Load", "Latency (ms)", "Series"))))
+        if rng.random() < 0.2:
+            axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def timestamps(rng: np.random.Generator, n: int) -> list[str]:
+    start = dt.datetime(2001, 1, 1) + dt.timedelta(days=int(rng.integers(0, 8000)))
+    step = dt.timedelta(hours=1) if rng.random() < 0.5 else dt.timedelta(days=1)
+    return [(start + i * step).isoformat() for i in range(n)]
+
+
+def build_test_inputs(folder: Path, per_class: int, seed: int) -> list[tuple[str, int, dict[str, Path]]]:
+    """The same clean-room series as a CSV, a varied PNG and an other-tool PNG; (class, index, files)."""
+    items = []
+    for ci, name in enumerate(CLASSES):
+        for i in range(per_class):
+            rng = np.random.default_rng([seed, ci, i])
+            values = generate(name, rng)
+            stamps = timestamps(rng, len(values))
+            files = {kind: folder / kind / name / f"{i}.{'csv' if kind == 'csv' else 'png'}"
+                     for kind in ("csv", "varied", "other")}  # fmt: skip
+            items.append((name, i, files))
+            if all(path.is_file() for path in files.values()):
+                continue  # drawn by an earlier run with the same seed: the same series and styles
+            for path in files.values():
+                path.parent.mkdir(parents=True, exist_ok=True)
+            files["csv"].write_text("timestamp,value\n" + "\n".join(f"{s},{v:.10g}" for s, v in zip(stamps, values, strict=True)))
+            style = varied_style(rng)
+            dates = np.array(stamps, dtype="datetime64[s]")
+            files["varied"].write_bytes(encode_png(render_series(values, timestamps=dates, style=style)))
+            files["other"].write_bytes(encode_png(other_tool_png(values, stamps, rng)))
+    return items
+
+
+def train_both(data: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """Train the recipe with each crop setting; the best checkpoint of each."""
+    from backend import store
+    from backend.cli.train import build_config, train_run
+
+    checkpoints = {}
+    for crop in ("plot_area", "none"):
+        config = build_config({"data": str(data), "model": "visual_cnn", "image_size": args.image_size,
+                               "epochs": args.epochs, "seed": args.seed, "crop": crop, "device": "cpu",
+                               "name": f"crop bench: {crop}"})  # fmt: skip
+        started = time.perf_counter()
+        result = train_run(config)
+        run = store.get_run(result.run_id)
+        if result.status != "completed":
+            raise SystemExit(f"training with crop={crop} ended {result.status}: {run.error}")
+        print(f"  crop={crop}: val macro-F1 {run.best_val_f1:.3f} (epoch {run.best_epoch}), "
+              f"test {run.test_metrics['macro_f1']:.3f}, {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+        checkpoints[crop] = (Path(run.checkpoint_path), run)
+    return checkpoints
+
+
+def score(checkpoint: Path, items, names: list[str]) -> dict[str, list[int]]:
+    """Predicted class index of every item for each input kind, through Predictor.predict_files."""
+    from backend.predict import Predictor
+
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", precision="fp32")
+    out = {}
+    for kind in ("csv", "varied", "other"):
+        files = [(str(files[kind]), files[kind]) for _, _, files in items]
+        predictions = predictor.predict_files(files)
+        failed = [p.filename for p in predictions if p.error]
+        if failed:
+            raise SystemExit(f"{len(failed)} {kind} inputs failed, e.g. {failed[0]}")
+        out[kind] = [names.index(p.predicted) for p in predictions]
+    return out
+
+
+def crop_timing(items, limit: int = 60) -> dict[str, float]:
+    """Median and 95th-percentile ms of find_plot_area on decoded PNGs of both families."""
+    from backend.data.images import load_image_rgb
+
+    times, sizes = [], []
+    for _, _, files in items[:limit]:
+        for kind in ("varied", "other"):
+            image = load_image_rgb(files[kind])
+            started = time.perf_counter()
+            find_plot_area(image)
+            times.append((time.perf_counter() - started) * 1e3)
+            sizes.append(image.shape[0] * image.shape[1])
+    return {"median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95)),
+            "median_mpx": float(np.median(sizes)) / 1e6, "n": len(times)}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-per-class", type=int, default=100)
+    parser.add_argument("--val-per-class", type=int, default=0)
+    parser.add_argument("--test-per-class", type=int, default=40, help="clean-room series per class")
+    parser.add_argument("--own-test-per-class", type=int, default=20)
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temporary folder)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS_crop.md alone")
+    parser.add_argument("--out", type=Path, default=OUT, help="markdown file to write (default docs/BENCHMARKS_crop.md)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crop-bench-"))
+    os.environ["RUNS_DB_URL"] = f"sqlite:///{workdir / 'runs.db'}"  # a scratch run store: no runs left behind
+    os.environ["ARTIFACTS_DIR"] = str(workdir / "artifacts")
+    from backend.data.generate import generate_dataset
+
+    data = workdir / "train"
+    if not (data / "manifest.json").is_file():
+        generate_dataset(data, train_per_class=args.train_per_class, test_per_class=args.own_test_per_class,
+                         seed=args.seed, style="mixed", workers=2)  # fmt: skip
+    items = build_test_inputs(workdir / "clean_room", args.test_per_class, seed=1000 + args.seed)
+    print(f"data ready in {time.perf_counter() - started:.0f} s", flush=True)
+    checkpoints = train_both(data, args)
+    names = list(CLASSES)
+    y_true = [names.index(name) for name, _, _ in items]
+    rows, per_setting = [], {}
+    for crop, (checkpoint, run) in checkpoints.items():
+        predicted = score(checkpoint, items, names)
+        per_setting[crop] = predicted
+        own = run.test_metrics
+        for kind in ("varied", "other"):
+            gap = paired_comparison(y_true, predicted["csv"], predicted[kind], names)
+            rows.append({"crop": crop, "png": kind, "own": own, "gap": gap,
+                         "csv": bootstrap_metrics(y_true, predicted["csv"], names),
+                         "png_metrics": bootstrap_metrics(y_true, predicted[kind], names)})  # fmt: skip
+    timing = crop_timing(items)
+    seconds = time.perf_counter() - started
+    text = report(rows, timing, args, seconds, per_setting, y_true, names)
+    print(text)
+    if not args.no_write:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def report(rows, timing, args, seconds, per_setting, y_true, names) -> str:
+    import torch
+
+    lines = [
+        "# Plot-area crop: PNG versus CSV on the same series",
+        "",
+        f"`OMP_NUM_THREADS=1 python bench/crop.py {' '.join(sys.argv[1:])}` ({dt.date.today().isoformat()}, CPU, torch {torch.__version__}, "
+        f"{seconds / 60:.1f} min in all). visual_cnn (product defaults: 5 blocks, 2x2 head, AdamW, one-cycle), "
+        f"{args.image_size} px, {args.epochs} epochs, trained on {args.train_per_class} mixed-style plots per class "
+        f"(half team, half varied; val split 15% of train), seed {args.seed}; trained twice, `crop=plot_area` and "
+        "`crop=none`, nothing else different. Scored on "
+        f"{args.test_per_class} series per class ({args.test_per_class * len(names)} in all) from the clean-room "
+        "generator (`bench/independent_series.py`, normal difficulty), each given as its CSV (drawn by the product "
+        "in team style), as a PNG from the product's varied renderer, and as a PNG from plain matplotlib in styles "
+        "never trained on (`other_tool_png`: other themes, sizes, DPIs, despined axes, inward ticks, step lines, "
+        "scatter, date axes, right-hand y-axes, legends outside). Gap = macro-F1(CSV) - macro-F1(PNG) on the same "
+        "series, paired stratified bootstrap 95% interval (1,000 resamples). Aim: |gap| <= 0.02.",
+        "",
+        "| crop | own test macro-F1 [95% CI] | CSV macro-F1 | PNG family | PNG macro-F1 | gap CSV - PNG [95% CI] | McNemar p | aim met |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        own, gap = row["own"], row["gap"]
+        met = "yes" if abs(gap["macro_f1_diff"]) <= 0.02 else "no"
+        lines.append(
+            f"| {row['crop']} | {format_interval(own['macro_f1'], own.get('macro_f1_ci'))} | "
+            f"{format_interval(row['csv']['macro_f1'], row['csv']['macro_f1_ci'])} | {row['png']} | "
+            f"{format_interval(row['png_metrics']['macro_f1'], row['png_metrics']['macro_f1_ci'])} | "
+            f"{format_interval(gap['macro_f1_diff'], gap['macro_f1_diff_ci'])} | {gap['mcnemar_p']:.3f} | {met} |"
+        )
+    lines += ["", "Per-class F1 on the other-tool PNGs (crop / none) and on the CSVs (crop / none):", "",
+              "| class | other PNG, crop | other PNG, none | CSV, crop | CSV, none |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    per_class = {}
+    for crop, predicted in per_setting.items():
+        for kind in ("other", "csv"):
+            per_class[(crop, kind)] = bootstrap_metrics(y_true, predicted[kind], names, n_resamples=10)["per_class_f1"]
+    for name in names:
+        lines.append(f"| {name} | {per_class[('plot_area', 'other')][name]:.2f} | {per_class[('none', 'other')][name]:.2f} | "
+                     f"{per_class[('plot_area', 'csv')][name]:.2f} | {per_class[('none', 'csv')][name]:.2f} |")  # fmt: skip
+    lines += [
+        "",
+        f"`find_plot_area` on {timing['n']} decoded test PNGs (median {timing['median_mpx']:.2f} Mpx): median "
+        f"{timing['median_ms']:.2f} ms, 95th percentile {timing['p95_ms']:.2f} ms per image (before resizing).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

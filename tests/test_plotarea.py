@@ -1,0 +1,212 @@
+"""Plot-area crop: finds the axes on team, varied and dark plots and on plain matplotlib figures with
+planted frames, keeps every drawn sample of the series, and is recorded in checkpoints (old ones
+keep whole images)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from backend.data.cache import load_dataset_cache
+from backend.data.images import resize_rgb
+from backend.data.plotarea import apply_crop, find_plot_area, prepare_image, preprocessing_of
+from backend.data.render import TEAM_STYLE, RenderStyle, encode_png, render_plot
+from backend.data.series import generate_series
+from backend.models import create_model
+from backend.predict import Predictor
+from backend.training.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
+from backend.training.config import ConfigError, TrainConfig
+
+LINE = "#d62728"  # a colour no theme uses for its frame, text or grid
+
+
+def assert_near(box, area, tolerance: float) -> None:
+    """The found box matches the rendered axes within ``tolerance`` pixels on every side."""
+    found = (box.left, box.top, box.right, box.bottom)
+    truth = (area.left, area.top, area.right, area.bottom)
+    assert np.allclose(found, truth, atol=tolerance), f"found {found}, axes at {truth}"
+
+
+def line_pixels(image: np.ndarray) -> np.ndarray:
+    """Boolean mask of the pixels drawn in exactly the line's colour."""
+    rgb = np.array(matplotlib.colors.to_rgb(LINE)) * 255
+    return (np.abs(image.astype(int) - rgb.round()).max(axis=2) <= 2)
+
+
+def series(kind: str = "point_anomaly", seed: int = 0) -> np.ndarray:
+    return generate_series(kind, np.random.default_rng(seed)).values
+
+
+@pytest.mark.parametrize("kind", ["volatility", "point_anomaly", "mean_shift", "contextual_anomaly"])
+def test_team_plots_crop_to_their_axes_at_full_and_tiny_size(kind):
+    for size, tolerance in ((None, 3), ((96, 72), 2)):
+        image, area = render_plot(series(kind), size=size)
+        assert_near(find_plot_area(image), area, tolerance)
+
+
+STYLES = {
+    "dark": RenderStyle(theme="dark_background", line_color="#4fc3f7", title="Sensor 4", x_axis="date"),
+    "dark_face": RenderStyle(theme="dark_background", face_color="#22272e", grid=True, marker="o"),
+    "ggplot": RenderStyle(theme="ggplot", width_in=5, height_in=3, dpi=120, legend="upper left", tight=True),
+    "seaborn_dark": RenderStyle(theme="seaborn-v0_8-darkgrid", fill_alpha=0.3, y_label="value", font_size=11),
+    "classic": RenderStyle(theme="classic", width_in=9, height_in=4, dpi=72, x_label="time"),
+    "bmh": RenderStyle(theme="bmh", width_in=4, height_in=4, dpi=150, marker="x", line_width=0.7),
+    "solarized": RenderStyle(theme="Solarize_Light2", title="Daily load", x_axis="date"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STYLES))
+def test_varied_and_dark_theme_plots_crop_to_their_axes(name):
+    values = series("mean_shift", seed=3)
+    stamps = np.datetime64("2024-01-01") + np.arange(len(values)) * np.timedelta64(1, "h")
+    image, area = render_plot(values, timestamps=stamps, style=STYLES[name])
+    assert_near(find_plot_area(image), area, tolerance=0.01 * max(image.shape) + 2)
+
+
+def planted(rect: tuple[float, float, float, float], *, face="white", axes_face=None, spine="black",
+            spine_width=1.0, size=(7.0, 4.0), dpi=90, values=None, hide=(), **plot) -> tuple[np.ndarray, tuple]:
+    """A plain matplotlib figure (not our renderer) with its axes planted at ``rect`` (figure
+    fractions): the pixels and the frame's box in pixels (left, top, right, bottom)."""
+    figure = Figure(figsize=size, dpi=dpi, facecolor=face)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_axes(rect, facecolor=axes_face or face)
+    for spine_artist in axes.spines.values():
+        spine_artist.set_color(spine)
+        spine_artist.set_linewidth(spine_width)
+    for side in hide:
+        axes.spines[side].set_visible(False)
+    y = series("point_anomaly", seed=5) if values is None else values
+    axes.plot(y, color=LINE, **plot)
+    axes.set_title("planted", color="grey")
+    axes.tick_params(colors="grey")
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+    width, height = canvas.get_width_height()
+    left, bottom, w, h = rect
+    return image, (left * width, (1 - bottom - h) * height, (left + w) * width, (1 - bottom) * height)
+
+
+PLANTED = {
+    "light": dict(rect=(0.1, 0.15, 0.8, 0.7)),
+    "off_centre": dict(rect=(0.3, 0.05, 0.65, 0.5), spine="#444444", spine_width=2.5, size=(5.0, 5.0)),
+    "dark": dict(rect=(0.2, 0.2, 0.7, 0.6), face="#101418", spine="#e0e0e0", marker="s", markersize=3),
+    "grey_axes_face": dict(rect=(0.12, 0.1, 0.85, 0.8), axes_face="#e8e8e8", spine="#e8e8e8", dpi=150),
+    "despined": dict(rect=(0.15, 0.12, 0.8, 0.75), hide=("top", "right"), spine="#333333", size=(6.0, 4.5)),
+    "despined_dark": dict(rect=(0.1, 0.2, 0.85, 0.7), hide=("top", "right"), face="#1e1e1e", spine="#bbbbbb"),
+    "wide_thin": dict(rect=(0.05, 0.3, 0.9, 0.4), size=(10.0, 2.5), dpi=60, linewidth=3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_planted_frames_in_other_tools_plots_are_found(name):
+    image, (left, top, right, bottom) = planted(**PLANTED[name])
+    box = find_plot_area(image)
+    tolerance = 0.01 * max(image.shape) + 2
+    assert np.allclose((box.left, box.top, box.right, box.bottom), (left, top, right, bottom), atol=tolerance)
+
+
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_the_crop_keeps_every_drawn_sample_and_the_spike(name):
+    """The label lives in the line: all of it (the spike's tip included) survives the crop."""
+    values = np.sin(np.linspace(0, 12, 200))
+    values[120] = 4.0  # a point anomaly: the highest sample, drawn at the top of the axes
+    image, _ = planted(**PLANTED[name], values=values)
+    box = find_plot_area(image)
+    drawn = line_pixels(image)
+    kept = drawn[box.top : box.bottom, box.left : box.right].sum()
+    assert kept >= 0.98 * drawn.sum()  # only anti-aliased pixels under a spine may go
+    peak_row = np.flatnonzero(drawn.any(axis=1))[0]
+    assert box.top <= peak_row < box.bottom
+
+
+def test_a_plot_with_no_frame_is_left_whole():
+    image, _ = planted(rect=(0.1, 0.1, 0.8, 0.8), spine="white")  # spines as white as the face
+    box = find_plot_area(image)
+    assert (box.left, box.top, box.right, box.bottom) == (0, 0, image.shape[1], image.shape[0])
+    assert apply_crop(image, "plot_area").shape == image.shape
+
+
+def test_blank_and_tiny_images_are_left_whole_and_bad_input_is_refused():
+    for image in (np.full((50, 80, 3), 255, np.uint8), np.zeros((10, 10, 3), np.uint8)):
+        assert apply_crop(image, "plot_area").shape == image.shape
+    with pytest.raises(ValueError, match="uint8"):
+        find_plot_area(np.zeros((40, 40), np.uint8))
+    with pytest.raises(ValueError, match="unknown crop 'edges'"):
+        apply_crop(np.zeros((40, 40, 3), np.uint8), "edges")
+
+
+def test_train_config_crops_by_default_and_refuses_unknown_crops(tiny_dataset):
+    assert TrainConfig.from_dict({"data": str(tiny_dataset)}).crop == "plot_area"
+    assert TrainConfig.from_dict({"data": str(tiny_dataset), "crop": "none"}).crop == "none"
+    with pytest.raises(ConfigError, match="unknown crop 'frame'; choose one of: plot_area, none"):
+        TrainConfig.from_dict({"data": str(tiny_dataset), "crop": "frame"})
+
+
+def test_the_cache_is_keyed_by_the_crop_and_holds_cropped_pixels(tmp_path):
+    image, _ = render_plot(series(), style=replace(TEAM_STYLE, theme="dark_background"), size=(160, 120))
+    path = tmp_path / "plot.png"
+    path.write_bytes(encode_png(image))
+    cache = tmp_path / "cache"
+    whole = load_dataset_cache([path], 32, cache_dir=cache)
+    cropped = load_dataset_cache([path], 32, cache_dir=cache, crop="plot_area")
+    assert len(list(cache.glob("*.npy"))) == 2  # one file per setting, never shared
+    np.testing.assert_array_equal(whole[0], resize_rgb(image, 32))
+    np.testing.assert_array_equal(cropped[0], resize_rgb(apply_crop(image, "plot_area"), 32))
+    assert not np.array_equal(whole, cropped)
+
+
+def checkpoint_file(tmp_path: Path, preprocessing) -> Path:
+    model = create_model("visual_cnn", num_classes=2, image_size=32, width=4)
+    checkpoint = build_checkpoint(model, class_names=["a", "b"], image_size=32,
+                                  normalization={"mean": [0.5] * 3, "std": [0.25] * 3}, epoch=1,
+                                  metrics={}, config={}, preprocessing=preprocessing)  # fmt: skip
+    if preprocessing is None:
+        del checkpoint["preprocessing"]  # as written before the key existed
+    return save_checkpoint(tmp_path / f"{preprocessing is None}.pt", checkpoint)
+
+
+def test_old_checkpoints_predict_whole_images_and_new_ones_crop_as_they_trained(tmp_path):
+    image, _ = render_plot(series(), size=(200, 150))
+    old_path = checkpoint_file(tmp_path, None)
+    assert "preprocessing" not in torch.load(old_path, weights_only=True)
+    _, old = load_checkpoint(old_path)
+    assert old["preprocessing"] == {"crop": "none"} == preprocessing_of({})
+    old_predictor = Predictor.from_checkpoint(old_path, device="cpu", precision="fp32")
+    np.testing.assert_array_equal(old_predictor.prepare(image), resize_rgb(image, 32))  # unchanged path
+
+    new_predictor = Predictor.from_checkpoint(checkpoint_file(tmp_path, {"crop": "plot_area"}), "cpu", "fp32")
+    assert new_predictor.preprocessing == {"crop": "plot_area"}
+    expected = prepare_image(image, 32, {"crop": "plot_area"})
+    np.testing.assert_array_equal(new_predictor.prepare(image), expected)
+    assert not np.array_equal(expected, resize_rgb(image, 32))
+    # the same image predicts differently through the two paths only because of the crop
+    both = new_predictor.predict_images([image])[0].probabilities
+    direct, _ = new_predictor.predict_batch(expected[None].copy())
+    assert np.allclose(list(both.values()), direct[0], atol=1e-6)
+
+
+def test_gradcam_columns_and_overlay_follow_the_crop():
+    from backend.explain import Explanation, anomaly_columns
+
+    values = series("point_anomaly", seed=2)
+    image, area = render_plot(values, size=(400, 300))
+    box = find_plot_area(image)
+    record = {"image_size": [400, 300], "plot_area": area.to_dict(), "params": {"location": {"indices": [40]}}}
+    whole = anomaly_columns(record, 64)
+    cropped = anomaly_columns(record, 64, (box.left, box.right))
+    expected = (area.x(40) - box.left) * 64 / (box.right - box.left)  # the sample's column in the cropped map
+    assert cropped[0][0] <= expected < cropped[0][1] and cropped != whole
+    cam = np.zeros((64, 64), np.float32)
+    cam[:, 30:34] = 1.0
+    painted = Explanation("plot", image, cam, "point_anomaly", box=box).overlay()
+    assert painted.shape == image.shape
+    changed = np.abs(painted.astype(int) - image.astype(int)).max(axis=2) > 0
+    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    assert box.top <= rows.min() and rows.max() < box.bottom and box.left <= cols.min() and cols.max() < box.right
