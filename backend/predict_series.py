@@ -68,7 +68,9 @@ class SeriesPredictor:
             raise PredictError(f"{checkpoint['model_name']} is an image model; load it with backend.predict.Predictor")
         self.class_names: list[str] = list(checkpoint["class_names"])
         self.model_name: str = checkpoint["model_name"]
-        self.series_length = int(checkpoint.get("series_length") or checkpoint["model_kwargs"].get("length", DEFAULT_LENGTH))
+        self.series_length = int(
+            checkpoint.get("series_length") or checkpoint["model_kwargs"].get("length", DEFAULT_LENGTH)
+        )
         self.image_size = None  # not an image model: nothing is resized
         self.temperature = float(checkpoint.get("temperature") or 1.0)
         self.run_id = run_id
@@ -269,5 +271,8 @@ def open_ensemble(run_a: int, run_b: int, device: str = "auto", precision: str =
         raise PredictError(f"an ensemble needs one image run and one series run; {described}")
     image_run, series_run = images[0], series[0]
     image = Predictor.from_checkpoint(paths[image_run], device, precision, run_id=image_run)
-    return EnsemblePredictor(image, float(checkpoints[image_run].get("temperature") or 1.0),
-                             SeriesPredictor.from_checkpoint(paths[series_run], device, precision, run_id=series_run))
+    return EnsemblePredictor(
+        image,
+        float(checkpoints[image_run].get("temperature") or 1.0),
+        SeriesPredictor.from_checkpoint(paths[series_run], device, precision, run_id=series_run),
+    )

@@ -138,7 +138,10 @@ def test_the_ensemble_averages_the_two_runs_calibrated_probabilities(runs, csv_f
         with torch.inference_mode():  # image run by hand: draw, resize, normalise, logits / T
             image, _ = load_input(path, filename=name)
             batch = torch.from_numpy(np.array(resize_rgb(image, 32))).permute(2, 0, 1)[None].float() / 255
-            mean, std = torch.tensor(ensemble.image.mean).view(1, 3, 1, 1), torch.tensor(ensemble.image.std).view(1, 3, 1, 1)
+            mean, std = (
+                torch.tensor(ensemble.image.mean).view(1, 3, 1, 1),
+                torch.tensor(ensemble.image.std).view(1, 3, 1, 1),
+            )
             image_p = (ensemble.image.model((batch - mean) / std)["logits"][0] / image_t).softmax(0).numpy()
             from backend.data.csvseries import read_series_csv
 
@@ -160,7 +163,9 @@ def test_predict_cli_takes_an_ensemble_run(runs, csv_files, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     answer = json.loads(out)
-    assert answer["error"] is None and "mean of calibrated probabilities of visual_cnn and series_cnn" in answer["notes"]
+    assert (
+        answer["error"] is None and "mean of calibrated probabilities of visual_cnn and series_cnn" in answer["notes"]
+    )
     assert cli(["predict", "--checkpoint", store.get_run(runs["series_cnn"]).checkpoint_path, "--ensemble-run",
                 str(runs["visual_cnn"]), csv_files[50]]) == 2  # fmt: skip
     assert capsys.readouterr().err.strip() == "error: --ensemble-run needs --run (an ensemble is made of two runs)"
@@ -174,3 +179,29 @@ def test_a_dataset_without_csvs_cannot_train_a_series_model(tiny_dataset, tmp_pa
                                           r"the 81 images .* have none \(train/"):  # fmt: skip
         build_config({**TINY, "data": str(images_only), "model": "series_cnn"})
     build_config({**TINY, "data": str(images_only), "model": "visual_cnn"})  # an image model still can
+
+
+def test_predict_page_runs_a_series_run_and_the_ensemble_on_csvs(runs, tiny_dataset):
+    import streamlit as st
+
+    from tests.test_pages import open_page
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    csv = tiny_dataset / "csv" / "test" / "volatility" / "test-volatility-00000.csv"
+    png = tiny_dataset / "test" / "volatility" / "test-volatility-00000.png"
+    at = open_page("predict")
+    at.selectbox(key="predict_run").set_value(runs["series_cnn"]).run()
+    uploads = [("series.csv", csv.read_bytes(), "text/csv"), ("plot.png", png.read_bytes(), "image/png")]
+    at.file_uploader(key="predict_files").set_value(uploads).run()
+    assert not at.exception, [e.value for e in at.exception]
+    results = at.dataframe[0].value
+    assert results.loc[0, "error"] == "" and results.loc[0, "predicted"]
+    assert "is a series model (series_cnn) that reads CSV series only" in results.loc[1, "error"]
+    assert [m.value for m in at.metric if m.label == "Predicted"] == [results.loc[0, "predicted"]]
+    at.selectbox(key="predict_ensemble").set_value(runs["visual_cnn"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    results = at.dataframe[0].value
+    assert "mean of calibrated probabilities of visual_cnn and series_cnn" in results.loc[0, "notes"]
+    assert "ensemble reads CSV series only" in results.loc[1, "error"]
+    st.cache_resource.clear()

@@ -209,7 +209,5 @@ def build_series_training_data(config, split: DatasetInfo, runtime: Runtime) -> 
 def check_series_dataset(config, split: DatasetInfo) -> None:
     """Before a series run starts: every sample has a CSV, and the options make sense for a series."""
     if config.mixup_alpha > 0 or config.cutmix_alpha > 0:
-        raise ConfigError(
-            "mixup_alpha and cutmix_alpha mix images; a series model cannot use them: set both to 0"
-        )
+        raise ConfigError("mixup_alpha and cutmix_alpha mix images; a series model cannot use them: set both to 0")
     series_files(split)
