@@ -205,3 +205,27 @@ def test_predict_page_runs_a_series_run_and_the_ensemble_on_csvs(runs, tiny_data
     assert "mean of calibrated probabilities of visual_cnn and series_cnn" in results.loc[0, "notes"]
     assert "ensemble reads CSV series only" in results.loc[1, "error"]
     st.cache_resource.clear()
+
+
+def test_train_page_offers_series_cnn_and_says_why_a_dataset_without_csvs_cannot_train_it(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    import streamlit as st
+
+    from tests.test_pages import open_page
+
+    for split in ("train", "test"):
+        shutil.copytree(tiny_dataset / split, tmp_path / "data" / "images_only" / split)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    st.cache_data.clear()
+    at = open_page("train")
+    at.selectbox(key="train_model").set_value("series_cnn").run()
+    assert at.number_input(key="train_series_cnn_batch_size").value == 64  # the family's defaults are filled in
+    before = len(store.list_runs())
+    at.selectbox(key="train_series_cnn_data").set_value(str(tmp_path / "data" / "images_only"))
+    at.button(key="train_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("a series model trains on the CSV each plot was drawn from" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
+    assert len(store.list_runs()) == before
