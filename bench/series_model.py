@@ -103,6 +103,28 @@ def csv_set(files: list[Path], image_run: int, series_run: int, names: list[str]
     return result
 
 
+def series_only(args, main_set: Path, independent: Path, harder: Path) -> str:
+    """``--series-only``: series_cnn alone (no image run, so no ensemble): how it scales with more data."""
+    run, seconds = train("series_cnn", main_set, {"epochs": args.series_epochs, "seed": args.seed})
+    names = list(store.get_run(run).class_names)
+    frame = store.predictions(run)
+    rows = {"own test split": score(frame["true_index"].tolist(), np.array(frame["probs"].tolist()), names, args.seed)}
+    predictor = open_run(run, device="cpu")
+    for label, files in (("independent (CSV)", sorted(independent.glob("*/*.csv"))),
+                         (f"harder, difficulty {args.harder:g} (CSV)", sorted((harder / "csv" / "test").glob("*/*.csv")))):  # fmt: skip
+        answers = [a for a in predictor.predict_files([(str(p), p) for p in files]) if a.error is None]
+        y_true = [names.index(Path(a.filename).parent.name) for a in answers]
+        rows[label] = score(y_true, np.array([[a.probabilities[c] for c in names] for a in answers]), names, args.seed)
+    lines = [f"### series_cnn alone, {args.train_per_class} plots' CSVs per class, {args.series_epochs} epochs "
+             f"({seconds:.0f} s of training)", "", "| set | n | series_cnn macro-F1 (accuracy) | largest confusions |",
+             "| --- | --- | --- | --- |"]  # fmt: skip
+    for label, figures in rows.items():
+        worst = ", ".join(f"{t} -> {p}: {n}" for t, p, n in figures["top_confusions"])
+        lines.append(f"| {label} | {figures['n']} | {format_interval(figures['macro_f1'], figures['macro_f1_ci'])} "
+                     f"({figures['accuracy']:.3f}) | {worst} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def report(args, results: dict, times: dict, comparison: dict, names: list[str]) -> str:
     lines = [
         "# Series model vs image model vs ensemble",
@@ -152,6 +174,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--series-only", action="store_true",
+                        help="train and score series_cnn alone; print its section (the file is not written)")  # fmt: skip
     args = parser.parse_args(argv)
     args.workdir = args.workdir or data_dir() / "generalization"
     use_scratch_store()
@@ -160,6 +184,9 @@ def main(argv=None) -> int:
     main_set = build_dataset(DataSpec("team", s, args.train_per_class, args.test_per_class), args.workdir, None)
     harder = build_dataset(DataSpec("team", s + 40, 1, args.test_per_class, difficulty=args.harder), args.workdir, None)
     independent = independent_csvs(args.workdir, args.independent_per_class, s + 50)
+    if args.series_only:
+        print("\n" + series_only(args, main_set, independent, harder))
+        return 0
     image_run, image_s = train("visual_cnn", main_set, {"image_size": args.image_size, "epochs": args.image_epochs,
                                                         "seed": s})  # fmt: skip
     series_run, series_s = train("series_cnn", main_set, {"epochs": args.series_epochs, "seed": s})
