@@ -203,6 +203,8 @@ def export_checkpoint(
         model, checkpoint = load_checkpoint(checkpoint_path)
     except CheckpointError as e:
         raise ExportError(str(e)) from e
+    if checkpoint.get("input_kind", "image") != "image":  # series models (docs/TRAINING.md): not exported yet
+        raise ExportError(f"{checkpoint['model_name']} is a series model; export covers image models only")
     size = int(checkpoint["image_size"])
     mean, std = checkpoint["normalization"]["mean"], checkpoint["normalization"]["std"]
     dataset = dataset or checkpoint["config"].get("data")

@@ -208,6 +208,9 @@ class Predictor:
     ):
         """``check_precision=False`` keeps ``runtime``'s autocast unchecked (benchmarks of untrained
         weights, whose near-uniform probabilities would always fail the bf16 check)."""
+        if checkpoint.get("input_kind", "image") != "image":  # series models: backend/predict_series.py
+            raise PredictError(f"{checkpoint['model_name']} is a series model: it reads CSV series, not images; "
+                               "this needs an image run (backend.predict_series.open_run loads either)")  # fmt: skip
         self.class_names: list[str] = list(checkpoint["class_names"])
         self.model_name: str = checkpoint["model_name"]
         self.image_size: int = int(checkpoint["image_size"])

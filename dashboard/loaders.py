@@ -151,14 +151,15 @@ def checkpoint_path(record: store.RunRecord) -> Path | None:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
 def predictor(run_id: int, checkpoint: str, stamp: float):
-    """A loaded ``Predictor`` for a run, shared by every session (it is read-only after loading).
+    """A loaded ``Predictor`` (or, for a series model, ``SeriesPredictor``) for a run, shared by every
+    session (it is read-only after loading).
 
     Keyed by the checkpoint's path and modification time as well as the run id, so a newer
     ``best.pt`` (or another store's run with the same id) is loaded afresh.
     """
-    from backend.predict import Predictor
+    from backend.predict_series import open_run
 
-    return Predictor.from_run(int(run_id))
+    return open_run(int(run_id))
 
 
 # --- datasets ------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ from backend.data.dataset import IMAGE_EXTENSIONS
 from backend.data.inputs import CSV_EXTENSIONS
 from backend.data.transforms import TTA_MODES
 from backend.predict import PredictError, Prediction
-from dashboard import charts, loaders, model_panel, widgets
+from dashboard import charts, loaders, model_panel, series_panel, widgets
 from dashboard.setup import setup_page
 
 setup_page(
     "Predict",
     "Upload plot images or raw CSV series (many at once). A CSV is drawn by the same renderer as the "
-    "training plots, then classified like an image.",
+    "training plots, then classified like an image; a series run (series_cnn) reads the CSV's numbers "
+    "directly, and can be paired with an image run as an ensemble for CSVs.",
 )
 
 url = loaders.store_url()
@@ -55,10 +56,14 @@ if not files:
     st.info("Drop files above to classify them.", icon=":material/upload_file:")
     st.stop()
 
+partner = series_panel.ensemble_partner(completed, run_id, url)  # series models: an image+series ensemble
 try:
-    predictor = loaders.predictor(run_id, str(checkpoint), loaders.mtime(checkpoint))
+    if partner is None:
+        predictor = loaders.predictor(run_id, str(checkpoint), loaders.mtime(checkpoint))
+    else:
+        predictor = series_panel.load_ensemble(run_id, partner, url)
 except PredictError as e:
-    st.error(f"Cannot load run #{run_id}: {e}", icon=":material/error:")
+    st.error(f"Cannot load run #{run_id}{f' with run #{partner}' if partner else ''}: {e}", icon=":material/error:")
     st.stop()
 st.caption(predictor.describe())
 
@@ -101,7 +106,9 @@ table_slot = st.empty()
 rows = [{"file": f.name, "predicted": "pending...", "confidence": None, "error": ""} for f in files]
 draw_table(rows)
 predictions = []
-for position, prediction in enumerate(predictor.iter_files([(f.name, f.getvalue()) for f in files], tta=tta)):
+for position, prediction in enumerate(
+    predictor.iter_files([(f.name, f.getvalue()) for f in files], tta=tta, **series_panel.predict_options(predictor))
+):
     predictions.append(prediction)
     rows[position] = result_row(prediction)
     progress.progress((position + 1) / len(files), text=f"{position + 1} of {len(files)} file(s) answered")
@@ -144,4 +151,5 @@ for position, prediction in enumerate(predictions):
         if has_recon:
             cells[2].image(prediction.reconstruction, caption="VAE reconstruction", width="stretch")
 
-model_panel.gradcam_overlays(predictor, predictions)
+if getattr(predictor, "input_kind", "image") == "image":  # Grad-CAM explains image models only
+    model_panel.gradcam_overlays(predictor, predictions)

@@ -43,9 +43,9 @@ def total_loss(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
 
 def test_registry_lists_the_three_models_and_rejects_unknown_names():
-    assert list_models() == ["resnet50", "vae_classifier", "visual_cnn"]
+    assert list_models() == ["resnet50", "series_cnn", "vae_classifier", "visual_cnn"]
     with pytest.raises(
-        ValueError, match="unknown model 'resnet18'; choose one of: resnet50, vae_classifier, visual_cnn"
+        ValueError, match="unknown model 'resnet18'; choose one of: resnet50, series_cnn, vae_classifier, visual_cnn"
     ):
         create_model("resnet18", num_classes=3, image_size=32)
     with pytest.raises(ValueError, match="unknown model"):

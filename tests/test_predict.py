@@ -301,7 +301,7 @@ def test_checkpoint_of_another_model_family(cnn_checkpoint, tmp_path):
 
 def test_checkpoint_of_an_unknown_model(cnn_checkpoint, tmp_path):
     path = save_checkpoint(tmp_path / "lstm.pt", {**cnn_checkpoint, "model_name": "lstm"})
-    with pytest.raises(PredictError, match="unknown model 'lstm'; choose one of: resnet50, vae_classifier, visual_cnn"):
+    with pytest.raises(PredictError, match="unknown model 'lstm'; choose one of: resnet50, series_cnn, vae_classifier, visual_cnn"):
         Predictor.from_checkpoint(path, device="cpu")
 
 

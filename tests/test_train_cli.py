@@ -49,7 +49,7 @@ def test_invalid_options_exit_2_with_one_line_and_create_no_run(tiny_dataset):
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=DEADLINE_S)  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: invalid training options: unknown model 'resnet18'; choose one of: resnet50, vae_classifier, visual_cnn"
+        "error: invalid training options: unknown model 'resnet18'; choose one of: resnet50, series_cnn, vae_classifier, visual_cnn"
     ]
     assert len(store.list_runs()) == before
 

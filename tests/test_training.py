@@ -75,7 +75,7 @@ def test_model_defaults_fill_only_the_options_the_user_left_unset(tiny_dataset):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"model": "resnet18"}, "unknown model 'resnet18'; choose one of: resnet50, vae_classifier, visual_cnn"),
+        ({"model": "resnet18"}, "unknown model 'resnet18'; choose one of: resnet50, series_cnn, vae_classifier, visual_cnn"),
         ({"image_size": 0}, "image_size must be between 16 and 1024"),
         ({"precision": "fp16"}, "fp16"),
         ({"device": "cuda"} if not torch.cuda.is_available() else {"precision": "fp8"}, "cuda"),

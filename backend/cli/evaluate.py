@@ -52,6 +52,9 @@ def format_report(result: EvaluationResult) -> str:
 def main(args: argparse.Namespace) -> int:
     try:
         predictor = load_predictor(args)
+        if getattr(predictor, "input_kind", "image") == "series":
+            raise ValueError(f"{predictor.model_name} is a series model and evaluate scores a folder of images; "
+                             "its test figures are stored with its run (compare it with image runs on Compare)")  # fmt: skip
         result = evaluate_folder(predictor, args.data, args.tta, batch_size=args.batch_size)
         stored = predictor.run_id is not None and not args.no_store
         evaluation_id = store_evaluation(result, predictor.run_id) if stored else None

@@ -16,7 +16,7 @@ from pathlib import Path
 from backend.data.inputs import FILE_TIME_BUDGET_S
 from backend.data.transforms import TTA_MODES
 from backend.device import PRECISIONS
-from backend.predict import Prediction, Predictor
+from backend.predict import Prediction
 from backend.store import StoreError
 
 # What a command reports as one line on stderr instead of a traceback: bad runs, checkpoints,
@@ -39,15 +39,29 @@ def add_predictor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
-def load_predictor(args: argparse.Namespace) -> Predictor:
+def load_predictor(args: argparse.Namespace):
+    """The run's or checkpoint's predictor (an image ``Predictor`` or a ``SeriesPredictor``, by the
+    checkpoint's input kind); with ``--ensemble-run`` the image + series ensemble."""
+    from backend.predict_series import open_checkpoint, open_ensemble, open_run
+
+    ensemble = getattr(args, "ensemble_run", None)
+    if ensemble is not None:
+        if args.run is None:
+            raise ValueError("--ensemble-run needs --run (an ensemble is made of two runs)")
+        return open_ensemble(args.run, ensemble, device=args.device, precision=args.precision)
     if args.run is not None:
-        return Predictor.from_run(args.run, device=args.device, precision=args.precision)
-    return Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+        return open_run(args.run, device=args.device, precision=args.precision)
+    return open_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_predictor_arguments(parser)
     parser.add_argument("--column", help="CSV column to use (default: the first numeric one)")
+    parser.add_argument(
+        "--ensemble-run", type=int, metavar="M",
+        help="with --run N: answer CSVs with the mean of the calibrated probabilities of runs N and M "
+             "(one image run, one series run, either order); images are refused",
+    )  # fmt: skip
     parser.add_argument(
         "--file-timeout", type=float, default=FILE_TIME_BUDGET_S, metavar="SECONDS",
         help="seconds allowed to read and decode one file; a file over it is an error, the others go on",

@@ -32,6 +32,8 @@ MIN_IMAGE_SIZE = 16
 INIT_ONLY_KWARGS = frozenset({"pretrained", "weights_file"})
 
 _DEFAULTS: dict[str, dict] = {}
+_INPUT_KINDS: dict[str, str] = {}  # model name -> "image" (a plot image) or "series" (a CSV's values)
+INPUT_KINDS = ("image", "series")
 
 
 class WorkbenchModel(nn.Module):
@@ -46,9 +48,12 @@ class WorkbenchModel(nn.Module):
         return {}
 
 
-def register_model(fn: Callable | None = None, *, defaults: dict | None = None):
+def register_model(fn: Callable | None = None, *, defaults: dict | None = None, input_kind: str = "image"):
     """Register a model builder under its function name; usable as ``@register_model`` or
     ``@register_model(defaults={...})``.
+
+    ``input_kind`` is what the model reads: ``"image"`` (a plot, (N, 3, S, S)) or ``"series"`` (a
+    CSV's values, see ``backend/models/series1d.py``); training and prediction pick their data path by it.
 
     ``defaults`` are the recommended TrainConfig overrides for the model (``model_defaults``).
     The registered builder validates ``num_classes`` / ``image_size`` / option names and stamps
@@ -56,7 +61,9 @@ def register_model(fn: Callable | None = None, *, defaults: dict | None = None):
     ``create_model``.
     """
     if fn is None:
-        return functools.partial(register_model, defaults=defaults)
+        return functools.partial(register_model, defaults=defaults, input_kind=input_kind)
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, got {input_kind!r}")
     name = fn.__name__
     signature = inspect.signature(fn)
 
@@ -74,6 +81,7 @@ def register_model(fn: Callable | None = None, *, defaults: dict | None = None):
         return model
 
     _DEFAULTS[name] = dict(defaults or {})
+    _INPUT_KINDS[name] = input_kind
     return MODELS.register(name)(build)
 
 
@@ -134,10 +142,16 @@ def model_defaults(name: str) -> dict:
     return copy.deepcopy(_DEFAULTS[name])
 
 
+def model_input_kind(name: str) -> str:
+    """What model ``name`` reads: ``"image"`` or ``"series"`` (unknown names fail with the valid ones)."""
+    MODELS.get(name)
+    return _INPUT_KINDS[name]
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (all of them train: nothing is frozen in this product)."""
     return sum(p.numel() for p in model.parameters())
 
 
 # Import the model modules so their builders register (they import the names defined above).
-from backend.models import cnn, resnet, vae  # noqa: E402, F401
+from backend.models import cnn, resnet, series1d, vae  # noqa: E402, F401

@@ -366,8 +366,15 @@ def _check_runtime(c: TrainConfig) -> None:
 
 
 def _check_dataset(c: TrainConfig) -> None:
-    """The dataset folder exists and scans into at least two non-empty classes."""
-    load_split(c)
+    """The dataset folder exists and scans into at least two non-empty classes (and, for a series
+    model, every image has its CSV series: ``backend.training.series_data``)."""
+    split = load_split(c)
+    from backend.models import model_input_kind
+
+    if model_input_kind(c.model) == "series":
+        from backend.training.series_data import check_series_dataset
+
+        check_series_dataset(c, split)
 
 
 def resolve_dataset(data: str) -> Path:

@@ -40,7 +40,7 @@ from backend.evaluation.calibration import (
 from backend.evaluation.ood import distance_threshold, feature_distance, fit_feature_density
 from backend.evaluation.stats import bootstrap_metrics
 from backend.lineage import dataset_fingerprint
-from backend.models import count_parameters, create_model
+from backend.models import count_parameters, create_model, model_input_kind
 from backend.training.checkpoint import build_checkpoint, save_checkpoint
 from backend.training.config import TrainConfig, load_split
 from backend.training.data import NORMALIZATION, TrainingData, build_training_data
@@ -200,7 +200,7 @@ def fit(
         log.info("note: %s", note)
     if any(split.duplicates_removed.values()):
         log.warning("warning: copies of earlier splits removed: %s", split.duplicates_removed)
-    data = build_training_data(config, split, runtime)
+    data = build_data(config, split, runtime)
     class_names = data.class_names
     train_counts = np.bincount(data.train_labels, minlength=len(class_names))
     log.info("data: %s", data.path)
@@ -225,10 +225,10 @@ def fit(
                        dataset_fingerprint=dataset_fingerprint(split.root))  # fmt: skip
 
     def checkpoint(epoch: int, metrics: Mapping[str, float]) -> dict:
-        return build_checkpoint(eval_model, class_names=class_names, image_size=config.image_size,
-                                normalization=NORMALIZATION, epoch=epoch, metrics=metrics,
-                                config=config.to_dict(), run_id=run_id,
-                                preprocessing={"crop": config.crop})  # fmt: skip
+        return {**build_checkpoint(eval_model, class_names=class_names, image_size=config.image_size,
+                                   normalization=NORMALIZATION, epoch=epoch, metrics=metrics,
+                                   config=config.to_dict(), run_id=run_id, preprocessing={"crop": config.crop}),
+                **getattr(data, "checkpoint_fields", {})}  # a series model's input_kind and series_length
 
     evaluations: list[dict[str, Any]] = []  # which split each evaluation read, in order
 
@@ -273,6 +273,16 @@ def fit(
     log.info("completed: best epoch %d, test acc %.2f%%, macro-F1 %.4f, train-test gap %.1f points",
              best["epoch"], 100 * report.metrics["acc"], report.metrics["f1"],
              100 * (best["train_acc"] - report.metrics["acc"]))  # fmt: skip
+
+
+def build_data(config: TrainConfig, split, runtime: Runtime):
+    """The batches of the model's input kind: decoded images (``TrainingData``) or, for a series
+    model, each plot's CSV series (``backend.training.series_data``)."""
+    if model_input_kind(config.model) == "series":
+        from backend.training.series_data import build_series_training_data
+
+        return build_series_training_data(config, split, runtime)
+    return build_training_data(config, split, runtime)
 
 
 def finish_run(config: TrainConfig, data: TrainingData, split, model: nn.Module, writer: MetricsWriter, *,

@@ -1,0 +1,278 @@
+"""Prediction with a series model, and the image + series ensemble for CSV files.
+
+Which predictor a checkpoint needs comes from the checkpoint itself (``input_kind``, written by
+training; checkpoints without it are image models): :func:`open_checkpoint` / :func:`open_run`
+return a ``backend.predict.Predictor`` for an image model and a :class:`SeriesPredictor` for a
+series model. Both answer ``iter_files`` / ``predict_files`` / ``predict_file`` with the same
+``Prediction`` objects, so the CLI and the Predict page do not branch on the kind.
+
+The path of a CSV through a series model::
+
+    CSV bytes -> read_series_csv (as for the image models) -> series_to_input (resample to the
+    checkpoint's series_length, robust z-score) -> the model -> softmax(logits / temperature)
+
+A series model's probabilities are **calibrated** (the temperature fitted on validation at the end
+of its run). An image file given to a series model is an error for that file, in words.
+
+:class:`EnsemblePredictor` answers a CSV with the mean of two calibrated probability vectors: an
+image run's (the CSV drawn as the generator draws plots, then ``softmax(log p / T_image)``, which is
+exactly ``softmax(logits / T_image)`` without TTA) and a series run's. ``python -m backend predict
+--run A --ensemble-run B`` (either order: one image run, one series run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.data.csvseries import downsample_for_drawing, read_series_csv
+from backend.data.inputs import FILE_TIME_BUDGET_S, _read_bytes, display_name, input_kind, one_line
+from backend.data.render import render_series
+from backend.device import Runtime, make_runtime
+from backend.evaluation.calibration import softmax
+from backend.models.series1d import DEFAULT_LENGTH, series_to_input
+from backend.predict import PredictError, Prediction, Predictor, run_checkpoint
+from backend.training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+
+
+def checkpoint_input_kind(checkpoint: dict) -> str:
+    """``"series"`` or ``"image"`` (checkpoints written before series models existed are image models)."""
+    return str(checkpoint.get("input_kind") or "image")
+
+
+def _source_kind(source: Path | str | bytes, name: str) -> str:
+    """``"image"`` or ``"csv"`` from the name and the first bytes (``backend.data.inputs.input_kind``)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        head = bytes(source[:64])
+    else:
+        with Path(source).open("rb") as handle:
+            head = handle.read(64)
+    return input_kind(name, head)
+
+
+class SeriesPredictor:
+    """One loaded series checkpoint that predicts CSV files of any length (calibrated probabilities).
+
+    Attributes as ``Predictor``'s: ``class_names``, ``model_name``, ``run_id``, ``runtime``; plus
+    ``input_kind`` ("series"), ``series_length`` and ``temperature``. Read-only after construction.
+    """
+
+    input_kind = "series"
+
+    def __init__(self, model: torch.nn.Module, checkpoint: dict, runtime: Runtime, *, run_id: int | None = None):
+        if checkpoint_input_kind(checkpoint) != "series":
+            raise PredictError(f"{checkpoint['model_name']} is an image model; load it with backend.predict.Predictor")
+        self.class_names: list[str] = list(checkpoint["class_names"])
+        self.model_name: str = checkpoint["model_name"]
+        self.series_length = int(
+            checkpoint.get("series_length") or checkpoint["model_kwargs"].get("length", DEFAULT_LENGTH)
+        )
+        self.image_size = None  # not an image model: nothing is resized
+        self.temperature = float(checkpoint.get("temperature") or 1.0)
+        self.run_id = run_id
+        self.runtime = dataclasses.replace(runtime, dtype=None, channels_last=False)  # fp32: the model is small
+        self.model = model.to(self.runtime.device).eval()
+
+    @classmethod
+    def from_checkpoint(cls, path: Path | str, device: str = "auto", precision: str = "auto", *,
+                        run_id: int | None = None) -> SeriesPredictor:  # fmt: skip
+        try:
+            model, checkpoint = load_checkpoint(path)
+        except CheckpointError as e:
+            raise PredictError(one_line(e)) from e
+        return cls(model, checkpoint, make_runtime(device, precision), run_id=run_id)
+
+    @classmethod
+    def from_run(cls, run_id: int, device: str = "auto", precision: str = "auto") -> SeriesPredictor:
+        return cls.from_checkpoint(run_checkpoint(run_id), device, precision, run_id=int(run_id))
+
+    def describe(self) -> str:
+        source = f"run {self.run_id}" if self.run_id is not None else "checkpoint"
+        return (f"{source}: {self.model_name} (series model: reads CSVs), {len(self.class_names)} classes, "
+                f"{self.series_length} points, {self.runtime.describe()}")  # fmt: skip
+
+    def predict_series(self, series: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """Raw series (each any length >= 2, finite) -> calibrated probabilities (N, C)."""
+        if not len(series):
+            return np.zeros((0, len(self.class_names)))
+        inputs = np.stack([series_to_input(values, self.series_length) for values in series])
+        logits = []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), batch_size):
+                batch = torch.from_numpy(inputs[start : start + batch_size]).to(self.runtime.device)
+                logits.append(self.model(batch)["logits"].float().cpu().numpy())
+        return softmax(np.concatenate(logits), self.temperature)
+
+    def _read(self, name: str, source: Path | str | bytes, column: str | None, draw: bool):
+        """(values, image or None, notes) of one CSV; ValueError (its message for the user) otherwise."""
+        data = _read_bytes(source, name)
+        if input_kind(name, data) == "image":
+            raise ValueError(
+                f"{Path(name).name} is an image, and run {self.run_id if self.run_id is not None else '(checkpoint)'} "
+                f"is a series model ({self.model_name}) that reads CSV series only; predict images with an image run"
+            )
+        parsed = read_series_csv(data, column=column)
+        image = render_series(downsample_for_drawing(parsed.values)) if draw else None
+        return parsed.values, image, [f"series from column {parsed.column!r}", *parsed.notes]
+
+    def iter_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
+                   batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
+                   draw: bool = False) -> Iterator[Prediction]:  # fmt: skip
+        """Predict ``(filename, bytes or path)`` pairs in order; a file that fails yields ``error``.
+
+        CSVs are parsed in this process (``read_series_csv`` is bounded: a 32 MiB file in about 1.5 s),
+        so ``time_budget`` is accepted for the common interface and not enforced per file. ``tta`` is
+        accepted and ignored (no test-time augmentation for series; a note says so when it is not
+        "none"). ``draw=True`` draws each series (``Prediction.image``) for the Predict page.
+        """
+        tta_note = [] if tta == "none" else [f"test-time augmentation {tta!r} does not apply to a series model"]
+        for name, source in files:
+            try:
+                values, image, notes = self._read(name, source, column, draw)
+            except (ValueError, OSError) as e:
+                yield Prediction(filename=name, error=one_line(e))
+                continue
+            probabilities = self.predict_series([values])[0]
+            yield _prediction(name, self.class_names, probabilities, image, notes + tta_note)
+
+    def predict_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
+                      batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
+                      draw: bool = False) -> list[Prediction]:  # fmt: skip
+        return list(self.iter_files(files, tta, batch_size=batch_size, column=column, time_budget=time_budget,
+                                    draw=draw))  # fmt: skip
+
+    def predict_file(self, source: Path | str | bytes, *, filename: str | None = None, tta: str = "none",
+                     column: str | None = None) -> Prediction:  # fmt: skip
+        return self.predict_files([(display_name(source, filename), source)], tta, column=column)[0]
+
+
+def _prediction(name: str, class_names: Sequence[str], probabilities: np.ndarray, image, notes) -> Prediction:
+    best = int(np.argmax(probabilities))
+    return Prediction(
+        filename=name, predicted=class_names[best], confidence=float(probabilities[best]),
+        probabilities={c: float(p) for c, p in zip(class_names, probabilities, strict=True)},
+        image=image, notes=list(notes),
+    )  # fmt: skip
+
+
+def calibrate_probabilities(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log p / T)``: for one view's softmax this is exactly ``softmax(logits / T)``."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    logp = np.log(np.clip(probabilities, 1e-12, 1.0))
+    return softmax(np.atleast_2d(logp), temperature).reshape(probabilities.shape)
+
+
+def average_probabilities(image_probs: np.ndarray, series_probs: np.ndarray) -> np.ndarray:
+    """The ensemble's answer: the mean of two calibrated probability vectors (same class order)."""
+    return (np.asarray(image_probs, dtype=np.float64) + np.asarray(series_probs, dtype=np.float64)) / 2.0
+
+
+class EnsemblePredictor:
+    """An image run and a series run answering CSVs together: the mean of their calibrated probabilities."""
+
+    input_kind = "series"
+
+    def __init__(self, image: Predictor, image_temperature: float, series: SeriesPredictor):
+        if sorted(image.class_names) != sorted(series.class_names):
+            raise PredictError(
+                f"the two runs have different classes ({', '.join(image.class_names)} against "
+                f"{', '.join(series.class_names)}); an ensemble needs runs trained on the same classes"
+            )
+        self.image, self.series, self.image_temperature = image, series, float(image_temperature)
+        self.class_names = list(image.class_names)
+        self._series_order = [series.class_names.index(c) for c in self.class_names]
+        self.model_name = f"{image.model_name} + {series.model_name}"
+        self.run_id = image.run_id
+        self.runtime = image.runtime
+        self.image_size = image.image_size
+
+    def describe(self) -> str:
+        return (f"ensemble for CSVs, mean of calibrated probabilities: [{self.image.describe()}; "
+                f"temperature {self.image_temperature:.3f}] + [{self.series.describe()}; "
+                f"temperature {self.series.temperature:.3f}]")  # fmt: skip
+
+    def iter_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
+                   batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
+                   draw: bool = False) -> Iterator[Prediction]:  # fmt: skip
+        """Each CSV through both runs (the image run draws it, with ``tta``); an image file is an error."""
+        files = list(files)
+        kinds = []
+        for name, source in files:
+            try:
+                kinds.append(_source_kind(source, name))
+            except (ValueError, OSError) as e:
+                kinds.append(one_line(e))
+        csvs = [pair for pair, kind in zip(files, kinds, strict=True) if kind == "csv"]
+        image_answers = self.image.iter_files(csvs, tta, batch_size=batch_size, column=column, time_budget=time_budget)
+        series_answers = self.series.iter_files(csvs, column=column)
+        for (name, _), kind in zip(files, kinds, strict=True):
+            if kind == "image":
+                yield Prediction(filename=name, error=(
+                    f"{Path(name).name} is an image; the image + series ensemble reads CSV series only "
+                    "(predict images with the image run alone)"))  # fmt: skip
+                continue
+            if kind != "csv":
+                yield Prediction(filename=name, error=kind)
+                continue
+            from_image, from_series = next(image_answers), next(series_answers)
+            if from_image.error or from_series.error:
+                yield Prediction(filename=name, error=from_image.error or from_series.error)
+                continue
+            image_probs = calibrate_probabilities([from_image.probabilities[c] for c in self.class_names],
+                                                  self.image_temperature)  # fmt: skip
+            series_probs = np.array([from_series.probabilities[c] for c in self.class_names])
+            notes = [*from_image.notes, f"mean of calibrated probabilities of {self.image.model_name} and "
+                     f"{self.series.model_name}"]  # fmt: skip
+            yield _prediction(name, self.class_names, average_probabilities(image_probs, series_probs),
+                              from_image.image, notes)  # fmt: skip
+
+    def predict_files(self, files, tta: str = "none", *, batch_size: int = 32, column: str | None = None,
+                      time_budget: float = FILE_TIME_BUDGET_S, draw: bool = False) -> list[Prediction]:  # fmt: skip
+        return list(self.iter_files(files, tta, batch_size=batch_size, column=column, time_budget=time_budget))
+
+    def predict_file(self, source, *, filename: str | None = None, tta: str = "none",
+                     column: str | None = None) -> Prediction:  # fmt: skip
+        return self.predict_files([(display_name(source, filename), source)], tta, column=column)[0]
+
+
+def open_checkpoint(path: Path | str, device: str = "auto", precision: str = "auto", *,
+                    run_id: int | None = None) -> Predictor | SeriesPredictor:  # fmt: skip
+    """The predictor a checkpoint needs: ``SeriesPredictor`` for a series model, else ``Predictor``."""
+    try:
+        kind = checkpoint_input_kind(read_checkpoint(path))
+    except CheckpointError as e:
+        raise PredictError(one_line(e)) from e
+    cls = SeriesPredictor if kind == "series" else Predictor
+    return cls.from_checkpoint(path, device, precision, run_id=run_id)
+
+
+def open_run(run_id: int, device: str = "auto", precision: str = "auto") -> Predictor | SeriesPredictor:
+    """:func:`open_checkpoint` for a run's best checkpoint."""
+    return open_checkpoint(run_checkpoint(run_id), device, precision, run_id=int(run_id))
+
+
+def open_ensemble(run_a: int, run_b: int, device: str = "auto", precision: str = "auto") -> EnsemblePredictor:
+    """The ensemble of an image run and a series run, in either order; ``PredictError`` otherwise."""
+    paths = {run: run_checkpoint(run) for run in (run_a, run_b)}
+    try:
+        checkpoints = {run: read_checkpoint(path) for run, path in paths.items()}
+    except CheckpointError as e:
+        raise PredictError(one_line(e)) from e
+    kinds = {run: checkpoint_input_kind(c) for run, c in checkpoints.items()}
+    images = [run for run, kind in kinds.items() if kind == "image"]
+    series = [run for run, kind in kinds.items() if kind == "series"]
+    if run_a == run_b or len(images) != 1 or len(series) != 1:
+        described = ", ".join(f"run {run} is {'a series' if kind == 'series' else 'an image'} model"
+                              for run, kind in kinds.items())  # fmt: skip
+        raise PredictError(f"an ensemble needs one image run and one series run; {described}")
+    image_run, series_run = images[0], series[0]
+    image = Predictor.from_checkpoint(paths[image_run], device, precision, run_id=image_run)
+    return EnsemblePredictor(
+        image,
+        float(checkpoints[image_run].get("temperature") or 1.0),
+        SeriesPredictor.from_checkpoint(paths[series_run], device, precision, run_id=series_run),
+    )

@@ -1,0 +1,231 @@
+"""The series model family (``series_cnn``): preprocessing, training on the dataset's CSVs, prediction
+of CSVs of any length, the image + series ensemble, and Compare pairing it with an image run.
+
+Real parts throughout: the session's tiny generated dataset, real training runs in the session's
+store, real checkpoints and CSV files, the real CLI in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from backend import store
+from backend.__main__ import main as cli
+from backend.cli.train import build_config, train_run
+from backend.data.images import resize_rgb
+from backend.data.inputs import load_input
+from backend.evaluation.compare import compare_runs
+from backend.models import create_model, model_input_kind
+from backend.models.series1d import resample_series, series_to_input
+from backend.predict import PredictError, Predictor
+from backend.predict_series import EnsemblePredictor, SeriesPredictor, open_ensemble, open_run
+from backend.training.checkpoint import read_checkpoint
+from backend.training.config import ConfigError
+
+TINY = {"batch_size": 16, "workers": 0, "device": "cpu", "precision": "fp32"}
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_dataset) -> dict[str, int]:
+    """A series_cnn run (2 epochs) and a visual_cnn run (1 epoch, 32 px) on the same tiny dataset."""
+    ids = {}
+    for model, extra in (("series_cnn", {"epochs": 2}), ("visual_cnn", {"epochs": 1, "image_size": 32})):
+        result = train_run(build_config({**TINY, **extra, "data": str(tiny_dataset), "model": model}))
+        assert result.status == "completed", store.get_run(result.run_id).error
+        ids[model] = result.run_id
+    return ids
+
+
+@pytest.fixture(scope="module")
+def csv_files(tmp_path_factory) -> dict[int, str]:
+    """Single-column CSVs of 50, 300 and 5,000 points (a random walk with one spike)."""
+    folder = tmp_path_factory.mktemp("series")
+    files = {}
+    for n in (50, 300, 5000):
+        values = np.random.default_rng(n).standard_normal(n).cumsum()
+        values[n // 2] += 40.0
+        path = folder / f"walk{n}.csv"
+        path.write_text("value\n" + "\n".join(map(repr, values.tolist())) + "\n")
+        files[n] = str(path)
+    return files
+
+
+def test_preprocessing_keeps_a_spike_of_a_long_series_and_scales_robustly():
+    values = np.zeros(5000)
+    values[1234] = 50.0
+    values += np.random.default_rng(0).normal(0, 1, 5000)
+    resampled = resample_series(values, 256)
+    assert resampled.shape == (3, 256)
+    assert resampled[2].max() == values.max()  # the max channel keeps the one-point spike
+    assert np.interp(np.linspace(0, 4999, 256), np.arange(5000), values).max() < 10  # plain interp would miss it
+    x = series_to_input(values, 256)
+    assert x.shape == (3, 256) and x.dtype == np.float32
+    assert abs(np.median(x[0])) < 0.2 and x.max() == 20.0  # robust z-score, clipped
+    short = series_to_input(np.arange(50.0) * 1e6 + 3e9, 256)  # large offset and scale: same shape of input
+    np.testing.assert_allclose(short[0], short[2])  # upsampled: mean = min = max
+    np.testing.assert_allclose(short, series_to_input(np.arange(50.0), 256), atol=1e-5)
+    assert np.isfinite(series_to_input(np.full(30, 7.0), 64)).all()  # a constant series does not divide by 0
+
+
+def test_series_cnn_is_a_series_model_and_rebuilds_from_its_kwargs():
+    assert model_input_kind("series_cnn") == "series" and model_input_kind("visual_cnn") == "image"
+    torch.manual_seed(0)
+    model = create_model("series_cnn", num_classes=4, image_size=32, length=64, width=8).eval()
+    x = torch.from_numpy(np.stack([series_to_input(np.sin(np.arange(n) / 5.0), 64) for n in (50, 300)]))
+    outputs = model(x)
+    assert outputs["logits"].shape == (2, 4)
+    torch.testing.assert_close(model.fc(outputs["features"]), outputs["logits"])
+    rebuilt = create_model("series_cnn", num_classes=4, image_size=32, **json.loads(json.dumps(model.model_kwargs)))
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.eval()(x)["logits"], outputs["logits"])
+    with pytest.raises(ValueError, match="length must be a whole number of at least 32"):
+        create_model("series_cnn", num_classes=4, image_size=32, length=8)
+
+
+def test_training_checkpoints_the_input_kind_and_stores_predictions_keyed_like_the_image_runs(runs):
+    series_run = store.get_run(runs["series_cnn"])
+    checkpoint = read_checkpoint(series_run.checkpoint_path)
+    assert checkpoint["input_kind"] == "series" and checkpoint["series_length"] == 256
+    assert checkpoint["model_name"] == "series_cnn" and checkpoint["temperature"] > 0
+    assert checkpoint["epoch"] in (1, 2) and checkpoint["uncertainty"] is not None
+    series_items = store.predictions(runs["series_cnn"]).sort_values("item_hash")
+    image_items = store.predictions(runs["visual_cnn"]).sort_values("item_hash")
+    assert len(series_items) == 27  # 3 test plots x 9 classes, each answered from its CSV
+    assert series_items["item_hash"].tolist() == image_items["item_hash"].tolist()
+    result = compare_runs(runs["series_cnn"], runs["visual_cnn"])
+    assert result["comparable"] is True and result["n_paired"] == 27, result["reason"]
+
+
+def test_series_predictor_answers_csvs_of_any_length_with_calibrated_probabilities(runs, csv_files, tiny_dataset):
+    predictor = open_run(runs["series_cnn"], device="cpu")
+    assert isinstance(predictor, SeriesPredictor) and predictor.series_length == 256
+    png = sorted((tiny_dataset / "test").glob("*/*.png"))[0]
+    predictions = predictor.predict_files([*((p, p) for p in csv_files.values()), (str(png), png)])
+    assert [p.error for p in predictions[:3]] == [None, None, None]
+    # By hand: the model on the preprocessed series, logits over the run's fitted temperature.
+    from backend.data.csvseries import read_series_csv
+
+    with torch.inference_mode():
+        for prediction, path in zip(predictions, csv_files.values(), strict=False):
+            x = torch.from_numpy(series_to_input(read_series_csv(path).values, 256))[None]
+            expected = (predictor.model(x)["logits"][0] / predictor.temperature).softmax(0).numpy()
+            got = np.array([prediction.probabilities[c] for c in predictor.class_names])
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+            assert prediction.predicted == predictor.class_names[int(expected.argmax())]
+    assert predictions[3].predicted is None
+    assert predictions[3].error == (f"{png.name} is an image, and run {runs['series_cnn']} is a series model "
+                                    "(series_cnn) that reads CSV series only; predict images with an image run")  # fmt: skip
+    with pytest.raises(PredictError, match="series_cnn is a series model: it reads CSV series, not images"):
+        Predictor.from_run(runs["series_cnn"])
+
+
+def test_the_ensemble_averages_the_two_runs_calibrated_probabilities(runs, csv_files, tiny_dataset):
+    ensemble = open_ensemble(runs["series_cnn"], runs["visual_cnn"], device="cpu", precision="fp32")  # either order
+    assert isinstance(ensemble, EnsemblePredictor)
+    csv = tiny_dataset / "csv" / "test" / "mean_shift" / "test-mean_shift-00000.csv"
+    files = [(str(csv), csv), (csv_files[5000], csv_files[5000])]
+    answers = ensemble.predict_files(files)
+    image_t = read_checkpoint(store.get_run(runs["visual_cnn"]).checkpoint_path)["temperature"]
+    series = ensemble.series
+    names = ensemble.class_names
+    for (name, path), answer in zip(files, answers, strict=True):
+        assert answer.error is None, answer.error
+        with torch.inference_mode():  # image run by hand: draw, resize, normalise, logits / T
+            image, _ = load_input(path, filename=name)
+            batch = torch.from_numpy(np.array(resize_rgb(image, 32))).permute(2, 0, 1)[None].float() / 255
+            mean, std = (
+                torch.tensor(ensemble.image.mean).view(1, 3, 1, 1),
+                torch.tensor(ensemble.image.std).view(1, 3, 1, 1),
+            )
+            image_p = (ensemble.image.model((batch - mean) / std)["logits"][0] / image_t).softmax(0).numpy()
+            from backend.data.csvseries import read_series_csv
+
+            x = torch.from_numpy(series_to_input(read_series_csv(path).values, 256))[None]
+            series_p = (series.model(x)["logits"][0] / series.temperature).softmax(0).numpy()
+        series_p = series_p[[series.class_names.index(c) for c in names]]
+        got = np.array([answer.probabilities[c] for c in names])
+        np.testing.assert_allclose(got, (image_p + series_p) / 2, atol=1e-4)
+        assert sum(answer.probabilities.values()) == pytest.approx(1.0)
+    png = sorted((tiny_dataset / "test").glob("*/*.png"))[0]
+    assert "the image + series ensemble reads CSV series only" in ensemble.predict_file(png).error
+    with pytest.raises(PredictError, match="needs one image run and one series run"):
+        open_ensemble(runs["visual_cnn"], runs["visual_cnn"])
+
+
+def test_predict_cli_takes_an_ensemble_run(runs, csv_files, capsys):
+    code = cli(["predict", "--run", str(runs["visual_cnn"]), "--ensemble-run", str(runs["series_cnn"]), "--json",
+                "--device", "cpu", csv_files[300]])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    answer = json.loads(out)
+    assert (
+        answer["error"] is None and "mean of calibrated probabilities of visual_cnn and series_cnn" in answer["notes"]
+    )
+    assert cli(["predict", "--checkpoint", store.get_run(runs["series_cnn"]).checkpoint_path, "--ensemble-run",
+                str(runs["visual_cnn"]), csv_files[50]]) == 2  # fmt: skip
+    assert capsys.readouterr().err.strip() == "error: --ensemble-run needs --run (an ensemble is made of two runs)"
+
+
+def test_a_dataset_without_csvs_cannot_train_a_series_model(tiny_dataset, tmp_path):
+    images_only = tmp_path / "images_only"
+    for split in ("train", "test"):
+        shutil.copytree(tiny_dataset / split, images_only / split)
+    with pytest.raises(ConfigError, match=r"a series model trains on the CSV each plot was drawn from, and 81 of "
+                                          r"the 81 images .* have none \(train/"):  # fmt: skip
+        build_config({**TINY, "data": str(images_only), "model": "series_cnn"})
+    build_config({**TINY, "data": str(images_only), "model": "visual_cnn"})  # an image model still can
+
+
+def test_predict_page_runs_a_series_run_and_the_ensemble_on_csvs(runs, tiny_dataset):
+    import streamlit as st
+
+    from tests.test_pages import open_page
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    csv = tiny_dataset / "csv" / "test" / "volatility" / "test-volatility-00000.csv"
+    png = tiny_dataset / "test" / "volatility" / "test-volatility-00000.png"
+    at = open_page("predict")
+    at.selectbox(key="predict_run").set_value(runs["series_cnn"]).run()
+    uploads = [("series.csv", csv.read_bytes(), "text/csv"), ("plot.png", png.read_bytes(), "image/png")]
+    at.file_uploader(key="predict_files").set_value(uploads).run()
+    assert not at.exception, [e.value for e in at.exception]
+    results = at.dataframe[0].value
+    assert results.loc[0, "error"] == "" and results.loc[0, "predicted"]
+    assert "is a series model (series_cnn) that reads CSV series only" in results.loc[1, "error"]
+    assert [m.value for m in at.metric if m.label == "Predicted"] == [results.loc[0, "predicted"]]
+    at.selectbox(key="predict_ensemble").set_value(runs["visual_cnn"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    results = at.dataframe[0].value
+    assert "mean of calibrated probabilities of visual_cnn and series_cnn" in results.loc[0, "notes"]
+    assert "ensemble reads CSV series only" in results.loc[1, "error"]
+    st.cache_resource.clear()
+
+
+def test_train_page_offers_series_cnn_and_says_why_a_dataset_without_csvs_cannot_train_it(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    import streamlit as st
+
+    from tests.test_pages import open_page
+
+    for split in ("train", "test"):
+        shutil.copytree(tiny_dataset / split, tmp_path / "data" / "images_only" / split)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    st.cache_data.clear()
+    at = open_page("train")
+    at.selectbox(key="train_model").set_value("series_cnn").run()
+    assert at.number_input(key="train_series_cnn_batch_size").value == 64  # the family's defaults are filled in
+    before = len(store.list_runs())
+    at.selectbox(key="train_series_cnn_data").set_value(str(tmp_path / "data" / "images_only"))
+    at.button(key="train_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("a series model trains on the CSV each plot was drawn from" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
+    assert len(store.list_runs()) == before
