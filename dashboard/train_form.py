@@ -24,7 +24,7 @@ import streamlit as st
 from backend.data.plotarea import CROPS
 from backend.data.transforms import AUGMENTATIONS
 from backend.device import PRECISIONS
-from backend.models import MODELS, model_defaults
+from backend.models import MODELS, model_defaults, model_input_kind
 from backend.runs.executors import EXECUTORS, default_executor
 from backend.training.config import FIELD_DEFAULTS, FIELD_HELP, FIELD_NAMES, FIELD_TYPES
 from backend.training.losses import CLASS_WEIGHTINGS, LOSSES
@@ -72,9 +72,19 @@ APPLIES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "gamma": lambda v: v.get("loss") in {"focal", "cb_focal"},
     "tau": lambda v: v.get("loss") == "logit_adjusted",
     "severity": lambda v: v.get("augmentation") not in {None, "none"},
+    # A series model reads the CSV's numbers: image size, plot crop and image mixing do nothing for it.
+    "image_size": lambda v: _reads_images(v),
+    "crop": lambda v: _reads_images(v),
+    "mixup_alpha": lambda v: _reads_images(v),
+    "cutmix_alpha": lambda v: _reads_images(v),
 }
 CLONE_KEY = "train_clone"  # session state: a run's config waiting to be put into the form
 CLONE_BASE_KEY = "train_clone_base"  # session state: the cloned config the form's defaults come from
+
+
+def _reads_images(values: dict[str, Any]) -> bool:
+    model = values.get("model")
+    return model is None or model not in MODELS.names() or model_input_kind(model) == "image"
 
 
 def applies(name: str, values: dict[str, Any]) -> bool:

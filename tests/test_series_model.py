@@ -221,6 +221,11 @@ def test_train_page_offers_series_cnn_and_says_why_a_dataset_without_csvs_cannot
     at = open_page("train")
     at.selectbox(key="train_model").set_value("series_cnn").run()
     assert at.number_input(key="train_series_cnn_batch_size").value == 64  # the family's defaults are filled in
+    drawn = {w.key for w in at.number_input} | {w.key for w in at.selectbox}
+    assert "train_series_cnn_image_size" not in drawn and "train_series_cnn_crop" not in drawn  # image-only options
+    at.selectbox(key="train_model").set_value("visual_cnn").run()
+    assert at.number_input(key="train_visual_cnn_image_size").value > 0
+    at.selectbox(key="train_model").set_value("series_cnn").run()
     before = len(store.list_runs())
     at.selectbox(key="train_series_cnn_data").set_value(str(tmp_path / "data" / "images_only"))
     at.button(key="train_launch").click().run()
