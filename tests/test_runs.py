@@ -29,9 +29,9 @@ DEADLINE_S = 120.0  # generous: two shared cores, and each trainer imports torch
 
 
 @pytest.fixture(autouse=True)
-def own_store(tmp_path, monkeypatch):
+def own_store(run_store_url, tmp_path, monkeypatch):
     """A fresh run store and artifacts folder per test; active runs left by a failing test are cancelled."""
-    monkeypatch.setenv("RUNS_DB_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("RUNS_DB_URL", run_store_url)
     monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("MAX_CONCURRENT_RUNS", "1")
     yield
