@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import timedelta
 
 import pytest
 import streamlit as st
@@ -169,6 +170,39 @@ def test_two_hosts_deciding_the_queue_at_once_never_exceed_the_concurrency_limit
                 os.killpg(pid, signal.SIGKILL)
         for run_id in queued:
             store.update_run_if(run_id, store.ACTIVE, status="cancelled", finished_at=store.utcnow())
+
+
+@ON_BOTH_STORES
+def test_a_run_that_waited_long_in_the_queue_is_not_lost_to_another_host_while_it_starts(tmp_path, monkeypatch):
+    from backend.runs import manager
+    from backend.runs.executors import local
+
+    monkeypatch.setenv("HEARTBEAT_TIMEOUT_S", str(TIMEOUT_S))
+    monkeypatch.setattr(local, "training_command", lambda run_id: [sys.executable, "-c", "import time; time.sleep(60)",
+                                                                   "backend", "train", "--run-id", str(run_id)])  # fmt: skip
+    run_id = _row()
+    store.update_run(run_id, created_at=store.utcnow() - timedelta(seconds=10 * TIMEOUT_S))  # queued for long
+    seen_by_beta = []
+    transition = manager._transition
+
+    def beta_reaps_first(run_id_, from_statuses, **fields):
+        if fields.get("status") == "running" and not seen_by_beta:
+            # another host's reaper runs right after the pid is recorded, before the run says "running"
+            monkeypatch.setenv("ANOMALY_HOST_ID", "beta")
+            seen_by_beta.append(runs.reap())
+            monkeypatch.setenv("ANOMALY_HOST_ID", "alpha")
+        return transition(run_id_, from_statuses, **fields)
+
+    monkeypatch.setenv("ANOMALY_HOST_ID", "alpha")
+    monkeypatch.setattr(manager, "_transition", beta_reaps_first)
+    try:
+        assert runs.start_queued() == [run_id]
+        assert seen_by_beta == [[]] and store.get_run(run_id).status == "running"
+    finally:
+        pid = store.get_run(run_id).pid
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.killpg(pid, signal.SIGKILL)
+        store.update_run_if(run_id, store.ACTIVE, status="cancelled", finished_at=store.utcnow())
 
 
 @ON_BOTH_STORES
