@@ -172,6 +172,39 @@ def test_two_hosts_deciding_the_queue_at_once_never_exceed_the_concurrency_limit
             store.update_run_if(run_id, store.ACTIVE, status="cancelled", finished_at=store.utcnow())
 
 
+# A decider that dies (kill -9, its machine gone) while it holds the scheduler lock.
+HOLDER = textwrap.dedent("""
+    import time
+    from backend.runs.manager import _scheduler_lock
+    with _scheduler_lock():
+        print("locked", flush=True)
+        time.sleep(300)
+""")
+
+
+@ON_BOTH_STORES
+def test_a_decider_killed_while_holding_the_scheduler_lock_does_not_block_the_queue(tmp_path, monkeypatch):
+    from backend.runs.executors import local
+
+    monkeypatch.setattr(local, "training_command", lambda run_id: [sys.executable, "-c", "import time; time.sleep(60)",
+                                                                   "backend", "train", "--run-id", str(run_id)])  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
+                              env=os.environ)  # fmt: skip
+    run_id = _row()
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        os.kill(holder.pid, signal.SIGKILL)  # the lock dies with its connection (PostgreSQL) or file handle
+        assert holder.wait(timeout=30) == -signal.SIGKILL
+        assert runs.start_queued() == [run_id]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            holder.kill()
+        holder.wait()
+        pid = store.get_run(run_id).pid
+        if pid is not None:
+            runs.cancel(run_id, grace=1)
+
+
 @ON_BOTH_STORES
 def test_a_run_that_waited_long_in_the_queue_is_not_lost_to_another_host_while_it_starts(tmp_path, monkeypatch):
     from backend.runs import manager

@@ -389,5 +389,3 @@ def _dequeue_or_get_active(run_id: int) -> store.RunRecord:
         if not _started(run):
             _transition(run_id, store.ACTIVE, status="cancelled", finished_at=store.utcnow())
         return run
-
-
