@@ -21,17 +21,22 @@ from backend import runs, store
 from backend.__main__ import main as cli
 from backend.config import REPO_ROOT, run_dir
 from tests.fixtures.processes import live_processes, wait_for
+from tests.fixtures.services import STORE_BACKENDS
 
 DEADLINE_S = 120.0  # generous: two shared cores, and each trainer imports torch
+# Tests with fake trainers (no torch) are cheap twice: they run on SQLite and on a real PostgreSQL
+# server (tests/fixtures/services.py); the ones that train for real stay on SQLite
+# (tests/test_store_postgres.py trains one run on PostgreSQL end to end).
+ON_BOTH_STORES = pytest.mark.parametrize("run_store_url", STORE_BACKENDS, indirect=True)
 
 
 # --- fixtures and helpers ------------------------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)
-def own_store(tmp_path, monkeypatch):
+def own_store(run_store_url, tmp_path, monkeypatch):
     """A fresh run store and artifacts folder per test; active runs left by a failing test are cancelled."""
-    monkeypatch.setenv("RUNS_DB_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("RUNS_DB_URL", run_store_url)
     monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("MAX_CONCURRENT_RUNS", "1")
     yield
@@ -242,6 +247,7 @@ def test_cancelled_run_stops_within_the_grace_period_keeps_checkpoints_and_leave
     assert len(store.run_history(run_id)) < 500
 
 
+@ON_BOTH_STORES
 def test_cancel_kills_the_whole_process_group_when_the_grace_period_is_over(fake_trainer):
     run_id = _row()
     stubborn = fake_trainer(run_id, STUBBORN)
@@ -254,6 +260,7 @@ def test_cancel_kills_the_whole_process_group_when_the_grace_period_is_over(fake
     wait_for(lambda: not _members_of_group(stubborn.pid), what="the trainer's child to be killed too")
 
 
+@ON_BOTH_STORES
 def test_cancelling_a_queued_run_dequeues_it(tiny_config, fake_trainer):
     busy = _row()
     process = fake_trainer(busy)
@@ -268,6 +275,7 @@ def test_cancelling_a_queued_run_dequeues_it(tiny_config, fake_trainer):
     assert not runs.log_path(queued).exists()
 
 
+@ON_BOTH_STORES
 def test_cancelling_a_finished_run_says_so():
     run_id = _row("completed")
     with pytest.raises(runs.RunStateError, match=f"run {run_id} is already completed"):
@@ -292,6 +300,7 @@ def test_killed_trainer_becomes_lost_when_runs_are_listed_and_the_queue_moves_on
     assert _finished(waiting).status == "completed"
 
 
+@ON_BOTH_STORES
 def test_pid_now_belonging_to_another_process_is_lost(other_process):
     started = runs.process_start_time(other_process.pid)
     reused = _row()
@@ -304,6 +313,7 @@ def test_pid_now_belonging_to_another_process_is_lost(other_process):
     assert other_process.poll() is None  # reaping never signals anything
 
 
+@ON_BOTH_STORES
 def test_live_trainer_is_not_reaped_but_a_trainer_of_another_run_is(fake_trainer):
     alive = _row()
     process = fake_trainer(alive)
@@ -317,6 +327,7 @@ def test_live_trainer_is_not_reaped_but_a_trainer_of_another_run_is(fake_trainer
 # --- deleting ------------------------------------------------------------------------------------
 
 
+@ON_BOTH_STORES
 def test_delete_is_refused_while_running_and_removes_rows_and_artifacts_after(fake_trainer):
     run_id = _row()
     fake_trainer(run_id)
@@ -338,6 +349,7 @@ def test_delete_is_refused_while_running_and_removes_rows_and_artifacts_after(fa
 # --- command line --------------------------------------------------------------------------------
 
 
+@ON_BOTH_STORES
 def test_runs_command_lists_shows_cancels_and_deletes(capsys):
     run_id = _row("completed")
     store.log_epoch(run_id, {"epoch": 1, "train_loss": 0.5, "val_f1": 0.75})

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import timedelta
 
 import pytest
 import streamlit as st
@@ -26,15 +27,19 @@ from backend import runs, store
 from backend.config import REPO_ROOT, run_dir
 from backend.runs.executors import UnknownExecutor
 from tests.fixtures.processes import trainers_under, wait_for
+from tests.fixtures.services import STORE_BACKENDS
 
 HOME = REPO_ROOT / "dashboard" / "Home.py"
 TIMEOUT_S = 3.0  # HEARTBEAT_TIMEOUT_S in the two-host test
 INTERVAL_S = 0.5  # HEARTBEAT_INTERVAL_S there
+# The run-manager paths that differ by database (scheduler lock, heartbeat timestamps, compare-and-set
+# updates) run on SQLite and on a real PostgreSQL server (tests/fixtures/services.py).
+ON_BOTH_STORES = pytest.mark.parametrize("run_store_url", STORE_BACKENDS, indirect=True)
 
 
 @pytest.fixture(autouse=True)
-def own_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("RUNS_DB_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+def own_store(run_store_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNS_DB_URL", run_store_url)
     monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("MAX_CONCURRENT_RUNS", "1")
     monkeypatch.delenv("RUN_EXECUTOR", raising=False)
@@ -85,6 +90,7 @@ def _start_host(host_id: str, run_id: int) -> subprocess.Popen:
                             env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
 
 
+@ON_BOTH_STORES
 def test_two_hosts_never_mark_each_others_live_runs_lost_and_a_stopped_heartbeat_is_lost_in_time():
     run_a, run_b = _row(), _row()
     alpha, beta = _start_host("alpha", run_a), _start_host("beta", run_b)
@@ -114,6 +120,125 @@ def test_two_hosts_never_mark_each_others_live_runs_lost_and_a_stopped_heartbeat
     assert beta_said == [{"lost": run_a}]  # beta marked alpha's run, once, and nothing else
 
 
+# A "dashboard" on its own host deciding the queue. Its trainers are sleepers whose command line is
+# the trainer's (so the other host's reaper takes them for live trainers), and each start takes
+# START_DELAY_S: without the scheduler lock both deciders would read "no slot busy" and start one each.
+DECIDER = textwrap.dedent("""
+    import json, os, sys, time
+    from backend import runs
+    from backend.runs.executors import local
+    def slow_sleeper(run_id):
+        time.sleep(float(os.environ["START_DELAY_S"]))
+        return [sys.executable, "-c", "import time; time.sleep(120)", "backend", "train", "--run-id", str(run_id)]
+    local.training_command = slow_sleeper
+    runs.list_runs()  # open the store (and its connection) before the race
+    print("ready", flush=True)
+    sys.stdin.readline()  # both deciders go at once
+    print(json.dumps(runs.start_queued()), flush=True)
+""")
+
+
+@ON_BOTH_STORES
+def test_two_hosts_deciding_the_queue_at_once_never_exceed_the_concurrency_limit(tmp_path):
+    queued = [_row() for _ in range(3)]  # no host recorded: startable by either host
+    deciders = [subprocess.Popen([sys.executable, "-c", DECIDER], cwd=REPO_ROOT, text=True, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, env={**os.environ, "ANOMALY_HOST_ID": host,
+                                                              "START_DELAY_S": "1.0"})
+                for host in ("alpha", "beta")]  # fmt: skip
+    try:
+        for decider in deciders:
+            assert decider.stdout.readline().strip() == "ready"
+        for decider in deciders:
+            decider.stdin.write("go\n")
+            decider.stdin.flush()
+        started = [json.loads(decider.stdout.readline()) for decider in deciders]
+        for decider in deciders:
+            assert decider.wait(timeout=60) == 0
+        assert sorted(len(ids) for ids in started) == [0, 1]  # MAX_CONCURRENT_RUNS=1 across both hosts
+        records = [store.get_run(i) for i in queued]
+        assert sum(run.pid is not None for run in records) == 1
+        assert [run.status for run in records].count("running") == 1
+        winner = next(run for run in records if run.pid is not None)
+        assert winner.id == queued[0] and winner.host in {"alpha", "beta"}  # oldest first
+    finally:
+        for decider in deciders:
+            with contextlib.suppress(ProcessLookupError):
+                decider.kill()
+            decider.wait()
+        for pid in trainers_under(str(tmp_path)):  # the sleepers belong to "their" hosts: not cancellable here
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for run_id in queued:
+            store.update_run_if(run_id, store.ACTIVE, status="cancelled", finished_at=store.utcnow())
+
+
+# A decider that dies (kill -9, its machine gone) while it holds the scheduler lock.
+HOLDER = textwrap.dedent("""
+    import time
+    from backend.runs.manager import _scheduler_lock
+    with _scheduler_lock():
+        print("locked", flush=True)
+        time.sleep(300)
+""")
+
+
+@ON_BOTH_STORES
+def test_a_decider_killed_while_holding_the_scheduler_lock_does_not_block_the_queue(tmp_path, monkeypatch):
+    from backend.runs.executors import local
+
+    monkeypatch.setattr(local, "training_command", lambda run_id: [sys.executable, "-c", "import time; time.sleep(60)",
+                                                                   "backend", "train", "--run-id", str(run_id)])  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
+                              env=os.environ)  # fmt: skip
+    run_id = _row()
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        os.kill(holder.pid, signal.SIGKILL)  # the lock dies with its connection (PostgreSQL) or file handle
+        assert holder.wait(timeout=30) == -signal.SIGKILL
+        assert runs.start_queued() == [run_id]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            holder.kill()
+        holder.wait()
+        pid = store.get_run(run_id).pid
+        if pid is not None:
+            runs.cancel(run_id, grace=1)
+
+
+@ON_BOTH_STORES
+def test_a_run_that_waited_long_in_the_queue_is_not_lost_to_another_host_while_it_starts(tmp_path, monkeypatch):
+    from backend.runs import manager
+    from backend.runs.executors import local
+
+    monkeypatch.setenv("HEARTBEAT_TIMEOUT_S", str(TIMEOUT_S))
+    monkeypatch.setattr(local, "training_command", lambda run_id: [sys.executable, "-c", "import time; time.sleep(60)",
+                                                                   "backend", "train", "--run-id", str(run_id)])  # fmt: skip
+    run_id = _row()
+    store.update_run(run_id, created_at=store.utcnow() - timedelta(seconds=10 * TIMEOUT_S))  # queued for long
+    seen_by_beta = []
+    transition = manager._transition
+
+    def beta_reaps_first(run_id_, from_statuses, **fields):
+        if fields.get("status") == "running" and not seen_by_beta:
+            # another host's reaper runs right after the pid is recorded, before the run says "running"
+            monkeypatch.setenv("ANOMALY_HOST_ID", "beta")
+            seen_by_beta.append(runs.reap())
+            monkeypatch.setenv("ANOMALY_HOST_ID", "alpha")
+        return transition(run_id_, from_statuses, **fields)
+
+    monkeypatch.setenv("ANOMALY_HOST_ID", "alpha")
+    monkeypatch.setattr(manager, "_transition", beta_reaps_first)
+    try:
+        assert runs.start_queued() == [run_id]
+        assert seen_by_beta == [[]] and store.get_run(run_id).status == "running"
+    finally:
+        pid = store.get_run(run_id).pid
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.killpg(pid, signal.SIGKILL)
+        store.update_run_if(run_id, store.ACTIVE, status="cancelled", finished_at=store.utcnow())
+
+
+@ON_BOTH_STORES
 def test_a_local_run_of_another_host_cannot_be_cancelled_from_here():
     run_id = _row("running", pid=os.getpid(), host="elsewhere", heartbeat_at=store.utcnow())
     with pytest.raises(runs.RunStateError, match="trains on host elsewhere; cancel it there"):
@@ -121,6 +246,7 @@ def test_a_local_run_of_another_host_cannot_be_cancelled_from_here():
     assert store.get_run(run_id).status == "running"
 
 
+@ON_BOTH_STORES
 def test_a_queued_local_run_starts_only_on_the_host_that_launched_it():
     theirs = _row("queued", host="elsewhere")  # launched by a dashboard on another host
     assert runs.start_queued() == []
@@ -130,6 +256,7 @@ def test_a_queued_local_run_starts_only_on_the_host_that_launched_it():
 # --- run show, predictor, launch options ---------------------------------------------------------
 
 
+@ON_BOTH_STORES
 def test_runs_show_json_has_host_executor_heartbeat_and_pid():
     beat = store.utcnow()
     run_id = _row("completed", pid=4242, host="gpu-1", heartbeat_at=beat, executor="ray")
@@ -179,11 +306,13 @@ def test_launch_command_takes_executor_and_ray_address_and_an_unreachable_cluste
     assert "cannot reach the Ray cluster at http://127.0.0.1:9" in run.error
 
 
-def test_the_store_has_one_scheduler_row():
+@ON_BOTH_STORES
+def test_the_store_has_one_scheduler_row(run_store_url):
     with store.session_scope() as session:
         assert session.execute(select(store.SchedulerLock.id)).scalars().all() == [1]
     with store.scheduler_row_lock() as row_locked:
-        assert row_locked is False  # SQLite: the file lock serialises deciders instead
+        # PostgreSQL: the row lock serialises deciders on every host; SQLite: the file lock instead
+        assert row_locked is run_store_url.startswith("postgresql")
 
 
 # --- the ray executor on a real local head -------------------------------------------------------

@@ -346,7 +346,10 @@ def _start(run: store.RunRecord) -> bool:
         return False
     if started.pid is not None:
         # The pid goes in first: from then on the run holds its slot even before it says "running".
-        store.update_run(run.id, pid=started.pid, pid_start_time=started.pid_start_time, host=started.host)
+        # With a heartbeat (the process was just seen alive): another host's reaper must not judge a
+        # run that waited longer than the timeout in the queue by its created_at.
+        store.update_run(run.id, pid=started.pid, pid_start_time=started.pid_start_time, host=started.host,
+                         heartbeat_at=store.utcnow())  # fmt: skip
         _transition(run.id, {"queued"}, status="running", started_at=store.utcnow())
     else:  # a cluster job: queued until its trainer claims the run, holding its slot meanwhile
         store.update_run(run.id, executor_job_id=started.job_id, executor_address=started.address)
@@ -386,5 +389,3 @@ def _dequeue_or_get_active(run_id: int) -> store.RunRecord:
         if not _started(run):
             _transition(run_id, store.ACTIVE, status="cancelled", finished_at=store.utcnow())
         return run
-
-
