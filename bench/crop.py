@@ -136,7 +136,7 @@ def build_test_inputs(folder: Path, per_class: int, seed: int) -> list[tuple[str
 def train_both(data: Path, args: argparse.Namespace) -> dict[str, Path]:
     """Train the recipe with each crop setting; the best checkpoint of each."""
     from backend import store
-    from backend.cli.train import build_config, train_run
+    from backend.runs.lifecycle import build_config, train_run
 
     checkpoints = {}
     for crop in ("plot_area", "none"):

@@ -161,8 +161,9 @@ def shoot(env: dict[str, str], home: Path, out: Path) -> None:
         sys.exit(f"{CHROMIUM} not found: run .ci/system-deps.sh (installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
-    varied = home / "data" / "varied" / "test"
-    upload = [sorted((varied / "mean_shift").glob("*.png"))[0], sorted((varied / "point_anomaly").glob("*.csv"))[0]]
+    varied = home / "data" / "varied"
+    upload = [sorted((varied / "test" / "mean_shift").glob("*.png"))[0],
+              sorted((varied / "csv" / "test" / "point_anomaly").glob("*.csv"))[0]]  # fmt: skip
     pages = [("Home", "home"), ("Data", "data"), ("Train", "train"), ("Compare", "compare"),
              ("Class metrics", "class_metrics"), ("Predict", "predict")]  # fmt: skip
     with dashboard(env, home / "server.log") as base, sync_playwright() as playwright:

@@ -31,11 +31,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from backend import store  # noqa: E402
-from backend.cli.train import build_config, train_run  # noqa: E402
 from backend.config import data_dir  # noqa: E402
 from backend.evaluation.compare import compare_runs  # noqa: E402
 from backend.evaluation.stats import bootstrap_metrics, format_interval  # noqa: E402
 from backend.predict_series import average_probabilities, calibrate_probabilities, open_run  # noqa: E402
+from backend.runs.lifecycle import build_config, train_run  # noqa: E402
 from backend.training.checkpoint import read_checkpoint  # noqa: E402
 from backend.training.metrics import confusion  # noqa: E402
 from bench.generalization import DataSpec, build_dataset, independent_csvs, top_confusions, use_scratch_store  # noqa: E402

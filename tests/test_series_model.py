@@ -16,7 +16,6 @@ import torch
 
 from backend import store
 from backend.__main__ import main as cli
-from backend.cli.train import build_config, train_run
 from backend.data.images import resize_rgb
 from backend.data.inputs import load_input
 from backend.evaluation.compare import compare_runs
@@ -24,6 +23,7 @@ from backend.models import create_model, model_input_kind
 from backend.models.series1d import resample_series, series_to_input
 from backend.predict import PredictError, Predictor
 from backend.predict_series import EnsemblePredictor, SeriesPredictor, open_ensemble, open_run
+from backend.runs.lifecycle import build_config, train_run
 from backend.training.checkpoint import read_checkpoint
 from backend.training.config import ConfigError
 
