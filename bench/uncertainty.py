@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--independent-per-class", type=int, default=20)
     parser.add_argument("--style-views", type=int, default=4, help="CSV renderings in other styles (style TTA)")
     parser.add_argument("--tta", default="none", help="flip TTA mode on top (none, flip4, ...)")
+    parser.add_argument("--train-style", default="team", choices=("team", "mixed"),
+                        help="plot style of the generated training set (mixed: half team, half varied)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="datasets and the model, reused between runs")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -66,14 +68,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 def trained_checkpoint(args: argparse.Namespace) -> tuple[Path, Path, dict]:
     """The generated dataset and a checkpoint trained on it (both reused when the options match)."""
     spec = {k: getattr(args, k) for k in ("image_size", "epochs", "train_per_class", "val_per_class",
-                                          "test_per_class", "seed")}  # fmt: skip
+                                          "test_per_class", "seed", "train_style")}  # fmt: skip
     key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     folder, checkpoint, facts_file = (args.workdir / f"data-{key}", args.workdir / f"model-{key}.pt",
                                       args.workdir / f"model-{key}.json")  # fmt: skip
     if not (folder / "done").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         generate_dataset(folder / "set", train_per_class=args.train_per_class, val_per_class=args.val_per_class,
-                         test_per_class=args.test_per_class, seed=args.seed, workers=2)  # fmt: skip
+                         test_per_class=args.test_per_class, seed=args.seed, style=args.train_style,
+                         workers=2)  # fmt: skip
         (folder / "done").touch()
     if not (checkpoint.is_file() and facts_file.is_file()):
         started = time.perf_counter()
@@ -128,6 +131,22 @@ def flag_table(table: pd.DataFrame, predictor: Predictor) -> list[dict]:
     return rows
 
 
+def sweep(table: pd.DataFrame, predictor: Predictor) -> list[dict]:
+    """The product flag with other agreement thresholds (from the same per-file signals)."""
+    policy, right = predictor.policy, (table["true"] == table["predicted"]).to_numpy()
+    base = np.zeros(len(table), dtype=bool)
+    if policy.confidence_threshold:
+        base |= (table["confidence"] < policy.confidence_threshold).to_numpy()
+    if policy.distance_threshold:
+        base |= (table["distance"] > policy.distance_threshold).to_numpy()
+    rows = []
+    for threshold in (0.0, 0.4, 0.5, 0.6, 0.75, 0.9):
+        flagged = base | (table["agreement"] < threshold).to_numpy()
+        rows.append({"agreement": threshold, "wrong_flagged": flagged[~right].mean() if (~right).any() else np.nan,
+                     "right_flagged": flagged[right].mean() if right.any() else np.nan})  # fmt: skip
+    return rows
+
+
 def summary(name: str, table: pd.DataFrame, predictor: Predictor) -> dict:
     names = predictor.class_names
     probs = table[[f"prob_{c}" for c in names]].to_numpy()
@@ -155,20 +174,22 @@ def main(argv=None) -> int:
         (independent / "done").touch()
     sets = {"own test CSVs": sorted((dataset / "csv" / "test").glob("*/*.csv")),
             "independent generator CSVs": sorted(independent.glob("*/*.csv"))}  # fmt: skip
-    summaries, flags, reasons = [], {}, {}
+    summaries, flags, reasons, sweeps = [], {}, {}, {}
     for name, files in sets.items():
         t0 = time.perf_counter()
         table = predict_folder(predictor, files, args)
+        table.to_csv(args.workdir / f"signals-{args.train_style}-{name.split()[0]}.csv", index=False)
         print(f"{name}: {len(table)} files in {time.perf_counter() - t0:.0f} s", flush=True)
         summaries.append(summary(name, table, predictor))
         flags[name] = flag_table(table, predictor)
         wrong = table[table["true"] != table["predicted"]]
         reasons[name] = wrong["reason"].str.split("; ").explode().str.split(" ").str[0].value_counts().to_dict()
+        sweeps[name] = sweep(table, predictor)
     policy = predictor.policy
     lines = [
         "# Uncertainty on each prediction (`bench/uncertainty.py`)",
         "",
-        f"visual_cnn at {args.image_size} px, {args.epochs} epochs, trained on the product's generator (team style, "
+        f"visual_cnn at {args.image_size} px, {args.epochs} epochs, trained on the product's generator ({args.train_style} style, "
         f"{args.train_per_class} train / {args.val_per_class} val / {args.test_per_class} test per class, 9 classes, "
         f"seed {args.seed}; best epoch {facts.get('best_epoch')}, {facts.get('seconds', 0):.0f} s to train). Predicted "
         f"through the CSV path with TTA `{args.tta}` and {args.style_views} style views. Independent generator: "
@@ -191,7 +212,11 @@ def main(argv=None) -> int:
                   "| flag | wrong answers flagged | right answers flagged |", "|---|---|---|",
                   *(f"| {r['flag']} | {100 * r['wrong_flagged']:.0f}% of {r['n_wrong']} | "
                     f"{100 * r['right_flagged']:.0f}% of {r['n_right']} |" for r in rows),
-                  "", f"Reasons on wrong answers: {reasons[name]}", ""]  # fmt: skip
+                  "", f"Reasons on wrong answers: {reasons[name]}", "",
+                  "Other view-agreement thresholds (with the stored confidence and distance thresholds):", "",
+                  "| flag when agreement below | wrong flagged | right flagged |", "|---|---|---|",
+                  *(f"| {r['agreement']:.2f} | {100 * r['wrong_flagged']:.0f}% | {100 * r['right_flagged']:.0f}% |"
+                    for r in sweeps[name]), ""]  # fmt: skip
     publish("\n".join(lines), args.out)
     return 0
 
