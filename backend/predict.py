@@ -264,12 +264,12 @@ class Predictor:
         if runtime.dtype is None:
             return runtime
         fp32 = dataclasses.replace(runtime, dtype=None)
-        probe = np.stack([self._prepare(image) for image in _probe_plots()])
+        probe = np.stack([self.prepare(image) for image in _probe_plots()])
         reference, _ = self._forward(probe, "none", fp32)
         candidate, _ = self._forward(probe, "none", runtime)
         return runtime if precision_agrees(reference, candidate) else fp32
 
-    def _prepare(self, image: np.ndarray) -> np.ndarray:
+    def prepare(self, image: np.ndarray) -> np.ndarray:
         """One decoded (H, W, 3) uint8 image -> the model's input size: every image path goes through here."""
         return resize_rgb(image, self.image_size)
 
@@ -325,12 +325,12 @@ class Predictor:
         ``style_views[i]`` are image i's other renderings (a CSV drawn in other styles): they vote
         in ``tta_agreement`` and ``tta_spread`` but leave the answer and its confidence alone, so a
         CSV still predicts as its team-style PNG does."""
-        prepared = np.stack([self._prepare(image) for image in images])
+        prepared = np.stack([self.prepare(image) for image in images])
         views, features, recon = self._forward_views(prepared, tta, self.runtime)
         probabilities = views.mean(axis=0)
         extra = [list(v) for v in style_views] if style_views is not None else [[] for _ in images]
         if any(extra):
-            flat = np.stack([self._prepare(view) for item in extra for view in item])
+            flat = np.stack([self.prepare(view) for item in extra for view in item])
             extra_probs, _, _ = self._forward_views(flat, "none", self.runtime)
             offsets = np.cumsum([0] + [len(item) for item in extra])
             extra = [extra_probs[0, offsets[i] : offsets[i + 1]] for i in range(len(images))]
