@@ -8,7 +8,14 @@ The path of a file to a class:
 
     image file -> load_image_rgb -> prepare_image (plot-area crop as trained, resize) -> normalise
     CSV file   -> read_series_csv -> render_series (team style) -> the same as an image
-               -> TTA views of the whole batch, one forward pass -> softmax averaged over views
+               -> TTA views of the whole batch, one forward pass -> softmax(logits / T) averaged over views
+
+``T`` is the temperature fitted on validation at the end of training (1.0 for older checkpoints),
+so ``confidence`` is calibrated. Every prediction also says how far to trust it
+(``docs/UNCERTAINTY.md``): the share of views voting the top class (``tta_agreement``; a CSV adds
+its series drawn in other plotting styles, "style TTA"), the spread of the top class's probability
+across views, the distance to the training set in the model's penultimate feature space, and
+``uncertain`` with a reason when a threshold from the checkpoint is crossed.
 
 Images become model input through the same two functions as at training, and CSVs are drawn by the
 renderer that drew the training plots, so a generated CSV and its PNG predict alike.
@@ -32,11 +39,12 @@ from backend import store
 from backend.data.dataset import file_sha256, scan_dataset
 from backend.data.inputs import FILE_TIME_BUDGET_S, display_name, load_batches, one_line
 from backend.data.plotarea import prepare_image, preprocessing_of
-from backend.data.render import render_series
+from backend.data.render import STYLE_TTA_COUNT, render_series
 from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
 from backend.errors import WorkbenchError
 from backend.evaluation.calibration import expected_calibration_error
+from backend.evaluation.ood import UncertaintyPolicy, feature_distance
 from backend.evaluation.stats import bootstrap_metrics
 from backend.runs.processes import this_host
 from backend.training.checkpoint import CheckpointError, load_checkpoint
@@ -63,6 +71,12 @@ class Prediction:
     reconstruction: np.ndarray | None = None  # (S, S, 3) uint8: the VAE's reconstruction, else None
     notes: list[str] = field(default_factory=list)  # what was done to the input (NaNs dropped, ...)
     error: str | None = None
+    tta_agreement: float | None = None  # share of views (flip TTA, style TTA) voting the top class
+    tta_spread: float | None = None  # max - min of the top class's probability across those views
+    n_views: int = 0
+    feature_distance: float | None = None  # Mahalanobis distance to the training set; None: no statistics
+    uncertain: bool = False
+    uncertain_reason: str = ""  # "; "-joined reasons, empty when certain
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable classes, most probable first."""
@@ -76,6 +90,12 @@ class Prediction:
             "confidence": self.confidence,
             "top": [{"class": name, "probability": p} for name, p in self.top(top_k)],
             "probabilities": self.probabilities,
+            "tta_agreement": self.tta_agreement,
+            "tta_spread": self.tta_spread,
+            "n_views": self.n_views,
+            "feature_distance": self.feature_distance,
+            "uncertain": self.uncertain,
+            "uncertain_reason": self.uncertain_reason,
             "notes": self.notes,
             "error": self.error,
         }
@@ -218,6 +238,9 @@ class Predictor:
         self.std = tuple(float(v) for v in checkpoint["normalization"]["std"])
         self.preprocessing = preprocessing_of(checkpoint)  # {"crop": ...}: as the run trained
         self.run_id = run_id
+        self.temperature = float(checkpoint.get("temperature") or 1.0)
+        self.policy = UncertaintyPolicy.from_checkpoint(checkpoint)
+        self.feature_stats: dict | None = (checkpoint.get("uncertainty") or {}).get("ood") or None
         model = model.to(runtime.device).eval()
         self.model = model.to(memory_format=torch.channels_last) if runtime.channels_last else model
         # a model with a decoder (the VAE) can decode only the images as given, not every TTA view
@@ -258,21 +281,34 @@ class Predictor:
         return runtime if precision_agrees(reference, candidate) else fp32
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
-        """A decoded (H, W, 3) uint8 image as the model's input: cropped as the run trained, resized."""
+        """One decoded (H, W, 3) uint8 image -> the model's input: cropped as the run trained, resized.
+        Every image path goes through here."""
         return prepare_image(image, self.image_size, self.preprocessing)
 
     def _forward(self, images: np.ndarray, tta: str, runtime: Runtime) -> tuple[np.ndarray, np.ndarray | None]:
-        """All TTA views of the batch in one forward pass; softmax averaged over the views."""
+        """All TTA views of the batch in one forward pass; calibrated softmax averaged over the views."""
+        views, _, recon = self._forward_views(images, tta, runtime)
+        return views.mean(axis=0), recon
+
+    def _forward_views(
+        self, images: np.ndarray, tta: str, runtime: Runtime
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """One forward pass over every TTA view of the batch: per-view calibrated probabilities
+        (V, N, C), the penultimate features of the images as given (N, D; None if the model has
+        none) and the VAE's reconstructions (or None)."""
         n_views, n = tta_view_count(tta), len(images)
         with torch.inference_mode():
             batch = to_tensor_batch(images, self.mean, self.std, runtime.device, runtime.channels_last)
             with runtime.autocast():
                 decode = {"decode_first": n} if self.decodes_first else {}  # view 0 is the image as given
                 outputs = self.model(tta_views(batch, tta), **decode)
-            probabilities = outputs["logits"].float().softmax(dim=1).reshape(n_views, n, -1).mean(dim=0)
+            logits = outputs["logits"].float() / self.temperature
+            probabilities = logits.softmax(dim=1).reshape(n_views, n, -1)
+            features = outputs.get("features")
+            features = None if features is None else features[:n].float().cpu().numpy()
             recon = outputs.get("recon")
             recon = None if recon is None else self._to_uint8(recon[:n])
-        return probabilities.cpu().numpy(), recon
+        return probabilities.cpu().numpy(), features, recon
 
     def _to_uint8(self, normalised: torch.Tensor) -> np.ndarray:
         """Undo the checkpoint's normalisation: (N, 3, H, W) -> (N, H, W, 3) uint8."""
@@ -289,23 +325,54 @@ class Predictor:
         return self._forward(images, tta, self.runtime)
 
     def _predictions(
-        self, names: Sequence[str], images: Sequence[np.ndarray], notes: Sequence[list[str]], tta: str
+        self,
+        names: Sequence[str],
+        images: Sequence[np.ndarray],
+        notes: Sequence[list[str]],
+        tta: str,
+        style_views: Sequence[Sequence[np.ndarray]] | None = None,
     ) -> list[Prediction]:
-        """One batch of decoded images (any size) -> Predictions, each keeping its image and notes."""
-        resized = np.stack([self.prepare(image) for image in images])
-        probabilities, recon = self.predict_batch(resized, tta)
+        """One batch of decoded images (any size) -> Predictions, each keeping its image and notes.
+
+        ``style_views[i]`` are image i's other renderings (a CSV drawn in other styles): they vote
+        in ``tta_agreement`` and ``tta_spread`` but leave the answer and its confidence alone, so a
+        CSV still predicts as its team-style PNG does."""
+        prepared = np.stack([self.prepare(image) for image in images])
+        views, features, recon = self._forward_views(prepared, tta, self.runtime)
+        probabilities = views.mean(axis=0)
+        extra = [list(v) for v in style_views] if style_views is not None else [[] for _ in images]
+        if any(extra):
+            flat = np.stack([self.prepare(view) for item in extra for view in item])
+            extra_probs, _, _ = self._forward_views(flat, "none", self.runtime)
+            offsets = np.cumsum([0] + [len(item) for item in extra])
+            extra = [extra_probs[0, offsets[i] : offsets[i + 1]] for i in range(len(images))]
+        distances = None
+        if self.feature_stats is not None and features is not None:
+            distances = feature_distance(self.feature_stats, features)
         results = []
         for i, (name, image) in enumerate(zip(names, images, strict=True)):
             best = int(probabilities[i].argmax())
+            per_view = np.concatenate([views[:, i], np.asarray(extra[i]).reshape(-1, views.shape[2])])
+            votes = int((per_view.argmax(axis=1) == best).sum())
+            confidence = float(probabilities[i, best])
+            distance = None if distances is None else float(distances[i])
+            reasons = self.policy.reasons(predicted=self.class_names[best], confidence=confidence, votes=votes,
+                                          n_views=len(per_view), distance=distance)  # fmt: skip
             results.append(
                 Prediction(
                     filename=name,
                     predicted=self.class_names[best],
-                    confidence=float(probabilities[i, best]),
+                    confidence=confidence,
                     probabilities={c: float(p) for c, p in zip(self.class_names, probabilities[i], strict=True)},
                     image=image,
                     reconstruction=None if recon is None else recon[i],
                     notes=list(notes[i]),
+                    tta_agreement=votes / len(per_view),
+                    tta_spread=float(np.ptp(per_view[:, best])),
+                    n_views=len(per_view),
+                    feature_distance=distance,
+                    uncertain=bool(reasons),
+                    uncertain_reason="; ".join(reasons),
                 )
             )
         return results
@@ -336,6 +403,7 @@ class Predictor:
         batch_size: int = 32,
         column: str | None = None,
         time_budget: float = FILE_TIME_BUDGET_S,
+        style_views: int = STYLE_TTA_COUNT,
     ) -> Iterator[Prediction]:
         """Predict ``(filename, bytes or path)`` pairs, yielding in input order as soon as each is known.
 
@@ -343,12 +411,17 @@ class Predictor:
         within ``time_budget`` seconds; the model then predicts, in one forward pass, the next file
         together with the later ones already decoded (at most ``batch_size``), so batching never
         holds an answer back. A file that cannot be read, or runs past its budget, yields a
-        ``Prediction`` with ``error`` set; the rest go on."""
+        ``Prediction`` with ``error`` set; the rest go on. A CSV is also drawn in ``style_views``
+        other plotting styles, whose votes count in its ``tta_agreement`` (0 turns style TTA off)."""
         tta_view_count(tta)  # an unknown mode fails here, before any file is read
-        for batch in load_batches(files, column=column, time_budget=time_budget, max_batch=batch_size):
+        batches = load_batches(files, column=column, time_budget=time_budget, max_batch=batch_size,
+                               style_views=style_views)  # fmt: skip
+        for batch in batches:
             good = [item for item in batch if item.error is None]
-            names, images, notes = ([getattr(i, key) for i in good] for key in ("filename", "image", "notes"))
-            predicted = iter(self._predictions(names, images, notes, tta) if good else [])
+            names, images, notes, views = (
+                [getattr(i, key) for i in good] for key in ("filename", "image", "notes", "views")
+            )
+            predicted = iter(self._predictions(names, images, notes, tta, views) if good else [])
             for item in batch:
                 yield Prediction(filename=item.filename, error=item.error) if item.error else next(predicted)
 
@@ -360,15 +433,24 @@ class Predictor:
         batch_size: int = 32,
         column: str | None = None,
         time_budget: float = FILE_TIME_BUDGET_S,
+        style_views: int = STYLE_TTA_COUNT,
     ) -> list[Prediction]:
         """``iter_files`` collected into a list."""
-        return list(self.iter_files(files, tta, batch_size=batch_size, column=column, time_budget=time_budget))
+        return list(self.iter_files(files, tta, batch_size=batch_size, column=column, time_budget=time_budget,
+                                    style_views=style_views))  # fmt: skip
 
     def predict_file(
-        self, source: Path | str | bytes, *, filename: str | None = None, tta: str = "none", column: str | None = None
+        self,
+        source: Path | str | bytes,
+        *,
+        filename: str | None = None,
+        tta: str = "none",
+        column: str | None = None,
+        style_views: int = STYLE_TTA_COUNT,
     ) -> Prediction:
         """Predict one image or CSV file (a path or its bytes); a bad file gives ``error``, not an exception."""
-        return self.predict_files([(display_name(source, filename), source)], tta, column=column)[0]
+        name = display_name(source, filename)
+        return self.predict_files([(name, source)], tta, column=column, style_views=style_views)[0]
 
 
 # --- evaluation ----------------------------------------------------------------------------------

@@ -121,13 +121,14 @@ class SeriesPredictor:
 
     def iter_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
                    batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
-                   draw: bool = False) -> Iterator[Prediction]:  # fmt: skip
+                   draw: bool = False, style_views: int = 0) -> Iterator[Prediction]:  # fmt: skip
         """Predict ``(filename, bytes or path)`` pairs in order; a file that fails yields ``error``.
 
         CSVs are parsed in this process (``read_series_csv`` is bounded: a 32 MiB file in about 1.5 s),
         so ``time_budget`` is accepted for the common interface and not enforced per file. ``tta`` is
         accepted and ignored (no test-time augmentation for series; a note says so when it is not
-        "none"). ``draw=True`` draws each series (``Prediction.image``) for the Predict page.
+        "none"), and so is ``style_views`` (a series model reads numbers, not a drawing).
+        ``draw=True`` draws each series (``Prediction.image``) for the Predict page.
         """
         tta_note = [] if tta == "none" else [f"test-time augmentation {tta!r} does not apply to a series model"]
         for name, source in files:
@@ -141,7 +142,7 @@ class SeriesPredictor:
 
     def predict_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
                       batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
-                      draw: bool = False) -> list[Prediction]:  # fmt: skip
+                      draw: bool = False, style_views: int = 0) -> list[Prediction]:  # fmt: skip
         return list(self.iter_files(files, tta, batch_size=batch_size, column=column, time_budget=time_budget,
                                     draw=draw))  # fmt: skip
 
@@ -197,7 +198,7 @@ class EnsemblePredictor:
 
     def iter_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
                    batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
-                   draw: bool = False) -> Iterator[Prediction]:  # fmt: skip
+                   draw: bool = False, style_views: int = 0) -> Iterator[Prediction]:  # fmt: skip
         """Each CSV through both runs (the image run draws it, with ``tta``); an image file is an error."""
         files = list(files)
         kinds = []
@@ -231,7 +232,8 @@ class EnsemblePredictor:
                               from_image.image, notes)  # fmt: skip
 
     def predict_files(self, files, tta: str = "none", *, batch_size: int = 32, column: str | None = None,
-                      time_budget: float = FILE_TIME_BUDGET_S, draw: bool = False) -> list[Prediction]:  # fmt: skip
+                      time_budget: float = FILE_TIME_BUDGET_S, draw: bool = False,
+                      style_views: int = 0) -> list[Prediction]:  # fmt: skip
         return list(self.iter_files(files, tta, batch_size=batch_size, column=column, time_budget=time_budget))
 
     def predict_file(self, source, *, filename: str | None = None, tta: str = "none",

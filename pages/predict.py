@@ -14,7 +14,9 @@ setup_page(
     "Predict",
     "Upload plot images or raw CSV series (many at once). A CSV is drawn by the same renderer as the "
     "training plots, then classified like an image; a series run (series_cnn) reads the CSV's numbers "
-    "directly, and can be paired with an image run as an ensemble for CSVs.",
+    "directly, and can be paired with an image run as an ensemble for CSVs. Each answer says how far to "
+    "trust it: a file is marked uncertain, with the reason, when its calibrated confidence is low, its "
+    "views disagree or it looks unlike the training set.",
 )
 
 url = loaders.store_url()
@@ -75,17 +77,26 @@ def result_row(prediction: Prediction) -> dict:
         "file": prediction.filename,
         "predicted": prediction.predicted or "",
         "confidence": prediction.confidence if prediction.error is None else None,
+        "uncertain": prediction.uncertain if prediction.error is None else None,
+        "uncertain_reason": prediction.uncertain_reason,
         "runners-up": ", ".join(f"{name} ({p:.1%})" for name, p in top[1:]),
         "notes": "; ".join(prediction.notes),
         "error": prediction.error or "",
+        "tta_agreement": prediction.tta_agreement,
+        "tta_spread": prediction.tta_spread,
+        "feature_distance": prediction.feature_distance,
         **{f"prob_{name}": p for name, p in prediction.probabilities.items()},
     }
+
+
+DOWNLOAD_ONLY = ("tta_agreement", "tta_spread", "feature_distance")
 
 
 def draw_table(rows: list[dict]) -> pd.DataFrame:
     """The results table as it stands (files not yet answered show as pending); returns every column."""
     everything = pd.DataFrame(rows)
-    table = everything[[c for c in everything.columns if not c.startswith("prob_")]]
+    shown = [c for c in everything.columns if not c.startswith("prob_") and c not in DOWNLOAD_ONLY]
+    table = everything[shown]
     failed = table["error"].ne("").any()
     table_slot.dataframe(
         table if failed else table.drop(columns="error"),  # the error column only when a file failed
@@ -138,13 +149,23 @@ for position, prediction in enumerate(predictions):
         cells[0].image(prediction.image, caption="classified image", width="stretch")
         with cells[1]:
             st.markdown(f"**{prediction.filename}**")
-            st.metric(
-                "Predicted",
-                prediction.predicted,
-                delta=f"{prediction.confidence:.1%} confidence",
-                delta_color="off",
-                delta_arrow="off",
-            )
+            if prediction.uncertain:  # no large headline for an answer not to be trusted
+                st.badge("uncertain", icon=":material/help:", color="orange")
+                st.markdown(f"Best guess: {prediction.predicted} ({prediction.confidence:.1%} calibrated confidence)")
+                st.warning(f"Uncertain: {prediction.uncertain_reason}", icon=":material/help:")
+            else:
+                st.metric(
+                    "Predicted",
+                    prediction.predicted,
+                    delta=f"{prediction.confidence:.1%} confidence",
+                    delta_color="off",
+                    delta_arrow="off",
+                )
+            if prediction.tta_agreement is not None and prediction.n_views > 1:
+                st.caption(
+                    f"{round(prediction.tta_agreement * prediction.n_views)}/{prediction.n_views} views vote "
+                    f"{prediction.predicted} (probability spread {prediction.tta_spread:.2f})"
+                )
             st.altair_chart(charts.probability_bars(prediction.probabilities), width="stretch")
             for note in prediction.notes:
                 st.caption(note)

@@ -129,8 +129,12 @@ def test_predict_png_and_csv_and_a_bad_file(completed_runs, data_dir):
     assert good["confidence"].between(0, 1).all()
     # The bad file's error is shown in place; the two good files each show their prediction.
     assert [e.value for e in at.error] == [results.loc[2, "error"]] and "broken.png" in results.loc[2, "error"]
-    predicted = [m for m in at.metric if m.label == "Predicted"]
-    assert [m.value for m in predicted] == list(good["predicted"])
+    # A certain answer is a "Predicted" headline; an uncertain one a badge, a "Best guess" line and why.
+    headlines = [m.value for m in at.metric if m.label == "Predicted"]
+    guesses = [m.value.split("Best guess: ")[1].split(" (")[0] for m in at.markdown if "Best guess: " in m.value]
+    assert sorted(headlines + guesses) == sorted(good["predicted"])
+    assert len(guesses) == int(good["uncertain"].sum())
+    assert len([w for w in at.warning if w.value.startswith("Uncertain: ")]) == len(guesses)
     assert at.get("download_button"), "the results table can be downloaded"
 
 

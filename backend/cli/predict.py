@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from backend.data.inputs import FILE_TIME_BUDGET_S
+from backend.data.render import STYLE_TTA_COUNT
 from backend.data.transforms import TTA_MODES
 from backend.device import PRECISIONS
 from backend.predict import Prediction
@@ -63,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "(one image run, one series run, either order); images are refused",
     )  # fmt: skip
     parser.add_argument(
+        "--style-views", type=int, default=STYLE_TTA_COUNT, metavar="N",
+        help="also draw each CSV in N other plotting styles; their votes count in tta_agreement (0: off)",
+    )  # fmt: skip
+    parser.add_argument(
         "--file-timeout", type=float, default=FILE_TIME_BUDGET_S, metavar="SECONDS",
         help="seconds allowed to read and decode one file; a file over it is an error, the others go on",
     )  # fmt: skip
@@ -70,22 +75,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def format_prediction(prediction: Prediction) -> str:
-    """``file: class (confidence)  top-3: a 0.91, b 0.05, c 0.02  [notes]``, or ``file: error: why``."""
+    """``file: class (confidence)  top-3: a 0.91, b 0.05, c 0.02  UNCERTAIN: why  [notes]``, or ``file: error: why``."""
     if prediction.error:
         return f"{prediction.filename}: error: {prediction.error}"
     top = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top(3))
     notes = f"  [{'; '.join(prediction.notes)}]" if prediction.notes else ""
-    return f"{prediction.filename}: {prediction.predicted} ({prediction.confidence:.3f})  top-3: {top}{notes}"
+    flag = f"  UNCERTAIN: {prediction.uncertain_reason}" if prediction.uncertain else ""
+    return f"{prediction.filename}: {prediction.predicted} ({prediction.confidence:.3f})  top-3: {top}{flag}{notes}"
 
 
 def main(args: argparse.Namespace) -> int:
     files = [(str(path), path) for path in args.files]
     failed = 0
+    if args.style_views < 0:
+        print(f"error: --style-views must be 0 or more, got {args.style_views}", file=sys.stderr)
+        return 2
     try:
         predictor = load_predictor(args)
         predictions = predictor.iter_files(
-            files, args.tta, batch_size=args.batch_size, column=args.column, time_budget=args.file_timeout
-        )
+            files, args.tta, batch_size=args.batch_size, column=args.column, time_budget=args.file_timeout,
+            style_views=args.style_views,
+        )  # fmt: skip
         for prediction in predictions:
             print(json.dumps(prediction.to_dict()) if args.json else format_prediction(prediction), flush=True)
             failed += prediction.error is not None

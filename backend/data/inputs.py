@@ -27,7 +27,7 @@ import pebble
 from backend.data.csvseries import MAX_CSV_BYTES, check_csv_size, downsample_for_drawing, read_series_csv
 from backend.data.dataset import IMAGE_EXTENSIONS
 from backend.data.images import load_image_rgb, sniff_image_format
-from backend.data.render import render_series
+from backend.data.render import render_series, style_tta_styles
 
 CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
 ACCEPTED_EXTENSIONS = IMAGE_EXTENSIONS + CSV_EXTENSIONS
@@ -47,6 +47,8 @@ class LoadedInput:
     image: np.ndarray | None = None  # (H, W, 3) uint8
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    # a CSV's series drawn again in other plotting styles ("style TTA"); empty for an image file
+    views: tuple[np.ndarray, ...] = ()
 
 
 def input_kind(filename: str, data: bytes) -> str:
@@ -96,13 +98,28 @@ def load_input(
     longer than ``MAX_DRAW_POINTS`` is drawn from its per-stretch minima and maxima. ``notes`` say
     what was done to the series on the way (NaNs interpolated, thinned for drawing...).
     """
+    image, notes, _ = load_input_views(source, filename=filename, column=column)
+    return image, notes
+
+
+def load_input_views(
+    source: Source, *, filename: str | None = None, column: str | None = None, style_views: int = 0
+) -> tuple[np.ndarray, list[str], tuple[np.ndarray, ...]]:
+    """:func:`load_input`, plus, for a CSV, its series drawn in ``style_views`` other plotting
+    styles (``backend.data.render.style_tta_styles``: fixed, seeded "varied" styles), whose
+    predictions tell whether the model's answer depends on the look of the plot. An image file
+    has no other renderings: ``()``."""
+    if style_views < 0:
+        raise ValueError(f"style_views must be 0 or more, got {style_views}")
     name = display_name(source, filename)
     data = _read_bytes(source, name)
     if input_kind(name, data) == "image":
-        return load_image_rgb(data, name=Path(name).name), []
+        return load_image_rgb(data, name=Path(name).name), [], ()
     series = read_series_csv(data, column=column)
     notes = [f"series from column {series.column!r}", *series.notes]
-    return render_series(downsample_for_drawing(series.values)), notes
+    values = downsample_for_drawing(series.values)
+    views = tuple(render_series(values, style=style) for style in style_tta_styles(style_views))
+    return render_series(values), notes, views
 
 
 def load_batches(
@@ -112,12 +129,14 @@ def load_batches(
     time_budget: float = FILE_TIME_BUDGET_S,
     max_batch: int = 32,
     workers: int | None = None,
+    style_views: int = 0,
 ) -> Iterator[list[LoadedInput]]:
     """:func:`load_input` for each ``(filename, bytes or path)`` in worker processes, in input order.
 
     Each list yielded starts with the next file in order as soon as it is done and adds the files
     after it that are done too (at most ``max_batch``). A file that takes longer than
-    ``time_budget`` seconds has its worker killed and comes back with ``error`` set.
+    ``time_budget`` seconds has its worker killed and comes back with ``error`` set. A CSV also
+    comes back with ``style_views`` renderings in other styles (``views``), drawn within its budget.
     """
     if time_budget <= 0:
         raise ValueError(f"the per-file time budget must be positive, got {time_budget}")
@@ -130,7 +149,7 @@ def load_batches(
     pool = pebble.ProcessPool(max_workers=count, context=_worker_context())
     try:
         futures = [
-            (name, pool.schedule(_load_task, args=(source, name, column), timeout=time_budget))
+            (name, pool.schedule(_load_task, args=(source, name, column, style_views), timeout=time_budget))
             for name, source in files
         ]
         position = 0
@@ -146,11 +165,13 @@ def load_batches(
         pool.join()
 
 
-def _load_task(source: Source, filename: str, column: str | None) -> tuple[np.ndarray, list[str]]:
+def _load_task(
+    source: Source, filename: str, column: str | None, style_views: int = 0
+) -> tuple[np.ndarray, list[str], tuple[np.ndarray, ...]]:
     """What a worker runs: :func:`load_input`, with any failure that is not the file's fault
     (an exception from deep in a library) turned into a one-line ValueError that pickles."""
     try:
-        return load_input(source, filename=filename, column=column)
+        return load_input_views(source, filename=filename, column=column, style_views=style_views)
     except (ValueError, OSError):
         raise
     except MemoryError as e:
@@ -161,7 +182,7 @@ def _load_task(source: Source, filename: str, column: str | None) -> tuple[np.nd
 
 def _result(name: str, future: concurrent.futures.Future, time_budget: float) -> LoadedInput:
     try:
-        image, notes = future.result()
+        image, notes, views = future.result()
     except TimeoutError:
         return LoadedInput(
             name, error=f"{Path(name).name} took longer than the {time_budget:g} s allowed per file; stopped"
@@ -174,7 +195,7 @@ def _result(name: str, future: concurrent.futures.Future, time_budget: float) ->
         )
     except (ValueError, OSError) as e:
         return LoadedInput(name, error=one_line(e))
-    return LoadedInput(name, image=image, notes=notes)
+    return LoadedInput(name, image=image, notes=notes, views=views)
 
 
 def one_line(error: BaseException, limit: int = 400) -> str:

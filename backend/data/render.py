@@ -13,6 +13,7 @@ matplotlib's Agg canvas is used without pyplot; torch is never imported.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import struct
 import threading
@@ -155,6 +156,23 @@ def mixed_style(rng: np.random.Generator) -> RenderStyle:
     """Half team style, half varied: a training set that both predicts the team's plots and CSVs (drawn
     in team style) and holds up on plots from other tools (``docs/GENERALIZATION.md``)."""
     return TEAM_STYLE if rng.random() < 0.5 else varied_style(rng)
+
+
+STYLE_TTA_COUNT = 4  # renderings of a CSV in other styles that prediction compares (style TTA)
+STYLE_TTA_SEED = 20261203
+
+
+def style_tta_styles(count: int = STYLE_TTA_COUNT) -> tuple[RenderStyle, ...]:
+    """``count`` fixed "varied" styles (seeded, so a CSV's renderings never change between calls),
+    drawn at most 640 px wide to keep the extra renderings cheap."""
+    rng = np.random.default_rng(STYLE_TTA_SEED)
+    styles = []
+    for _ in range(count):
+        style = varied_style(rng)
+        scale = min(1.0, 640.0 / (style.width_in * style.dpi))
+        styles.append(dataclasses.replace(style, width_in=round(style.width_in * scale, 2),
+                                          height_in=round(style.height_in * scale, 2)))  # fmt: skip
+    return tuple(styles)
 
 
 @functools.lru_cache(maxsize=32)

@@ -14,6 +14,8 @@ statistics small: everything is stored in the checkpoint as plain lists (``weigh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 MAX_DIMS = 128  # PCA projection size for wider features
@@ -99,3 +101,55 @@ def _shrunk(covariance: np.ndarray) -> np.ndarray:
     dims = len(covariance)
     scale = max(float(np.trace(covariance)) / dims, 1e-12)
     return (1.0 - SHRINKAGE) * covariance + SHRINKAGE * scale * np.eye(dims)
+
+
+# --- the per-prediction flag ---------------------------------------------------------------------
+
+# Views (flip TTA and, for a CSV, its renderings in other styles) must vote the top class at least
+# this often; fewer (most views vote otherwise) is "views disagree". A fixed rule, not fitted:
+# validation has no style views. 0.5 and 0.75 flagged 60-71% of the right answers of a model trained
+# on team-style plots only (docs/BENCHMARKS_uncertainty.md): its answers on other styles are noisy
+# even when it is right, so only a clear majority against the answer flags.
+AGREEMENT_THRESHOLD = 0.4
+
+
+@dataclass(frozen=True)
+class UncertaintyPolicy:
+    """The thresholds one checkpoint's predictions are flagged by (``None``: that signal never flags).
+
+    ``from_checkpoint`` reads what training stored (``checkpoint["uncertainty"]``): the confidence
+    threshold and the feature-distance threshold were chosen on the validation split. A checkpoint
+    written before they existed flags on view agreement only.
+    """
+
+    confidence_threshold: float | None = None
+    distance_threshold: float | None = None
+    distance_quantile: float = DEFAULT_QUANTILE
+    agreement_threshold: float = AGREEMENT_THRESHOLD
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> UncertaintyPolicy:
+        stored = checkpoint.get("uncertainty") or {}
+        confidence, distance = stored.get("confidence_threshold"), stored.get("ood_threshold")
+        return cls(
+            confidence_threshold=None if confidence is None else float(confidence),
+            distance_threshold=None if distance is None or not stored.get("ood") else float(distance),
+            distance_quantile=float(stored.get("ood_quantile", DEFAULT_QUANTILE)),
+            agreement_threshold=float(stored.get("agreement_threshold", AGREEMENT_THRESHOLD)),
+        )
+
+    def reasons(self, *, predicted: str, confidence: float, votes: int, n_views: int,
+                distance: float | None) -> list[str]:  # fmt: skip
+        """Why one prediction is uncertain, one phrase per signal that fired; empty when certain."""
+        reasons = []
+        if self.confidence_threshold is not None and confidence < self.confidence_threshold:
+            reasons.append(f"confidence {confidence:.2f} below {self.confidence_threshold:.2f} (chosen on validation)")
+        if n_views > 1 and votes / n_views < self.agreement_threshold:
+            reasons.append(f"views disagree ({votes}/{n_views} vote {predicted})")
+        if self.distance_threshold is not None and distance is not None and distance > self.distance_threshold:
+            ratio = distance / self.distance_threshold if self.distance_threshold > 0 else float("inf")
+            reasons.append(
+                f"unfamiliar input: feature distance {ratio:.1f}x the validation "
+                f"{100 * self.distance_quantile:g}th percentile"
+            )
+        return reasons

@@ -1,0 +1,189 @@
+"""Uncertainty on each prediction (issue 13, item 5): calibrated confidence, view agreement, feature
+distance and the ``uncertain`` flag with its reason, on real checkpoints, files and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.config import REPO_ROOT
+from backend.data.images import resize_rgb
+from backend.data.inputs import load_input_views
+from backend.data.render import STYLE_TTA_COUNT
+from backend.evaluation.ood import UncertaintyPolicy
+from backend.predict import Predictor, run_checkpoint
+from backend.training.checkpoint import load_checkpoint
+
+FIELDS = {"confidence", "tta_agreement", "tta_spread", "feature_distance", "uncertain", "uncertain_reason"}
+EASY_CLASSES = ["deterministic_trend", "point_anomaly", "variance_shift"]
+
+
+def stripes_image(width: int = 4) -> np.ndarray:
+    """Vertical black and white stripes: nothing like a plot the model was trained on (on the easy
+    model below its feature distance is about 3x the validation threshold; noise, oddly, is not)."""
+    row = ((np.arange(96) // width % 2) * 255).astype(np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(row[None, :, None], (72, 96, 3)))
+
+
+@pytest.fixture(scope="module")
+def easy_run(tmp_path_factory) -> int:
+    """A small real run the model can learn: three distinct classes, with a validation split, so the
+    checkpoint carries a temperature, a confidence threshold and feature statistics fitted on it."""
+    from backend.cli.train import build_config, train_run
+    from backend.data.generate import generate_dataset
+
+    data = tmp_path_factory.mktemp("uncertainty") / "easy"
+    generate_dataset(data, train_per_class=16, val_per_class=8, test_per_class=8, seed=3, classes=EASY_CLASSES,
+                     workers=1)  # the default 800x600 drawing, as the CSV path draws  # fmt: skip
+    config = build_config({"data": str(data), "model": "visual_cnn", "image_size": 32, "epochs": 8, "batch_size": 8,
+                           "workers": 0, "device": "cpu", "precision": "fp32", "augmentation": "none", "seed": 0,
+                           "scheduler": "none", "lr": 0.003})  # fmt: skip
+    result = train_run(config)
+    assert result.status == "completed"
+    return result.run_id
+
+
+@pytest.fixture(scope="module")
+def easy(easy_run) -> tuple[Predictor, Path]:
+    from backend import store
+
+    record = store.get_run(easy_run)
+    return Predictor.from_run(easy_run, device="cpu", precision="fp32"), Path(record.config["data"])
+
+
+def test_policy_reasons_name_each_signal_and_its_threshold():
+    policy = UncertaintyPolicy(confidence_threshold=0.62, distance_threshold=10.0)
+    certain = policy.reasons(predicted="mean_shift", confidence=0.9, votes=4, n_views=4, distance=5.0)
+    assert certain == []
+    reasons = policy.reasons(predicted="mean_shift", confidence=0.41, votes=1, n_views=4, distance=31.0)
+    assert reasons == [
+        "confidence 0.41 below 0.62 (chosen on validation)",
+        "views disagree (1/4 vote mean_shift)",
+        "unfamiliar input: feature distance 3.1x the validation 95th percentile",
+    ]
+    # An old checkpoint (no thresholds stored): only the views can flag.
+    old = UncertaintyPolicy.from_checkpoint({"temperature": 1.0, "uncertainty": None})
+    assert old.reasons(predicted="a", confidence=0.01, votes=4, n_views=4, distance=1e9) == []
+    assert old.reasons(predicted="a", confidence=0.01, votes=1, n_views=4, distance=None) == ["views disagree (1/4 vote a)"]
+
+
+def test_checkpoint_thresholds_and_temperature_are_used(easy):
+    predictor, _ = easy
+    checkpoint = torch.load(run_checkpoint(predictor.run_id), map_location="cpu", weights_only=True)
+    stored = checkpoint["uncertainty"]
+    assert predictor.temperature == pytest.approx(checkpoint["temperature"])
+    assert predictor.policy.confidence_threshold == pytest.approx(stored["confidence_threshold"])
+    assert predictor.policy.distance_threshold == pytest.approx(stored["ood_threshold"])
+    # confidence is the softmax of logits / T: check against the model itself
+    image = resize_rgb(stripes_image(), predictor.image_size)
+    model, _ = load_checkpoint(run_checkpoint(predictor.run_id))
+    batch = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    mean, std = torch.tensor(predictor.mean).view(1, 3, 1, 1), torch.tensor(predictor.std).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        logits = model.eval()((batch - mean) / std)["logits"]
+    expected = (logits / checkpoint["temperature"]).softmax(1).max().item()
+    assert predictor.predict_images([image])[0].confidence == pytest.approx(expected, abs=1e-4)
+
+
+def test_an_overconfident_unfamiliar_input_is_flagged_as_unfamiliar(easy):
+    """Planted: the temperature made tiny (the softmax says ~100%) and an input unlike any plot. The
+    confidence signal cannot see it; the feature distance does, and says so."""
+    predictor, _ = easy
+    overconfident = Predictor(predictor.model, {**_checkpoint(predictor), "temperature": 0.01}, predictor.runtime,
+                              check_precision=False)  # fmt: skip
+    prediction = overconfident.predict_images([stripes_image()])[0]
+    assert prediction.confidence > 0.99
+    assert prediction.uncertain
+    assert "unfamiliar input: feature distance" in prediction.uncertain_reason
+    assert "confidence" not in prediction.uncertain_reason
+    assert prediction.feature_distance > overconfident.policy.distance_threshold
+
+
+def test_views_that_vote_otherwise_flag_disagreement(easy):
+    """Style views that are plots of other classes: the votes are counted from the model's own answers."""
+    predictor, data = easy
+    images = [load_input_views(p)[0] for p in sorted((data / "test").glob("*/*.png"))]
+    answers = [p.predicted for p in predictor.predict_images(images)]
+    first = answers[0]
+    others = [image for image, answer in zip(images, answers, strict=True) if answer != first][:3]
+    assert len(others) == 3, "the easy model gives more than one answer on its test set"
+    prediction = predictor._predictions(["x.png"], [images[0]], [[]], "none", [others])[0]
+    assert prediction.n_views == 4 and prediction.tta_agreement == pytest.approx(0.25)
+    assert prediction.predicted == first and prediction.uncertain
+    assert f"views disagree (1/4 vote {first})" in prediction.uncertain_reason
+    assert prediction.tta_spread > 0
+
+
+def test_certain_in_distribution_inputs_are_mostly_not_flagged(easy):
+    """The run's own test CSVs through the upload path with style TTA: right answers rarely flagged."""
+    predictor, data = easy
+    files = sorted((data / "csv" / "test").glob("*/*.csv"))
+    predictions = predictor.predict_files([(str(p), p) for p in files])
+    right = [p for p in predictions if p.predicted == Path(p.filename).parent.name]
+    assert len(right) >= 0.6 * len(files)  # a small model (about 0.7 accurate): not every answer is right
+    flagged = [p for p in right if p.uncertain]
+    # Most right answers are not flagged. (Only most: thresholds chosen on 24 validation images are
+    # noisy, and this 3-class model is small; the bench measures the rates on a larger model.)
+    assert len(flagged) < 0.5 * len(right), [p.uncertain_reason for p in flagged]
+    assert all(p.n_views == 1 + STYLE_TTA_COUNT for p in predictions)
+    assert all(p.feature_distance is not None for p in predictions)
+
+
+def test_predict_json_carries_every_uncertainty_field(easy, tmp_path):
+    predictor, data = easy
+    csv = sorted((data / "csv" / "test").glob("*/*.csv"))[0]
+    noise = tmp_path / "stripes.png"
+    from PIL import Image
+
+    Image.fromarray(stripes_image()).save(noise)
+    done = subprocess.run(
+        [sys.executable, "-m", "backend", "predict", "--run", str(predictor.run_id), "--json", str(csv), str(noise)],
+        cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert FIELDS <= set(row)
+        assert isinstance(row["uncertain"], bool) and 0 <= row["confidence"] <= 1
+        assert bool(row["uncertain_reason"]) == row["uncertain"]
+    assert rows[0]["n_views"] == 1 + STYLE_TTA_COUNT  # the CSV was also drawn in other styles
+    assert rows[1]["n_views"] == 1 and rows[1]["tta_agreement"] == 1.0
+    assert rows[1]["uncertain"] and "unfamiliar input" in rows[1]["uncertain_reason"]
+    off = subprocess.run(
+        [sys.executable, "-m", "backend", "predict", "--run", str(predictor.run_id), "--json", "--style-views", "0",
+         str(csv)], cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert json.loads(off.stdout)["n_views"] == 1
+
+
+def test_predict_page_shows_the_uncertain_badge_and_no_headline(easy, tmp_path):
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+
+    predictor, data = easy
+    noise = tmp_path / "stripes.png"
+    Image.fromarray(stripes_image()).save(noise)
+    at = AppTest.from_file(str(REPO_ROOT / "dashboard" / "Home.py"), default_timeout=120)
+    at.run()
+    at.switch_page("../pages/predict.py").run()
+    at.selectbox(key="predict_run").set_value(predictor.run_id).run()
+    at.file_uploader(key="predict_files").set_value([("stripes.png", noise.read_bytes(), "image/png")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    results = at.dataframe[0].value
+    assert bool(results.loc[0, "uncertain"]) and "unfamiliar input" in results.loc[0, "uncertain_reason"]
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Uncertain: ") and "unfamiliar input" in w for w in warnings), warnings
+    assert any("uncertain" in str(m.value) for m in at.markdown), "the badge is shown"
+    assert not [m for m in at.metric if m.label == "Predicted"], "no large confident headline"
+
+
+def _checkpoint(predictor: Predictor) -> dict:
+    return torch.load(run_checkpoint(predictor.run_id), map_location="cpu", weights_only=True)
