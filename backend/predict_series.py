@@ -160,13 +160,6 @@ def _prediction(name: str, class_names: Sequence[str], probabilities: np.ndarray
     )  # fmt: skip
 
 
-def calibrate_probabilities(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log p / T)``: for one view's softmax this is exactly ``softmax(logits / T)``."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    logp = np.log(np.clip(probabilities, 1e-12, 1.0))
-    return softmax(np.atleast_2d(logp), temperature).reshape(probabilities.shape)
-
-
 def average_probabilities(image_probs: np.ndarray, series_probs: np.ndarray) -> np.ndarray:
     """The ensemble's answer: the mean of two calibrated probability vectors (same class order)."""
     return (np.asarray(image_probs, dtype=np.float64) + np.asarray(series_probs, dtype=np.float64)) / 2.0
@@ -208,7 +201,8 @@ class EnsemblePredictor:
             except (ValueError, OSError) as e:
                 kinds.append(one_line(e))
         csvs = [pair for pair, kind in zip(files, kinds, strict=True) if kind == "csv"]
-        image_answers = self.image.iter_files(csvs, tta, batch_size=batch_size, column=column, time_budget=time_budget)
+        image_answers = self.image.iter_files(csvs, tta, batch_size=batch_size, column=column, time_budget=time_budget,
+                                              style_views=style_views)  # fmt: skip
         series_answers = self.series.iter_files(csvs, column=column)
         for (name, _), kind in zip(files, kinds, strict=True):
             if kind == "image":
@@ -223,8 +217,8 @@ class EnsemblePredictor:
             if from_image.error or from_series.error:
                 yield Prediction(filename=name, error=from_image.error or from_series.error)
                 continue
-            image_probs = calibrate_probabilities([from_image.probabilities[c] for c in self.class_names],
-                                                  self.image_temperature)  # fmt: skip
+            # The image Predictor already divides its logits by the run's temperature (calibrated answers).
+            image_probs = np.array([from_image.probabilities[c] for c in self.class_names])
             series_probs = np.array([from_series.probabilities[c] for c in self.class_names])
             notes = [*from_image.notes, f"mean of calibrated probabilities of {self.image.model_name} and "
                      f"{self.series.model_name}"]  # fmt: skip

@@ -16,7 +16,6 @@ import torch
 
 from backend import store
 from backend.__main__ import main as cli
-from backend.data.images import resize_rgb
 from backend.data.inputs import load_input
 from backend.evaluation.compare import compare_runs
 from backend.models import create_model, model_input_kind
@@ -135,9 +134,9 @@ def test_the_ensemble_averages_the_two_runs_calibrated_probabilities(runs, csv_f
     names = ensemble.class_names
     for (name, path), answer in zip(files, answers, strict=True):
         assert answer.error is None, answer.error
-        with torch.inference_mode():  # image run by hand: draw, resize, normalise, logits / T
+        with torch.inference_mode():  # image run by hand: draw, crop and resize as it trained, normalise, logits / T
             image, _ = load_input(path, filename=name)
-            batch = torch.from_numpy(np.array(resize_rgb(image, 32))).permute(2, 0, 1)[None].float() / 255
+            batch = torch.from_numpy(np.array(ensemble.image.prepare(image))).permute(2, 0, 1)[None].float() / 255
             mean, std = (
                 torch.tensor(ensemble.image.mean).view(1, 3, 1, 1),
                 torch.tensor(ensemble.image.std).view(1, 3, 1, 1),

@@ -36,8 +36,8 @@ def stripes_image(width: int = 4) -> np.ndarray:
 def easy_run(tmp_path_factory) -> int:
     """A small real run the model can learn: three distinct classes, with a validation split, so the
     checkpoint carries a temperature, a confidence threshold and feature statistics fitted on it."""
-    from backend.cli.train import build_config, train_run
     from backend.data.generate import generate_dataset
+    from backend.runs.lifecycle import build_config, train_run
 
     data = tmp_path_factory.mktemp("uncertainty") / "easy"
     generate_dataset(data, train_per_class=16, val_per_class=8, test_per_class=8, seed=3, classes=EASY_CLASSES,
