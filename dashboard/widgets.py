@@ -63,9 +63,14 @@ def format_f1(value: float | None) -> str:
 
 
 def run_label(run: pd.Series | store.RunRecord | dict) -> str:
-    """``#12 visual_cnn on demo (F1 0.954)``: how a run is named in every picker and legend."""
+    """``#12 visual_cnn on demo (F1 0.954)``: how a run is named in every picker and legend.
+
+    A run the team named (or renamed) shows its name first: ``#12 baseline · visual_cnn on demo (F1 0.954)``.
+    """
     get = run.get if isinstance(run, dict | pd.Series) else lambda key, default=None: getattr(run, key, default)
-    label = f"#{int(get('id'))} {get('model')} on {dataset_name(get('dataset'))}"
+    what = f"{get('model')} on {dataset_name(get('dataset'))}"
+    name = str(get("name") or "").strip()
+    label = f"#{int(get('id'))} {name} · {what}" if name and name != what else f"#{int(get('id'))} {what}"
     f1 = get("best_val_f1")
     if f1 is not None and not (isinstance(f1, float) and math.isnan(f1)):
         label += f" (F1 {f1:.3f})"

@@ -250,6 +250,7 @@ def test_names_notes_and_tags_survive_a_reload_and_filter(reviewed_run):
     assert at.text_input(key=f"home_organise_name_{run_id}").value == "Baseline CNN, seed 0"
     assert at.multiselect(key=f"home_organise_tags_{run_id}").value == ["baseline", "paper"]
     assert any("Confuses **mean_shift**" in m.value for m in at.markdown)
+    assert widgets_label(run_id).startswith(f"#{run_id} Baseline CNN, seed 0 · visual_cnn on ")  # pickers show the name
     listed = json.loads(run_cli("runs", "list", "--tag", "paper", "--json").stdout)
     assert [(r["id"], r["name"], r["tags"]) for r in listed] == [
         (run_id, "Baseline CNN, seed 0", ["baseline", "paper"])

@@ -84,7 +84,7 @@ def test_checkpoint_thresholds_and_temperature_are_used(easy):
     # confidence is the softmax of logits / T: check against the model itself
     image = resize_rgb(stripes_image(), predictor.image_size)
     model, _ = load_checkpoint(run_checkpoint(predictor.run_id))
-    batch = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    batch = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
     mean, std = torch.tensor(predictor.mean).view(1, 3, 1, 1), torch.tensor(predictor.std).view(1, 3, 1, 1)
     with torch.inference_mode():
         logits = model.eval()((batch - mean) / std)["logits"]
