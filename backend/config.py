@@ -48,3 +48,16 @@ def max_concurrent_runs() -> int:
     if value < 1:
         raise ValueError(f"MAX_CONCURRENT_RUNS must be at least 1, got {value}")
     return value
+
+
+def positive_seconds(name: str, default: float) -> float:
+    """Environment variable ``name`` as a positive number of seconds (``default`` when unset or empty);
+    ``ValueError`` naming the variable otherwise."""
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from e
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value

@@ -210,7 +210,27 @@ def run_checkpoint(run_id: int) -> Path:
     return Path(run.checkpoint_path)
 
 
-class Predictor:
+class CheckpointLoader:
+    """``from_checkpoint`` / ``from_run`` for a predictor built as ``cls(model, checkpoint, runtime, run_id=)``
+    (the image ``Predictor`` and ``backend.predict_series.SeriesPredictor``)."""
+
+    @classmethod
+    def from_checkpoint(cls, path: Path | str, device: str = "auto", precision: str = "auto", *,
+                        run_id: int | None = None):  # fmt: skip
+        """Load a checkpoint file (``best.pt`` / ``last.pt``); ``PredictError`` if it isn't one."""
+        try:
+            model, checkpoint = load_checkpoint(path)
+        except CheckpointError as e:
+            raise PredictError(one_line(e)) from e
+        return cls(model, checkpoint, make_runtime(device, precision), run_id=run_id)
+
+    @classmethod
+    def from_run(cls, run_id: int, device: str = "auto", precision: str = "auto"):
+        """Load a run's best checkpoint; ``PredictError`` for a missing run or one without a checkpoint."""
+        return cls.from_checkpoint(run_checkpoint(run_id), device, precision, run_id=int(run_id))
+
+
+class Predictor(CheckpointLoader):
     """One loaded checkpoint that predicts images and CSV series, optionally with TTA.
 
     Attributes: ``class_names``, ``model_name``, ``image_size``, ``run_id`` (None when loaded from a
@@ -246,22 +266,6 @@ class Predictor:
         # a model with a decoder (the VAE) can decode only the images as given, not every TTA view
         self.decodes_first = "decode_first" in inspect.signature(model.forward).parameters
         self.runtime = self._checked_runtime(runtime) if check_precision else runtime
-
-    @classmethod
-    def from_checkpoint(
-        cls, path: Path | str, device: str = "auto", precision: str = "auto", *, run_id: int | None = None
-    ) -> Predictor:
-        """Load a checkpoint file (``best.pt`` / ``last.pt``); ``PredictError`` if it isn't one."""
-        try:
-            model, checkpoint = load_checkpoint(path)
-        except CheckpointError as e:
-            raise PredictError(one_line(e)) from e
-        return cls(model, checkpoint, make_runtime(device, precision), run_id=run_id)
-
-    @classmethod
-    def from_run(cls, run_id: int, device: str = "auto", precision: str = "auto") -> Predictor:
-        """Load a run's best checkpoint; ``PredictError`` for a missing run or one without a checkpoint."""
-        return cls.from_checkpoint(run_checkpoint(run_id), device, precision, run_id=int(run_id))
 
     def describe(self) -> str:
         source = f"run {self.run_id}" if self.run_id is not None else "checkpoint"

@@ -32,11 +32,11 @@ import torch
 from backend.data.csvseries import downsample_for_drawing, read_series_csv
 from backend.data.inputs import FILE_TIME_BUDGET_S, _read_bytes, display_name, input_kind, one_line
 from backend.data.render import render_series
-from backend.device import Runtime, make_runtime
+from backend.device import Runtime
 from backend.evaluation.calibration import softmax
 from backend.models.series1d import DEFAULT_LENGTH, series_to_input
-from backend.predict import PredictError, Prediction, Predictor, run_checkpoint
-from backend.training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from backend.predict import CheckpointLoader, PredictError, Prediction, Predictor, run_checkpoint
+from backend.training.checkpoint import CheckpointError, read_checkpoint
 
 
 def checkpoint_input_kind(checkpoint: dict) -> str:
@@ -54,7 +54,7 @@ def _source_kind(source: Path | str | bytes, name: str) -> str:
     return input_kind(name, head)
 
 
-class SeriesPredictor:
+class SeriesPredictor(CheckpointLoader):
     """One loaded series checkpoint that predicts CSV files of any length (calibrated probabilities).
 
     Attributes as ``Predictor``'s: ``class_names``, ``model_name``, ``run_id``, ``runtime``; plus
@@ -76,19 +76,6 @@ class SeriesPredictor:
         self.run_id = run_id
         self.runtime = dataclasses.replace(runtime, dtype=None, channels_last=False)  # fp32: the model is small
         self.model = model.to(self.runtime.device).eval()
-
-    @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str = "auto", precision: str = "auto", *,
-                        run_id: int | None = None) -> SeriesPredictor:  # fmt: skip
-        try:
-            model, checkpoint = load_checkpoint(path)
-        except CheckpointError as e:
-            raise PredictError(one_line(e)) from e
-        return cls(model, checkpoint, make_runtime(device, precision), run_id=run_id)
-
-    @classmethod
-    def from_run(cls, run_id: int, device: str = "auto", precision: str = "auto") -> SeriesPredictor:
-        return cls.from_checkpoint(run_checkpoint(run_id), device, precision, run_id=int(run_id))
 
     def describe(self) -> str:
         source = f"run {self.run_id}" if self.run_id is not None else "checkpoint"

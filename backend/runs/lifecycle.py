@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend import store
+from backend.config import positive_seconds
 from backend.data.dataset import DatasetError
 from backend.data.images import ImageError
 from backend.runs import artifacts
@@ -62,14 +63,10 @@ def build_config(source: argparse.Namespace | Mapping[str, Any]) -> TrainConfig:
 
 def heartbeat_interval() -> float:
     """``HEARTBEAT_INTERVAL_S`` (default 5 s): how often a trainer writes its heartbeat."""
-    raw = os.environ.get(HEARTBEAT_INTERVAL_ENV)
     try:
-        value = float(raw) if raw else DEFAULT_HEARTBEAT_INTERVAL_S
+        return positive_seconds(HEARTBEAT_INTERVAL_ENV, DEFAULT_HEARTBEAT_INTERVAL_S)
     except ValueError as e:
-        raise ConfigError(f"{HEARTBEAT_INTERVAL_ENV} must be a number of seconds, got {raw!r}") from e
-    if value <= 0:
-        raise ConfigError(f"{HEARTBEAT_INTERVAL_ENV} must be positive, got {raw!r}")
-    return value
+        raise ConfigError(str(e)) from e
 
 
 class Heartbeat:

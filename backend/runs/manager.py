@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import shlex
 import shutil
 import sys
@@ -45,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from backend import store
-from backend.config import max_concurrent_runs, runs_db_url
+from backend.config import max_concurrent_runs, positive_seconds, runs_db_url
 from backend.errors import WorkbenchError
 from backend.runs import artifacts
 from backend.runs.executors import default_executor, get_executor
@@ -75,14 +74,7 @@ class RunActive(RunStateError):
 
 def heartbeat_timeout() -> float:
     """``HEARTBEAT_TIMEOUT_S`` (default 30): how old a heartbeat may be before another host calls the run lost."""
-    raw = os.environ.get(HEARTBEAT_TIMEOUT_ENV)
-    try:
-        value = float(raw) if raw else DEFAULT_HEARTBEAT_TIMEOUT_S
-    except ValueError as e:
-        raise ValueError(f"{HEARTBEAT_TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from e
-    if value <= 0:
-        raise ValueError(f"{HEARTBEAT_TIMEOUT_ENV} must be positive, got {raw!r}")
-    return value
+    return positive_seconds(HEARTBEAT_TIMEOUT_ENV, DEFAULT_HEARTBEAT_TIMEOUT_S)
 
 
 # --- public API ----------------------------------------------------------------------------------
