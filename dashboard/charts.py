@@ -23,7 +23,9 @@ CURVE_PANELS = (
     ("Loss", "train_loss", "val_loss"),
     ("Accuracy", "train_acc", "val_acc"),
     ("Macro-F1", "train_f1", "val_f1"),
+    ("Reconstruction PSNR (dB)", "extra_quality_train_recon_psnr", "extra_quality_val_recon_psnr"),  # the VAE
 )
+QUALITY_PREFIX = "extra_quality_"  # a model's own evaluation figures (PSNR), not loss components
 
 
 def _split_scale(splits: Sequence[str]) -> alt.Scale:
@@ -88,9 +90,10 @@ def loss_components(history: pd.DataFrame) -> pd.DataFrame:
     """The ``extra_*`` loss components in long form: epoch, split, component, value.
 
     The trainer logs ``extra_<split>_<component>`` (``extra_train_recon``, ``extra_val_kl``...);
-    a column without a split prefix counts as training.
+    a column without a split prefix counts as training; ``extra_quality_*`` figures are not losses.
     """
-    columns = [c for c in history.columns if c.startswith("extra_") and history[c].notna().any()]
+    columns = [c for c in history.columns
+               if c.startswith("extra_") and not c.startswith(QUALITY_PREFIX) and history[c].notna().any()]  # fmt: skip
     if not columns:
         return pd.DataFrame(columns=["epoch", "split", "component", "value"])
     data = history[["epoch", *columns]].melt("epoch", var_name="column", value_name="value").dropna()

@@ -186,12 +186,78 @@ def test_vae_samples_while_training_and_reconstructs_from_the_mean():
     assert model.reconstruct(other_size).shape == other_size.shape
 
 
+def test_vae_kl_warm_up_scales_the_kl_term_by_epoch():
+    torch.manual_seed(0)
+    model = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16, kl_warmup_epochs=3).eval()
+    images = smooth_images(4, 32)
+    with torch.no_grad():
+        outputs = model(images)
+    shares = []
+    for epoch in range(1, 6):
+        model.start_epoch(epoch, 5)
+        shares.append(model.auxiliary_losses(outputs, images)["kl"])
+    full = shares[-1]
+    torch.testing.assert_close(torch.stack(shares) / full, torch.tensor([0.25, 0.5, 0.75, 1.0, 1.0]))
+    plain = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16)
+    plain.start_epoch(1, 5)
+    assert plain.kl_scale == 1.0  # no warm-up: the full weight from the first epoch
+
+
+def test_vae_classifier_reads_a_sample_only_while_training_when_asked():
+    torch.manual_seed(0)
+    images = smooth_images(4, 32)
+    on_mean = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16).train()
+    on_sample = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16, classify_on="sample")
+    on_sample.load_state_dict(on_mean.state_dict())
+    on_sample.train()
+    torch.manual_seed(1)
+    first = on_sample(images)["logits"]
+    assert not torch.equal(first, on_sample(images)["logits"])  # a fresh z each pass
+    on_mean.classifier[2].eval(), on_sample.classifier[2].eval()  # dropout off: only z may differ
+    torch.manual_seed(2)
+    assert torch.equal(on_mean(images)["logits"], on_mean(images)["logits"])  # the mean: no noise reaches the head
+    on_mean.eval(), on_sample.eval()
+    with torch.no_grad():  # at prediction both read the mean: same weights, same answer
+        torch.testing.assert_close(on_sample(images)["logits"], on_mean(images)["logits"])
+
+
+def test_vae_capacity_options_add_convolutions_and_keep_shapes():
+    base = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16)
+    deeper = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16, encoder_convs=2, decoder_convs=2)
+    convs = lambda m, part: sum(isinstance(x, torch.nn.Conv2d) for x in getattr(m, part).modules())  # noqa: E731
+    stages = 3  # 32 px -> 4 px
+    assert convs(deeper, "encoder") == convs(base, "encoder") + stages
+    assert convs(deeper, "decoder") == convs(base, "decoder") + stages
+    images = smooth_images(2, 32)
+    with torch.no_grad():
+        assert deeper.eval()(images)["recon"].shape == images.shape
+
+
+def test_vae_psnr_is_measured_in_pixels_and_rises_as_the_reconstruction_improves():
+    model = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16).eval()
+    images = smooth_images(3, 32)
+    mean, std = model.pixel_mean, model.pixel_std
+    exact = model.quality_metrics({"recon": images.clone()}, images)["recon_psnr"]
+    assert exact == pytest.approx(60.0)  # capped: a perfect copy
+    pixels = images * std + mean
+    off_by = {step: ((pixels + step).clamp(0, 1) - mean) / std for step in (0.02, 0.2)}
+    close = model.quality_metrics({"recon": off_by[0.02]}, images)["recon_psnr"]
+    far = model.quality_metrics({"recon": off_by[0.2]}, images)["recon_psnr"]
+    assert far < close < 60
+    # At most 0.02 off anywhere (less where a pixel meets the [0, 1] clamp): PSNR >= -10 log10(0.02^2) = 34 dB.
+    assert close >= 34.0 - 1e-3 and far < 20.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"class_weight": 0.0}, "class_weight must be above 0"),
         ({"kl_weight": -1.0}, "recon_weight and kl_weight must be 0 or more"),
         ({"latent_dim": 1}, "latent_dim must be a whole number of at least 2"),
+        ({"kl_warmup_epochs": -1}, "kl_warmup_epochs must be a whole number of 0 or more"),
+        ({"classify_on": "mode"}, "classify_on must be one of mean, sample"),
+        ({"encoder_convs": 0}, "encoder_convs must be a whole number from 1 to 4"),
+        ({"decoder_convs": 9}, "decoder_convs must be a whole number from 1 to 4"),
     ],
 )
 def test_vae_rejects_bad_weights(kwargs, message):

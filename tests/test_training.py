@@ -165,9 +165,14 @@ def test_each_model_trains_end_to_end_and_leaves_its_rows_and_files(completed_ru
     numbers = history[["train_loss", "train_acc", "val_loss", "val_acc", "val_precision", "val_recall", "val_f1", "lr", "seconds"]]
     assert np.isfinite(numbers.to_numpy()).all()
     components = {"class", "recon", "kl"} if model == "vae_classifier" else {"class"}
+    quality = {"quality_val_recon_psnr"} if model == "vae_classifier" else set()  # figures, not loss terms
     for _, row in history.iterrows():
-        assert set(row["extra"]) == {f"{split}_{c}" for split in ("train", "val") for c in components}
+        assert set(row["extra"]) == {f"{split}_{c}" for split in ("train", "val") for c in components} | quality
         assert math.isclose(sum(row["extra"][f"train_{c}"] for c in components), row["train_loss"], rel_tol=1e-4)
+    if model == "vae_classifier":  # the test report carries the reconstruction's PSNR (dB) on test
+        assert 0 < run.test_metrics["recon_psnr"] <= 60
+    else:
+        assert "recon_psnr" not in run.test_metrics
 
     assert run.best_val_f1 == pytest.approx(history["val_f1"].max())
     assert run.best_epoch == int(history.loc[history["val_f1"].idxmax(), "epoch"])

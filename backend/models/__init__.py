@@ -47,6 +47,15 @@ class WorkbenchModel(nn.Module):
         """Weighted extra loss terms beside the classification loss: none for a plain classifier."""
         return {}
 
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the training loop before epoch ``epoch`` (1-based) of ``epochs``: a schedule of
+        the model's own (the VAE's KL warm-up) reads it; a plain classifier has none."""
+
+    def quality_metrics(self, outputs: dict[str, Tensor], images: Tensor) -> dict[str, Tensor]:
+        """Per-batch figures of the model's other output, averaged over an evaluation and reported
+        beside the loss (the VAE's reconstruction PSNR); none for a plain classifier."""
+        return {}
+
 
 def register_model(fn: Callable | None = None, *, defaults: dict | None = None, input_kind: str = "image"):
     """Register a model builder under its function name; usable as ``@register_model`` or

@@ -15,6 +15,13 @@ Loss scaling, which the product shows to users next to the three weights:
 Per-pixel and per-dimension averages keep all three terms near the same size at every image size.
 With the error summed over pixels (the seed's printed losses), the reconstruction term drowns the
 class term: macro-F1 0.70 against 0.88 averaged, measured on the same data (``TARGETS.md``).
+
+Options measured one at a time by ``bench/vae_ab.py`` (``docs/BENCHMARKS_vae.md``), each kept in the
+recipe only where it helped: ``kl_warmup_epochs`` (the KL weight ramps from 0 over the first epochs),
+``classify_on`` (the classifier reads the mean code, or a sample of it while training),
+``encoder_convs`` / ``decoder_convs`` (3x3 convolutions per stage: capacity), ``latent_dim`` and the
+image size. Every evaluation also reports the reconstruction's PSNR in pixel space
+(``recon_psnr``, dB), so a recipe that names anomalies better but rebuilds plots worse shows it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from backend.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from backend.models import WorkbenchModel, register_model
 
 GRID = 4  # the encoder pools to, and the decoder starts from, a GRID x GRID feature map
@@ -32,6 +40,7 @@ MAX_WIDTH_FACTOR = 8  # channels grow base, 2*base, ... up to 8*base
 HEAD_HIDDEN = 256
 HEAD_DROPOUT = 0.3
 LOGVAR_LIMIT = 10.0  # keeps exp(logvar) finite early in training
+CLASSIFY_ON = ("mean", "sample")
 
 
 class VAEClassifier(WorkbenchModel):
@@ -48,20 +57,30 @@ class VAEClassifier(WorkbenchModel):
         kl_weight: float,
         class_weight: float,
         base_channels: int,
+        *,
+        kl_warmup_epochs: int = 0,
+        classify_on: str = "mean",
+        encoder_convs: int = 1,
+        decoder_convs: int = 1,
     ):
         super().__init__()
         self.latent_dim = latent_dim
         self.recon_weight = recon_weight
         self.kl_weight = kl_weight
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.kl_scale = 1.0  # the warm-up's share of kl_weight in the current epoch
+        self.classify_on = classify_on
         self.classification_weight = class_weight
         widths = stage_widths(stage_count(image_size), base_channels)
-        self.encoder = nn.Sequential(*_down_blocks([3, *widths]), nn.AdaptiveAvgPool2d(GRID), nn.Flatten())
+        self.encoder = nn.Sequential(
+            *_down_blocks([3, *widths], encoder_convs), nn.AdaptiveAvgPool2d(GRID), nn.Flatten()
+        )
         flat = widths[-1] * GRID * GRID
         self.to_mu = nn.Linear(flat, latent_dim)
         self.to_logvar = nn.Linear(flat, latent_dim)
         self.from_latent = nn.Sequential(nn.Linear(latent_dim, flat), nn.Unflatten(1, (widths[-1], GRID, GRID)))
         self.decoder = nn.Sequential(
-            *_up_blocks([*reversed(widths), widths[0]]),
+            *_up_blocks([*reversed(widths), widths[0]], decoder_convs),
             nn.Conv2d(widths[0], 3, kernel_size=3, padding=1),
         )
         self.classifier = nn.Sequential(
@@ -70,6 +89,8 @@ class VAEClassifier(WorkbenchModel):
             nn.Dropout(HEAD_DROPOUT),
             nn.Linear(HEAD_HIDDEN, num_classes),
         )
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         features = self.encoder(x)
@@ -91,7 +112,8 @@ class VAEClassifier(WorkbenchModel):
         mu, logvar = self.encode(x)
         # Sample z while training (the VAE's reparameterisation); use the mean for a stable eval.
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        features = self.classifier[:-1](mu)  # the classifier's hidden layer: the penultimate features
+        code = z if self.classify_on == "sample" else mu  # z is mu in eval: predictions stay deterministic
+        features = self.classifier[:-1](code)  # the classifier's hidden layer: the penultimate features
         return {
             "logits": self.classifier[-1](features),
             "features": features,
@@ -106,11 +128,23 @@ class VAEClassifier(WorkbenchModel):
         return self.decode(self.encode(x)[0], x.shape[-2:])
 
     def auxiliary_losses(self, outputs: dict[str, Tensor], images: Tensor) -> dict[str, Tensor]:
-        """``{"recon": recon_weight * per-pixel MSE, "kl": kl_weight * per-dimension KL}``."""
+        """``{"recon": recon_weight * per-pixel MSE, "kl": kl_weight * warm-up share * per-dimension KL}``."""
         recon = F.mse_loss(outputs["recon"].float(), images.float())
         mu, logvar = outputs["mu"].float(), outputs["logvar"].float()
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean()
-        return {"recon": self.recon_weight * recon, "kl": self.kl_weight * kl}
+        return {"recon": self.recon_weight * recon, "kl": self.kl_weight * self.kl_scale * kl}
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """KL warm-up: the KL term's share rises linearly, 1/(W+1), 2/(W+1), ... to 1 from epoch W+1."""
+        self.kl_scale = min(1.0, epoch / (self.kl_warmup_epochs + 1))
+
+    def quality_metrics(self, outputs: dict[str, Tensor], images: Tensor) -> dict[str, Tensor]:
+        """``{"recon_psnr": dB}``: the reconstruction against the input, both un-normalised to
+        [0, 1] pixels, averaged over the images of the batch (a per-image PSNR, capped at 60 dB)."""
+        recon = (outputs["recon"].float() * self.pixel_std + self.pixel_mean).clamp(0, 1)
+        pixels = (images[: len(recon)].float() * self.pixel_std + self.pixel_mean).clamp(0, 1)
+        mse = (recon - pixels).pow(2).flatten(1).mean(dim=1).clamp_min(1e-6)
+        return {"recon_psnr": (-10 * torch.log10(mse)).mean()}
 
 
 def stage_count(image_size: int) -> int:
@@ -123,28 +157,32 @@ def stage_widths(stages: int, base: int) -> list[int]:
     return [base * min(2**i, MAX_WIDTH_FACTOR) for i in range(stages)]
 
 
-def _down_blocks(channels: list[int]) -> list[nn.Module]:
-    """Strided 3x3 conv + BN + LeakyReLU per stage: each halves the feature map."""
+def _down_blocks(channels: list[int], convs: int = 1) -> list[nn.Module]:
+    """Per stage: ``convs - 1`` 3x3 convs at the same size, then a strided 3x3 conv that halves the
+    feature map; each conv followed by BN + LeakyReLU."""
     layers: list[nn.Module] = []
     for c_in, c_out in zip(channels, channels[1:], strict=False):
-        layers += [
-            nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.LeakyReLU(0.2, inplace=True),
-        ]
+        for _ in range(convs - 1):
+            layers += _conv_bn(c_in, c_in)
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                   nn.LeakyReLU(0.2, inplace=True)]  # fmt: skip
     return layers
 
 
-def _up_blocks(channels: list[int]) -> list[nn.Module]:
-    """Transposed 4x4 conv (stride 2) + BN + LeakyReLU per stage: each doubles the feature map."""
+def _up_blocks(channels: list[int], convs: int = 1) -> list[nn.Module]:
+    """Per stage: a transposed 4x4 conv (stride 2) that doubles the feature map, then ``convs - 1``
+    3x3 convs at the new size; each followed by BN + LeakyReLU."""
     layers: list[nn.Module] = []
     for c_in, c_out in zip(channels, channels[1:], strict=False):
-        layers += [
-            nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.LeakyReLU(0.2, inplace=True),
-        ]
+        layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                   nn.LeakyReLU(0.2, inplace=True)]  # fmt: skip
+        for _ in range(convs - 1):
+            layers += _conv_bn(c_out, c_out)
     return layers
+
+
+def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
 
 
 @register_model(
@@ -165,11 +203,17 @@ def vae_classifier(
     kl_weight: float = 1.0,
     class_weight: float = 1.0,
     base_channels: int = 32,
+    kl_warmup_epochs: int = 0,
+    classify_on: str = "mean",
+    encoder_convs: int = 1,
+    decoder_convs: int = 1,
 ) -> VAEClassifier:
     """VAE + classifier; the three weights scale per-pixel MSE, per-dimension KL and the class loss.
 
     ``image_size`` sets how many stages the encoder and decoder have (about 6.0M parameters at
     224 px, 1.1M at 32 px); other sizes still work, the decoder's output is resized to the input.
+    The builder's own defaults are the original network, so checkpoints that stored fewer options
+    rebuild unchanged; new runs take the registered recipe above.
     """
     if not isinstance(latent_dim, int) or latent_dim < 2:
         raise ValueError(f"latent_dim must be a whole number of at least 2, got {latent_dim!r}")
@@ -179,6 +223,15 @@ def vae_classifier(
         raise ValueError(f"recon_weight and kl_weight must be 0 or more, got {recon_weight} and {kl_weight}")
     if class_weight <= 0:
         raise ValueError(f"class_weight must be above 0 (at 0 the classifier never learns), got {class_weight}")
+    if not isinstance(kl_warmup_epochs, int) or kl_warmup_epochs < 0:
+        raise ValueError(f"kl_warmup_epochs must be a whole number of 0 or more, got {kl_warmup_epochs!r}")
+    if classify_on not in CLASSIFY_ON:
+        raise ValueError(f"classify_on must be one of {', '.join(CLASSIFY_ON)}, got {classify_on!r}")
+    for name, convs in (("encoder_convs", encoder_convs), ("decoder_convs", decoder_convs)):
+        if not isinstance(convs, int) or not 1 <= convs <= 4:
+            raise ValueError(f"{name} must be a whole number from 1 to 4, got {convs!r}")
     return VAEClassifier(
-        num_classes, image_size, latent_dim, float(recon_weight), float(kl_weight), float(class_weight), base_channels
+        num_classes, image_size, latent_dim, float(recon_weight), float(kl_weight), float(class_weight), base_channels,
+        kl_warmup_epochs=kl_warmup_epochs, classify_on=classify_on, encoder_convs=encoder_convs,
+        decoder_convs=decoder_convs,
     )

@@ -121,10 +121,10 @@ def evaluate(
     should_stop: StopCheck = _never,
 ) -> dict[str, Any]:
     """Score the model on unaugmented batches: loss, acc, macro precision/recall/F1, components,
-    the ``logits`` and softmax ``probabilities`` (N, k), the penultimate ``features`` (N, D) and
+    the model's ``quality`` figures (``WorkbenchModel.quality_metrics``, e.g. the VAE's PSNR), the ``logits`` and softmax ``probabilities`` (N, k), the penultimate ``features`` (N, D) and
     the ``labels`` they belong to."""
     model.eval()
-    means = RunningMeans()
+    means, quality = RunningMeans(), RunningMeans()
     logits, features, all_labels = [], [], []
     with torch.inference_mode():
         for images, labels in batches:
@@ -134,6 +134,7 @@ def evaluate(
                 outputs = model(images)
                 terms = loss_terms(model, criterion, outputs, images, labels)
             means.update({"loss": sum(terms.values()), **terms}, n=len(labels))
+            quality.update(model.quality_metrics(outputs, images), n=len(labels))
             logits.append(outputs["logits"].float())
             features.append(outputs["features"].float())
             all_labels.append(labels)
@@ -141,7 +142,7 @@ def evaluate(
     probs = torch.cat(logits).softmax(dim=1).cpu().numpy()
     y_true = torch.cat(all_labels).cpu().numpy()
     scores = classification_metrics(y_true, probs.argmax(axis=1), num_classes)
-    return {**_summarise(means), **scores, "logits": logits_np, "probabilities": probs,
+    return {**_summarise(means), **scores, "quality": quality.means(), "logits": logits_np, "probabilities": probs,
             "features": torch.cat(features).cpu().numpy(), "labels": y_true}  # fmt: skip
 
 
@@ -240,6 +241,7 @@ def fit(
     best: dict[str, Any] = {"f1": -1.0}
     for epoch in range(1, config.epochs + 1):
         started, lr = time.perf_counter(), schedule.lr
+        model.start_epoch(epoch, config.epochs)
         train = train_one_epoch(model, criterion, optimizer, data.train_batches(), runtime=runtime,
                                 schedule=schedule, scaler=scaler, ema=ema, mix=mix, grad_clip=config.grad_clip,
                                 should_stop=should_stop)  # fmt: skip
@@ -318,6 +320,7 @@ def finish_run(config: TrainConfig, data: TrainingData, split, model: nn.Module,
         "confidence_threshold": confidence_threshold,
         "ood_threshold": ood_threshold,
         "ood_flagged": float(np.mean(test_distance > ood_threshold)),
+        **test["quality"],  # the model's own figures on test, e.g. the VAE's recon_psnr
     }
     for state in (best["state"], last):
         state.update(temperature=temperature, uncertainty=uncertainty)
@@ -336,9 +339,11 @@ def finish_run(config: TrainConfig, data: TrainingData, split, model: nn.Module,
 
 
 def epoch_row(epoch: int, train: dict, val: dict, *, lr: float, seconds: float) -> dict[str, Any]:
-    """One epoch as a run-store row; loss components go to ``extra`` as ``train_<name>``/``val_<name>``."""
+    """One epoch as a run-store row; loss components go to ``extra`` as ``train_<name>``/``val_<name>``,
+    the model's validation quality figures as ``quality_val_<name>`` (not a loss component)."""
     extra = {f"{split}_{name}": value for split, stats in (("train", train), ("val", val))
              for name, value in stats["components"].items()}  # fmt: skip
+    extra.update({f"quality_val_{name}": value for name, value in val.get("quality", {}).items()})
     return {
         "epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "val_loss": val["loss"],
         "val_acc": val["acc"], "val_precision": val["precision"], "val_recall": val["recall"], "val_f1": val["f1"],
