@@ -53,16 +53,15 @@ STEPS: tuple[tuple[str, str, dict], ...] = (
      {"optimizer": "adamw", "lr": 1e-3, "scheduler": "onecycle"}),
     ("kl_warmup", "KL warm-up: the KL weight ramps from 0 over the first 5 epochs",
      {"model_kwargs": {"kl_warmup_epochs": 5}}),
-    ("kl_small", "KL weight 0.1 (a looser prior on the code)", {"model_kwargs": {"kl_weight": 0.1}}),
+    ("encoder_2", "two convolutions per encoder stage", {"model_kwargs": {"encoder_convs": 2}}),
     ("sample", "the classifier reads a sample of the code while training (the mean at prediction)",
      {"model_kwargs": {"classify_on": "sample"}}),
     ("latent_32", "latent size 32", {"model_kwargs": {"latent_dim": 32}}),
-    ("latent_256", "latent size 256", {"model_kwargs": {"latent_dim": 256}}),
-    ("encoder_2", "two convolutions per encoder stage", {"model_kwargs": {"encoder_convs": 2}}),
     ("decoder_2", "two convolutions per decoder stage", {"model_kwargs": {"decoder_convs": 2}}),
+    ("size_96", "96 px images instead of 64", {"image_size": 96}),
+    ("kl_small", "KL weight 0.1 (a looser prior on the code)", {"model_kwargs": {"kl_weight": 0.1}}),
     ("plot_aug", "the plot augmentation preset and label smoothing 0.1 (visual_cnn's quality recipe)",
      {"augmentation": "plot", "label_smoothing": 0.1}),
-    ("size_96", "96 px images instead of 64", {"image_size": 96}),
 )  # fmt: skip
 
 

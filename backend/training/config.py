@@ -135,6 +135,7 @@ MODEL_KWARG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--recon-weight", "recon_weight", float, "vae_classifier: weight of the reconstruction MSE (averaged per pixel)"),
     ("--kl-weight", "kl_weight", float, "vae_classifier: weight of the KL term (averaged per latent dimension)"),
     ("--class-weight", "class_weight", float, "vae_classifier: weight of the classification loss"),
+    ("--kl-warmup-epochs", "kl_warmup_epochs", int, "vae_classifier: epochs over which the KL weight ramps up from 0"),
     ("--pretrained", "pretrained", bool, "resnet50: start from torchvision's ImageNet weights in the local torch cache"),
     ("--weights", "weights_file", str, "resnet50: start from a local ResNet50 state dict file"),
 )
