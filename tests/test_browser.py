@@ -20,6 +20,7 @@ import pytest
 
 from backend import store
 from tests.fixtures import browser
+from tests.fixtures.runs import store_env
 
 pytestmark = pytest.mark.browser
 
@@ -35,11 +36,7 @@ def browser_env(tmp_path, monkeypatch):
     from backend.data.generate import generate_dataset
     from backend.runs.lifecycle import build_config, train_run
 
-    env = {
-        "RUNS_DB_URL": f"sqlite:///{tmp_path / 'runs.db'}",
-        "DATA_DIR": str(tmp_path / "data"),
-        "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-    }
+    env = store_env(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     demo = tmp_path / "data" / "demo"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from backend import lineage, store
 from tests.fixtures import browser
 from tests.fixtures.comparison import CLASSES
-from tests.test_review import matrix_of, per_class_rows, prediction_rows, write_dataset
+from tests.fixtures.runs import store_env
+from tests.test_review import plant_run, write_dataset
 
 pytestmark = pytest.mark.browser
 
@@ -24,23 +24,9 @@ PADDING = 5  # px: Vega's default padding around the plot
 def planted_server(tmp_path):
     """A store with one completed run on real PNGs (two mean_shift files predicted as point_anomaly)
     and the dashboard serving it on a free port."""
-    env = {
-        "RUNS_DB_URL": f"sqlite:///{tmp_path / 'runs.db'}",
-        "DATA_DIR": str(tmp_path / "data"),
-        "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-    }
+    env = store_env(tmp_path)
     own = tmp_path / "data" / "own"
-    files = write_dataset(own, seed=1)
-    url = env["RUNS_DB_URL"]
-    run_id = store.create_run(
-        name="planted", model="visual_cnn", config={}, dataset=str(own), status="completed", class_names=CLASSES,
-        url=url,
-    )  # fmt: skip
-    store.update_run(run_id, best_val_f1=0.5, dataset_fingerprint=lineage.dataset_fingerprint(own), url=url)
-    rows = prediction_rows(own, files, wrong={0, 1, 5})
-    store.save_predictions(run_id, rows, url=url)
-    store.save_class_metrics(run_id, per_class_rows(), url=url)
-    store.save_confusion(run_id, matrix_of(rows), CLASSES, url=url)
+    plant_run(own, write_dataset(own, seed=1), "planted", {}, url=env["RUNS_DB_URL"])
 
     try:
         with browser.dashboard_server(env, tmp_path / "server.log") as base:
