@@ -18,21 +18,18 @@ so the pictures show what a user would see. Training takes about 10 minutes on a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-VIEWPORT = {"width": 1400, "height": 1000}
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures import browser  # noqa: E402  (the browser tests' server and Chromium helpers)
+
 PAGE_MS = 180_000
 
 # The quality bench's recipe (bench/quality.py defaults) for the run the screenshots show.
@@ -100,86 +97,35 @@ def prepare(home: Path) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def dashboard(env: dict[str, str], log_path: Path):
-    port = free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "Home.py"),
-             "--server.port", str(port), "--server.headless", "true"],
-            cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                with contextlib.suppress(OSError), urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-                if process.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"the dashboard did not start; see {log_path}")
-                time.sleep(0.3)
-            yield base
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-
-
 def wait_idle(page, quiet_checks: int = 4) -> None:
-    quiet, deadline = 0, time.monotonic() + PAGE_MS / 1000
-    while quiet < quiet_checks and time.monotonic() < deadline:
-        time.sleep(0.5)
-        quiet = quiet + 1 if page.locator("[data-testid='stStatusWidget']").count() == 0 else 0
+    browser.wait_idle(page, PAGE_MS / 1000, quiet_checks)
 
 
 def full_page(page, path: Path) -> None:
-    """Grow the viewport to the main element's scroll height (Streamlit scrolls inside it), then shoot."""
-    measure = "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain]')].map(e => e.scrollHeight))"
-    height = 0
-    for _ in range(5):
-        new_height = int(page.evaluate(measure))
-        if new_height == height:
-            break
-        height = new_height
-        page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
-        wait_idle(page, quiet_checks=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(VIEWPORT)
+    browser.full_page_screenshot(page, path, PAGE_MS / 1000)
     print(f"  wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}", flush=True)
 
 
 def shoot(env: dict[str, str], home: Path, out: Path) -> None:
-    if not CHROMIUM.is_file():
-        sys.exit(f"{CHROMIUM} not found: run .ci/system-deps.sh (installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
     varied = home / "data" / "varied"
     upload = [sorted((varied / "test" / "mean_shift").glob("*.png"))[0],
               sorted((varied / "csv" / "test" / "point_anomaly").glob("*.csv"))[0]]  # fmt: skip
     pages = [("Home", "home"), ("Data", "data"), ("Train", "train"), ("Compare", "compare"),
              ("Class metrics", "class_metrics"), ("Predict", "predict")]  # fmt: skip
-    with dashboard(env, home / "server.log") as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport=VIEWPORT).new_page()
-        page.set_default_timeout(PAGE_MS)
-        page.goto(base)
-        wait_idle(page)
-        for title, name in pages:
-            page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    try:
+        browser.find_chromium()  # before the server starts
+        with browser.dashboard_server(env, home / "server.log") as base, browser.chromium_page(PAGE_MS) as page:
+            page.goto(base)
             wait_idle(page)
-            if name == "predict":
-                page.locator("input[type='file']").first.set_input_files([str(p) for p in upload])
-                wait_idle(page, quiet_checks=6)
-            full_page(page, out / f"{name}.png")
-        browser.close()
+            for title, name in pages:
+                page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+                wait_idle(page)
+                if name == "predict":
+                    page.locator("input[type='file']").first.set_input_files([str(p) for p in upload])
+                    wait_idle(page, quiet_checks=6)
+                full_page(page, out / f"{name}.png")
+    except browser.BrowserUnavailable as error:
+        sys.exit(str(error))
 
 
 def main() -> int:

@@ -13,38 +13,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from backend import store
+from tests.fixtures import browser
+from tests.fixtures.runs import store_env
 
 pytestmark = pytest.mark.browser
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "awb-screenshots")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-VIEWPORT = {"width": 1400, "height": 1000}
-SERVER_START_S = 90
 RUN_COMPLETE_MS = 300_000  # the tiny run: process start (torch import) + 2 epochs at 32 px on 2 cores
 PAGE_MS = 120_000  # first visits import torch (Train) and load a checkpoint (Predict)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -54,11 +36,7 @@ def browser_env(tmp_path, monkeypatch):
     from backend.data.generate import generate_dataset
     from backend.runs.lifecycle import build_config, train_run
 
-    env = {
-        "RUNS_DB_URL": f"sqlite:///{tmp_path / 'runs.db'}",
-        "DATA_DIR": str(tmp_path / "data"),
-        "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-    }
+    env = store_env(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     demo = tmp_path / "data" / "demo"
@@ -82,65 +60,28 @@ def stop_active_runs() -> None:
 
 
 @pytest.fixture
-def server(browser_env):
+def server(browser_env, tmp_path):
     """The real server on a free local port; killed (whole process group) however the test ends."""
-    port = free_port()
-    env = {**os.environ, **{k: v for k, v in browser_env.items() if k != "demo"}, "MPLBACKEND": "Agg"}
-    log = open(browser_env["demo"].parent.parent / "server.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "Home.py"),
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in browser_env.items() if k != "demo"}
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the dashboard server did not start; its log:\n{Path(log.name).read_text()}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-        log.close()
+        with browser.dashboard_server(env, tmp_path / "server.log") as base:
+            yield base
+    except browser.BrowserUnavailable as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture
 def page(server):
     """A Chromium page (Debian's chromium driven by Playwright) at 1400x1000."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium); make test does when run as root")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport=VIEWPORT)
-            context.set_default_timeout(PAGE_MS)
-            yield context.new_page()
-        finally:
-            browser.close()
+    try:
+        with browser.chromium_page(PAGE_MS) as page:
+            yield page
+    except browser.BrowserUnavailable as error:
+        pytest.fail(str(error))
 
 
 def wait_idle(page, quiet_checks: int = 3) -> None:
-    """Wait until the script has stopped running (Streamlit's status widget gone for a moment)."""
-    quiet = 0
-    deadline = time.monotonic() + PAGE_MS / 1000
-    while quiet < quiet_checks and time.monotonic() < deadline:
-        time.sleep(0.5)
-        quiet = quiet + 1 if page.locator("[data-testid='stStatusWidget']").count() == 0 else 0
+    browser.wait_idle(page, PAGE_MS / 1000, quiet_checks)
 
 
 def visit(page, title: str, heading: str) -> None:
@@ -151,20 +92,7 @@ def visit(page, title: str, heading: str) -> None:
 
 
 def screenshot(page, name: str) -> None:
-    """A full-page screenshot: the viewport grows to the page's scroll height first (Streamlit scrolls
-    inside its main element, so Playwright's full_page alone would stop at the fold)."""
-    measure = "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain]')].map(e => e.scrollHeight))"
-    height = 0
-    for _ in range(5):
-        new_height = int(page.evaluate(measure))
-        if new_height == height:
-            break
-        height = new_height
-        page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
-        wait_idle(page, quiet_checks=2)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    page.set_viewport_size(VIEWPORT)
+    browser.full_page_screenshot(page, SCREENSHOTS / f"{name}.png", PAGE_MS / 1000)
 
 
 def choose(page, label: str, option: str) -> None:

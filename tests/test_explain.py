@@ -25,6 +25,7 @@ from backend.explain import (
     uniform_attention_share,
 )
 from backend.predict import Predictor
+from tests.fixtures.cli import run_cli
 
 
 def _manifest(dataset) -> list[dict]:
@@ -131,34 +132,30 @@ def test_attention_report_has_a_row_per_class_with_its_baseline(completed_runs, 
 
 
 def test_explain_cli_writes_an_overlay_per_file(completed_runs, tiny_dataset, tmp_path):
+    """One real ``python -m backend explain`` child (exit status, a JSON line per file, the overlays on
+    disk); the attention table and the refusal go through the same CLI ``main`` in this process."""
     png = sorted((tiny_dataset / "test").glob("*/*.png"))[0]
     csv = tiny_dataset / "csv" / "test" / png.parent.name / f"{png.stem}.csv"
     bad = tmp_path / "fake.png"
     bad.write_text("not an image")
     out = tmp_path / "cams"
+    explain = ["explain", "--run", str(completed_runs["vae_classifier"])]
 
-    def backend(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "backend", "explain", "--run", str(completed_runs["vae_classifier"]), *args],
-            cwd=REPO_ROOT,
-            env=os.environ.copy(),
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-
-    done = backend(str(png), str(csv), str(bad), "--out", str(out), "--device", "cpu", "--json")
+    done = subprocess.run(
+        [sys.executable, "-m", "backend", *explain, str(png), str(csv), str(bad), "--out", str(out), "--device", "cpu",
+         "--json"], cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["error"] is None for r in rows] == [True, True, False]
     assert load_image_rgb(out / f"{png.name}.gradcam.png").shape == (72, 96, 3)
     assert load_image_rgb(out / f"{csv.name}.gradcam.png").shape == (600, 800, 3)  # the CSV drawn in team style
 
-    table = backend("--attention", str(tiny_dataset), "--per-class", "1", "--device", "cpu", "--json")
+    table = run_cli(*explain, "--attention", str(tiny_dataset), "--per-class", "1", "--device", "cpu", "--json")
     assert table.returncode == 0, table.stderr
     rows = json.loads(table.stdout)
     assert len(rows) == 9 and {"class", "n", "empty", "share", "baseline", "lift"} <= set(rows[0])
-    missing_out = backend(str(png))
+    missing_out = run_cli(*explain, str(png))
     assert missing_out.returncode == 2 and "--out DIR" in missing_out.stderr
 
 

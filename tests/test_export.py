@@ -19,6 +19,7 @@ from backend.data.transforms import to_tensor_batch
 from backend.export import PARITY_TOLERANCE, ExportError, export_checkpoint, export_run, parity, parity_images
 from backend.predict import run_checkpoint
 from backend.training.checkpoint import load_checkpoint
+from tests.fixtures.cli import run_cli
 
 SIDECAR_FIELDS = {
     "format",
@@ -112,26 +113,21 @@ def test_export_without_its_dataset_says_to_pass_data(completed_runs, tmp_path):
 
 
 def test_export_cli_writes_the_files_and_refuses_bad_input(completed_runs, tmp_path):
-    env = os.environ.copy()
-
-    def backend(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "backend", "export", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-
+    """One real ``python -m backend export`` child (exit status, JSON on stdout, files on disk); the
+    refusals go through the same CLI ``main`` in this process (tests/fixtures/cli.py)."""
     out = tmp_path / "cnn.onnx"
-    done = backend("--run", str(completed_runs["visual_cnn"]), "--format", "onnx", "--out", str(out), "--json")
+    done = subprocess.run(
+        [sys.executable, "-m", "backend", "export", "--run", str(completed_runs["visual_cnn"]), "--format", "onnx",
+         "--out", str(out), "--json"], cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True, text=True,
+        timeout=240,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["parity"]["passed"] and out.is_file()
 
-    missing = backend("--run", "9999", "--format", "onnx", "--out", str(tmp_path / "x.onnx"))
+    missing = run_cli("export", "--run", "9999", "--format", "onnx", "--out", str(tmp_path / "x.onnx"))
     assert missing.returncode == 2 and missing.stderr.strip() == "error: run 9999 not found"
-    bad_format = backend("--run", "1", "--format", "tflite", "--out", str(tmp_path / "x"))
+    assert not any(tmp_path.glob("x.onnx*"))
+    bad_format = run_cli("export", "--run", "1", "--format", "tflite", "--out", str(tmp_path / "x"))
     assert bad_format.returncode == 2 and "invalid choice" in bad_format.stderr
 
 

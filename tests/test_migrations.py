@@ -50,6 +50,22 @@ def schema_differences(url: str) -> list:
         return compare_metadata(MigrationContext.configure(conn), store.Base.metadata)
 
 
+def db_command(url: str, *args: str) -> subprocess.Popen:
+    """A real ``python -m backend db ARGS`` child on ``url`` (a bare environment: only the store and PATH)."""
+    return subprocess.Popen([sys.executable, "-m", "backend", "db", *args], cwd=REPO_ROOT,
+                            env={"RUNS_DB_URL": url, "PATH": "/usr/bin:/bin"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def upgrades_at_once(url: str, processes: int = 4) -> list[str]:
+    """``db upgrade`` in ``processes`` real children started together; each one's message (after the
+    URL), sorted, once all have exited 0."""
+    procs = [db_command(url, "upgrade") for _ in range(processes)]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * processes, outputs
+    return sorted(out.split(": ", 1)[1].strip() for out, _ in outputs)
+
+
 def test_revisions_are_named_and_ordered():
     assert migrations.known_revisions() == [
         "0001_baseline", "0002_hardening", "0003_comparison", "0004_team", "0005_review"
@@ -130,15 +146,7 @@ def test_a_store_newer_than_the_code_is_refused_and_left_byte_identical(tmp_path
 def test_processes_opening_an_old_store_at_once_take_turns(old_store):
     """Four real processes upgrade the same old file at once: one migrates, the others find it done."""
     path, url = old_store
-    env = {"RUNS_DB_URL": url, "PATH": "/usr/bin:/bin"}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "backend", "db", "upgrade"], cwd=REPO_ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        for _ in range(4)
-    ]
-    outputs = [proc.communicate(timeout=120) for proc in procs]
-    assert [proc.returncode for proc in procs] == [0] * 4, outputs
-    said = sorted(out.split(": ", 1)[1].strip() for out, _ in outputs)
+    said = upgrades_at_once(url)
     assert said == [f"already at {HEAD}"] * 3 + [f"upgraded from the schema before migrations to {HEAD}"]
     assert row_counts(path) == FIXTURE_ROWS
 
@@ -147,10 +155,9 @@ def test_db_command_reads_and_upgrades_the_revision(old_store):
     path, url = old_store
 
     def db(action: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "backend", "db", action], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=120, env={"RUNS_DB_URL": url, "PATH": "/usr/bin:/bin"})  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        out, err = (child := db_command(url, action)).communicate(timeout=120)
+        assert child.returncode == 0, err
+        return out.strip()
 
     assert db("current") == f"{url}: the schema before migrations; newest is {HEAD}: run `python -m backend db upgrade`"
     assert row_counts(path) == FIXTURE_ROWS and store.schema_state(url).revision is None  # current changed nothing
@@ -228,15 +235,7 @@ def test_an_old_release_store_on_postgresql_is_upgraded_keeping_every_row(pg_url
 def test_processes_upgrading_one_postgresql_database_at_once_take_turns(pg_url):
     """Four real processes run `db upgrade` at once on an empty database (a team's dashboards starting
     together): pg_advisory_lock lets one create the schema; the others wait and find it done."""
-    env = {"RUNS_DB_URL": pg_url, "PATH": "/usr/bin:/bin"}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "backend", "db", "upgrade"], cwd=REPO_ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        for _ in range(4)
-    ]
-    outputs = [proc.communicate(timeout=120) for proc in procs]
-    assert [proc.returncode for proc in procs] == [0] * 4, outputs
-    said = sorted(out.split(": ", 1)[1].strip() for out, _ in outputs)
+    said = upgrades_at_once(pg_url)
     assert said == [f"already at {HEAD}"] * 3 + [f"upgraded from an empty database to {HEAD}"]
     assert schema_differences(pg_url) == []
 

@@ -45,17 +45,6 @@ def data_dir(tmp_path, monkeypatch, tiny_dataset) -> Path:
     return folder
 
 
-@pytest.fixture
-def empty_store(tmp_path, monkeypatch) -> str:
-    """Point RUNS_DB_URL at a new, empty SQLite file (DATA_DIR and ARTIFACTS_DIR at empty folders)."""
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
-    monkeypatch.setenv("RUNS_DB_URL", url)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
-    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "no-artifacts"))
-    store.init_db(url)
-    return url
-
-
 def open_page(page: str) -> AppTest:
     """Run the app, switch to ``page`` and run it; fail on any exception the page raised."""
     at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT)

@@ -1,4 +1,9 @@
-"""``python -m backend predict`` and ``evaluate`` as real subprocesses on real runs, files and store."""
+"""``python -m backend predict`` and ``evaluate`` on real runs, files and store.
+
+One real subprocess per verb (``backend``: the exit status and output a shell sees); the other
+cases run the same CLI ``main`` in this process (``run_cli``, tests/fixtures/cli.py), which spares
+each a 10-20 s torch import. tests/test_predict_hostile.py drives more real ``predict`` children.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import pytest
 
 from backend import store
 from backend.config import REPO_ROOT
+from tests.fixtures.cli import run_cli
 
 
 def backend(*args: str) -> subprocess.CompletedProcess:
@@ -45,7 +51,7 @@ def test_predict_prints_one_line_per_file_and_survives_a_bad_one(completed_runs,
 
 
 def test_predict_json_gives_one_object_per_file(completed_runs, files):
-    done = backend(
+    done = run_cli(
         "predict", "--run", str(completed_runs["vae_classifier"]), "--json", str(files["png"]), str(files["bad"])
     )
     assert done.returncode == 0, done.stderr
@@ -58,13 +64,13 @@ def test_predict_json_gives_one_object_per_file(completed_runs, files):
 
 def test_predict_fails_only_when_every_file_fails(completed_runs, files, tmp_path):
     missing = tmp_path / "missing.csv"
-    done = backend("predict", "--run", str(completed_runs["visual_cnn"]), str(files["bad"]), str(missing))
+    done = run_cli("predict", "--run", str(completed_runs["visual_cnn"]), str(files["bad"]), str(missing))
     assert done.returncode == 1
     assert [line.split(": error: ")[0] for line in done.stdout.splitlines()] == [str(files["bad"]), str(missing)]
 
 
 def test_predict_with_a_missing_run_is_one_line_on_stderr(files):
-    done = backend("predict", "--run", "424242", str(files["png"]))
+    done = run_cli("predict", "--run", "424242", str(files["png"]))
     assert done.returncode == 2
     assert done.stderr == "error: run 424242 not found\n" and done.stdout == ""
 
@@ -89,7 +95,7 @@ def test_evaluate_prints_the_report_and_stores_it_with_the_run(completed_runs, t
 def test_evaluate_json_with_a_checkpoint_is_not_stored(completed_runs, tiny_dataset):
     run = store.get_run(completed_runs["resnet50"])
     before = len(store.list_evaluations(run.id))
-    done = backend("evaluate", "--checkpoint", run.checkpoint_path, "--data", str(tiny_dataset), "--json")
+    done = run_cli("evaluate", "--checkpoint", run.checkpoint_path, "--data", str(tiny_dataset), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["evaluation_id"] is None and report["run_id"] is None
@@ -104,7 +110,7 @@ def test_evaluate_with_other_classes_is_one_line_on_stderr(completed_runs, tiny_
     shutil.copytree(tiny_dataset / "test", other / "train")
     for split in ("train", "test"):
         shutil.rmtree(sorted((other / split).iterdir())[0])
-    done = backend("evaluate", "--run", str(completed_runs["visual_cnn"]), "--data", str(other), "--no-store")
+    done = run_cli("evaluate", "--run", str(completed_runs["visual_cnn"]), "--data", str(other), "--no-store")
     assert done.returncode == 2
     assert done.stderr.startswith("error: the dataset's classes do not match the checkpoint's (missing: ")
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr

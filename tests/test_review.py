@@ -35,16 +35,6 @@ def fresh_caches():
     st.cache_data.clear()
 
 
-@pytest.fixture
-def store_url(tmp_path, monkeypatch) -> str:
-    url = f"sqlite:///{tmp_path / 'runs.db'}"
-    monkeypatch.setenv("RUNS_DB_URL", url)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    store.init_db(url)
-    return url
-
-
 def write_dataset(root: Path, per_class: int = 4, seed: int = 0, split: str = "test") -> list[tuple[str, int]]:
     """Tiny real PNGs under ``root/<split>/<class>/``; returns (relative path, class index) per file."""
     rng = np.random.default_rng(seed)
@@ -85,21 +75,29 @@ def per_class_rows() -> list[dict]:
     return [{"class_name": n, "precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 4} for n in CLASSES]
 
 
+def plant_run(own: Path, files: list[tuple[str, int]], name: str, config: dict, url: str | None = None) -> int:
+    """A completed visual_cnn run on the written dataset ``own`` (fingerprinted as it is now), without
+    training: its test predictions of ``files`` (two mean_shift files predicted as point_anomaly, one
+    more mistake), per-class metrics and confusion matrix, stored as a finished run leaves them; its id."""
+    run_id = store.create_run(
+        name=name, model="visual_cnn", config=config, dataset=str(own), status="completed", class_names=CLASSES,
+        url=url,
+    )  # fmt: skip
+    store.update_run(run_id, best_val_f1=0.5, dataset_fingerprint=lineage.dataset_fingerprint(own), url=url)
+    rows = prediction_rows(own, files, wrong={0, 1, 5})  # two mean_shift -> point_anomaly
+    store.save_predictions(run_id, rows, url=url)
+    store.save_class_metrics(run_id, per_class_rows(), url=url)
+    store.save_confusion(run_id, matrix_of(rows), CLASSES, url=url)
+    return run_id
+
+
 @pytest.fixture
-def reviewed_run(tmp_path, store_url) -> dict:
+def reviewed_run(tmp_path, empty_store) -> dict:
     """A completed run on a real PNG dataset (fingerprinted) with an evaluation on a second one."""
     own, other = tmp_path / "data" / "own", tmp_path / "other"
     own_files, other_files = write_dataset(own, seed=1), write_dataset(other, seed=2)
     write_dataset(own, per_class=2, seed=3, split="train")  # a dataset the Train page lists
-    run_id = store.create_run(
-        name="reviewed", model="visual_cnn", config={"epochs": 1, "lr": 0.001}, dataset=str(own),
-        status="completed", class_names=CLASSES,
-    )  # fmt: skip
-    store.update_run(run_id, best_val_f1=0.5, dataset_fingerprint=lineage.dataset_fingerprint(own))
-    own_rows = prediction_rows(own, own_files, wrong={0, 1, 5})  # two mean_shift -> point_anomaly
-    store.save_predictions(run_id, own_rows)
-    store.save_class_metrics(run_id, per_class_rows())
-    store.save_confusion(run_id, matrix_of(own_rows), CLASSES)
+    run_id = plant_run(own, own_files, "reviewed", {"epochs": 1, "lr": 0.001})
     other_rows = prediction_rows(other, other_files, wrong={4, 5, 6})  # three point_anomaly -> trend_shift
     evaluation_id = store.save_evaluation(
         run_id, dataset=str(other), metrics={"accuracy": 0.75, "macro_f1": 0.7}, per_class=per_class_rows(),

@@ -137,9 +137,21 @@ def _row(status: str = "queued") -> int:
 # --- launching and finishing ---------------------------------------------------------------------
 
 
-def test_launched_run_completes_with_all_its_epochs(tiny_config):
+def test_launched_run_gets_a_new_id_and_an_empty_folder_and_completes_with_all_its_epochs(tiny_config):
+    """One real trainer for both: a launch after the newest run was deleted (its id and stale files)
+    and a launched run's life from its row to a completed run whose process group is gone."""
+    kept, newest = _row("completed"), _row("completed")
+    runs.delete(newest)
+    stale = run_dir(newest + 1)  # files under the next id, left by a run deleted when ids were reused
+    stale.mkdir(parents=True)
+    (stale / "best.pt").write_bytes(b"not this run's model")
+
     run_id = runs.launch(tiny_config, name="first")
 
+    assert run_id == newest + 1 and run_id not in (kept, newest)
+    (aside,) = run_dir(run_id).parent.glob(f"orphaned-{run_id}-*")
+    assert (aside / "best.pt").read_bytes() == b"not this run's model"
+    assert f"moved them to {aside}" in runs.log_path(run_id).read_text()
     launched = store.get_run(run_id)
     assert launched.name == "first"
     assert launched.pid is not None and launched.pid_start_time is not None
@@ -150,25 +162,8 @@ def test_launched_run_completes_with_all_its_epochs(tiny_config):
     assert run.host == socket.gethostname()  # recorded by the trainer as it claimed the run
     assert len(store.run_history(run_id)) == 2
     assert runs.log_path(run_id).stat().st_size > 0
-    wait_for(lambda: _group_gone(launched.pid), what="the trainer to exit after completing")
-
-
-def test_deleting_the_newest_run_then_launching_gives_a_new_id_and_an_empty_folder(tiny_config):
-    kept, newest = _row("completed"), _row("completed")
-    runs.delete(newest)
-    stale = run_dir(newest + 1)  # files under the next id, left by a run deleted when ids were reused
-    stale.mkdir(parents=True)
-    (stale / "best.pt").write_bytes(b"not this run's model")
-
-    run_id = runs.launch(tiny_config)
-
-    assert run_id == newest + 1 and run_id not in (kept, newest)
-    (aside,) = run_dir(run_id).parent.glob(f"orphaned-{run_id}-*")
-    assert (aside / "best.pt").read_bytes() == b"not this run's model"
-    assert f"moved them to {aside}" in runs.log_path(run_id).read_text()
-    run = _finished(run_id)
-    assert run.status == "completed", run.error
     assert (run_dir(run_id) / "best.pt").read_bytes() != b"not this run's model"
+    wait_for(lambda: _group_gone(launched.pid), what="the trainer to exit after completing")
 
 
 def test_bad_config_fails_at_launch_and_queues_nothing(tiny_config):

@@ -30,14 +30,12 @@ TINY = {"batch_size": 16, "workers": 0, "device": "cpu", "precision": "fp32"}
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_dataset) -> dict[str, int]:
-    """A series_cnn run (2 epochs) and a visual_cnn run (1 epoch, 32 px) on the same tiny dataset."""
-    ids = {}
-    for model, extra in (("series_cnn", {"epochs": 2}), ("visual_cnn", {"epochs": 1, "image_size": 32})):
-        result = train_run(build_config({**TINY, **extra, "data": str(tiny_dataset), "model": model}))
-        assert result.status == "completed", store.get_run(result.run_id).error
-        ids[model] = result.run_id
-    return ids
+def runs(tiny_dataset, completed_runs) -> dict[str, int]:
+    """A series_cnn run (2 epochs) and the session's visual_cnn run (``completed_runs``: 2 epochs,
+    32 px) on the same tiny dataset."""
+    result = train_run(build_config({**TINY, "epochs": 2, "data": str(tiny_dataset), "model": "series_cnn"}))
+    assert result.status == "completed", store.get_run(result.run_id).error
+    return {"series_cnn": result.run_id, "visual_cnn": completed_runs["visual_cnn"]}
 
 
 @pytest.fixture(scope="module")

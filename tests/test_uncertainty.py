@@ -1,12 +1,10 @@
 """Uncertainty on each prediction (issue 13, item 5): calibrated confidence, view agreement, feature
-distance and the ``uncertain`` flag with its reason, on real checkpoints, files and the real CLI."""
+distance and the ``uncertain`` flag with its reason, on real checkpoints, files and the CLI's own ``main`` (``run_cli``: real ``predict`` children are in
+tests/test_predict_cli.py and tests/test_predict_hostile.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from backend.data.render import STYLE_TTA_COUNT
 from backend.evaluation.ood import UncertaintyPolicy
 from backend.predict import Predictor, run_checkpoint
 from backend.training.checkpoint import load_checkpoint
+from tests.fixtures.cli import run_cli
 
 FIELDS = {"confidence", "tta_agreement", "tta_spread", "feature_distance", "uncertain", "uncertain_reason"}
 EASY_CLASSES = ["deterministic_trend", "point_anomaly", "variance_shift"]
@@ -143,10 +142,7 @@ def test_predict_json_carries_every_uncertainty_field(easy, tmp_path):
     from PIL import Image
 
     Image.fromarray(stripes_image()).save(noise)
-    done = subprocess.run(
-        [sys.executable, "-m", "backend", "predict", "--run", str(predictor.run_id), "--json", str(csv), str(noise)],
-        cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+    done = run_cli("predict", "--run", str(predictor.run_id), "--json", str(csv), str(noise))  # the CLI's main
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(rows) == 2
@@ -157,10 +153,7 @@ def test_predict_json_carries_every_uncertainty_field(easy, tmp_path):
     assert rows[0]["n_views"] == 1 + STYLE_TTA_COUNT  # the CSV was also drawn in other styles
     assert rows[1]["n_views"] == 1 and rows[1]["tta_agreement"] == 1.0
     assert rows[1]["uncertain"] and "unfamiliar input" in rows[1]["uncertain_reason"]
-    off = subprocess.run(
-        [sys.executable, "-m", "backend", "predict", "--run", str(predictor.run_id), "--json", "--style-views", "0",
-         str(csv)], cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+    off = run_cli("predict", "--run", str(predictor.run_id), "--json", "--style-views", "0", str(csv))
     assert json.loads(off.stdout)["n_views"] == 1
 
 

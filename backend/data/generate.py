@@ -38,6 +38,7 @@ import numpy as np
 
 from backend.data.render import STYLES, check_size, encode_png, render_plot
 from backend.data.series import CLASSES, check_series_options, generate_series
+from backend.procs import pid_exists
 from backend.registry import Registry
 
 SPLITS = ("train", "test", "val")  # val last: adding it left train/test sample seeds (and bytes) unchanged
@@ -404,18 +405,8 @@ def _remove_stale_staging(out: Path) -> None:
     prefix = _staging_prefix(out)
     for folder in out.parent.glob(f"{glob.escape(prefix)}*"):
         pid = folder.name[len(prefix):]
-        if pid.isdigit() and folder.is_dir() and not folder.is_symlink() and not _process_exists(int(pid)):
+        if pid.isdigit() and folder.is_dir() and not folder.is_symlink() and not pid_exists(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def generate_dataset(out, *, train_per_class: int, test_per_class: int, seed: int, val_per_class: int = 0,

@@ -12,6 +12,8 @@ import os
 import socket
 from pathlib import Path
 
+from backend.procs import pid_exists
+
 START_TIME_TOLERANCE_S = 2.0  # /proc start times are whole ticks on a boot time given in whole seconds
 HOST_ID_ENV = "ANOMALY_HOST_ID"
 
@@ -40,7 +42,7 @@ def is_trainer(pid: int, pid_start_time: float | None, run_id: int) -> bool:
     """Whether ``pid`` (on this host) is still run ``run_id``'s trainer: alive, started when recorded,
     running ``backend train`` (for this run id, when it has one on its command line)."""
     if not HAVE_PROC:
-        return _exists(pid)
+        return pid_exists(pid)  # a reused pid cannot be told apart without /proc
     stat = proc_stat(pid)
     if stat is None or stat[0] in {"Z", "X"}:  # gone, or a zombie whose parent has not collected it
         return False
@@ -95,14 +97,3 @@ def _boot_time() -> float | None:
     except OSError:
         return None
     return next((float(line.split()[1]) for line in lines if line.startswith("btime ")), None)
-
-
-def _exists(pid: int) -> bool:
-    """Without /proc: whether any process has this pid (a reused pid cannot be told apart)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
