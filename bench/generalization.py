@@ -113,7 +113,7 @@ class CellResult:
     macro_f1_ci: list[float]
     accuracy: float
     accuracy_ci: list[float]
-    own_f1: float | None  # the run's best val macro-F1 on its own test split (None for the ensemble)
+    own_f1: float | None  # the run's best validation macro-F1, which picked its epoch (None for the ensemble)
     train_acc: float | None  # training accuracy at the best epoch (augmented, as the run reports it)
     per_class_f1: dict[str, float]
     confusion: list[list[int]]
@@ -133,7 +133,7 @@ class Trained:
     spec: DataSpec
     config: dict  # the resolved TrainConfig
     train_acc: float  # at the best epoch
-    own_f1: float  # best val macro-F1 on its own test split
+    own_f1: float  # best validation macro-F1 (the run's own held-out part of its training set)
     seconds: float
     device: str
 
@@ -257,7 +257,7 @@ def train(spec: DataSpec, folder: Path, args: argparse.Namespace, options: dict,
         shutil.copyfile(run.checkpoint_path, checkpoint)
         facts_file.write_text(json.dumps(facts))
     facts = json.loads(facts_file.read_text())
-    print(f"  trained {model} on {spec.describe()}: own-test macro-F1 {facts['own_f1']:.3f} "
+    print(f"  trained {model} on {spec.describe()}: val macro-F1 {facts['own_f1']:.3f} "
           f"(epoch {facts['best_epoch']}) in {facts['seconds']:.0f} s", flush=True)  # fmt: skip
     predictor = open_checkpoint(checkpoint)
     return Trained(predictor, spec, config.to_dict(), facts["train_acc"], facts["own_f1"], facts["seconds"],
@@ -442,14 +442,17 @@ def report(args: argparse.Namespace, results: list[CellResult], trained: dict[st
     lines += [f"- {cell}: skipped ({note})" for cell, note in (notes or {}).items()]
     lines += [
         "",
-        "Macro-F1 with its 95% stratified bootstrap interval (1,000 resamples, seed fixed).",
+        "Macro-F1 with its 95% stratified bootstrap interval (1,000 resamples, seed fixed). Val F1 = the run's "
+        "best validation macro-F1 (it picks the epoch); drop from own = the same model's own-cell macro-F1 minus "
+        "the cell's, in points; train-test gap = training accuracy at the best epoch minus the cell's accuracy.",
         "",
-        "| cell | model | trained on | tested on | n | macro-F1 [95% CI] | accuracy | own-test F1 | drop from own "
-        "| train-test gap |",
+        "| cell | model | trained on | tested on | n | macro-F1 [95% CI] | accuracy | val F1 (picks the epoch) "
+        "| drop from own | train-test gap |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    own = {r.model: r.macro_f1 for r in results if r.cell == "own"}
     for r in results:
-        drop = None if r.own_f1 is None else r.own_f1 - r.macro_f1
+        drop = own[r.model] - r.macro_f1 if r.model in own else None
         gap = None if r.train_acc is None else r.train_acc - r.accuracy
         lines.append(
             f"| {r.cell} | {r.model} | {r.trained_on} | {r.tested_on} | "
