@@ -14,6 +14,15 @@ Each *cell* pairs a training set with a test set drawn from other seeds (no seri
   generator the team did not write), sent through ``Predictor.predict_files`` like an upload; labels
   from the folder names. The honest figure: nothing here is tuned to it.
 
+Every model family: ``--model`` is any registered model. An image model (visual_cnn, vae_classifier,
+resnet50) is scored on the plots (``evaluate_folder``) and on CSV cells through its upload path; the
+series model (``series_cnn``) trains on each plot's CSV and every cell is scored through its CSVs
+(the style-only cells ``team_to_varied``, ``varied_to_team``, ``varied`` and ``varied_csv`` repeat other
+cells for a model that reads numbers: skipped with a note). ``--ensemble`` trains ``--model`` and
+series_cnn on the same data and scores, on the CSV cells and the same items, both members and their
+ensemble (the mean of the two calibrated probability vectors, as ``predict --ensemble-run``). Every
+figure carries its 95% stratified bootstrap interval (``bench/scoring.py``, seed fixed).
+
 Trainings go through ``train_run`` (the entry point of ``python -m backend train``) into a scratch run
 store; every evaluation goes through ``backend.predict`` with the checkpoint's own class list.
 Datasets are generated once per option set under ``--workdir``, and each training's best checkpoint
@@ -24,6 +33,8 @@ Method, results and reading: ``docs/GENERALIZATION.md``.
     python bench/generalization.py                          # visual_cnn defaults, team style: ~4 min of training here
     python bench/generalization.py --label recipe --train-style mixed --augmentation plot \
         --option label_smoothing=0.1                        # the recipe of docs/GENERALIZATION.md
+    python bench/generalization.py --model series_cnn --train-style mixed   # the series model, on CSVs
+    python bench/generalization.py --ensemble --train-style mixed     # visual_cnn, series_cnn and their ensemble
     python bench/generalization.py --model resnet50 --image-size 224 --epochs 30 \
         --train-per-class 200 --test-per-class 110 --train-style mixed --augmentation plot   # on a GPU
 """
