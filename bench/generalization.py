@@ -439,7 +439,8 @@ def report(args: argparse.Namespace, results: list[CellResult], trained: dict[st
     seconds = sum(t.seconds for t in trained.values())
     lines = [f"## {args.label}", ""]
     for model, config in recipes.items():
-        recipe = ", ".join(f"{name}={config[name]}" for name in RECIPE_FIELDS if name in config)
+        unused = {"image_size", "crop"} if model_input_kind(model) == "series" else set()  # a series model reads CSVs
+        recipe = ", ".join(f"{name}={config[name]}" for name in RECIPE_FIELDS if name in config and name not in unused)
         lines.append(f"- {model}, resolved TrainConfig: {recipe}")
     lines += [
         f"- main training style: {args.train_style}; data: {args.train_per_class} train + {args.test_per_class} "
