@@ -33,12 +33,11 @@ sys.path.insert(0, str(REPO))
 from backend import store  # noqa: E402
 from backend.config import data_dir  # noqa: E402
 from backend.evaluation.compare import compare_runs  # noqa: E402
-from backend.evaluation.stats import bootstrap_metrics, format_interval  # noqa: E402
-from backend.predict_series import average_probabilities, calibrate_probabilities, open_run  # noqa: E402
+from backend.evaluation.stats import format_interval  # noqa: E402
+from backend.predict_series import average_probabilities, open_run  # noqa: E402
 from backend.runs.lifecycle import build_config, train_run  # noqa: E402
-from backend.training.checkpoint import read_checkpoint  # noqa: E402
-from backend.training.metrics import confusion  # noqa: E402
-from bench.generalization import DataSpec, build_dataset, independent_csvs, top_confusions, use_scratch_store  # noqa: E402
+from bench import scoring  # noqa: E402
+from bench.generalization import DataSpec, build_dataset, independent_csvs, use_scratch_store  # noqa: E402
 
 OUT = REPO / "docs" / "BENCHMARKS_series.md"
 MODELS = ("visual_cnn", "series_cnn", "ensemble")
@@ -55,10 +54,7 @@ def train(model: str, folder: Path, options: dict) -> tuple[int, float]:
 
 
 def score(y_true: list[int], probs: np.ndarray, names: list[str], seed: int) -> dict:
-    y_pred = probs.argmax(axis=1)
-    figures = bootstrap_metrics(y_true, y_pred, names, seed=seed)
-    figures["top_confusions"] = top_confusions(confusion(list(y_true), list(y_pred), len(names)), names)
-    return figures
+    return scoring.figures(y_true, np.asarray(probs).argmax(axis=1), names, seed)
 
 
 def own_split(image_run: int, series_run: int, names: list[str], seed: int) -> dict:
@@ -76,30 +72,16 @@ def own_split(image_run: int, series_run: int, names: list[str], seed: int) -> d
 
 
 def csv_set(files: list[Path], image_run: int, series_run: int, names: list[str], seed: int) -> dict:
-    """Every CSV through both runs (the product's upload paths), and the ensemble of the two."""
-    image, series = open_run(image_run, device="cpu", precision="fp32"), open_run(series_run, device="cpu")
-    temperature = float(read_checkpoint(store.get_run(image_run).checkpoint_path)["temperature"])
-    pairs = [(str(p), p) for p in files]
+    """Every CSV through both runs (the product's upload paths: both answer calibrated probabilities),
+    and the ensemble of the two (``bench.scoring``, shared with ``bench/generalization.py --ensemble``)."""
+    predictors = {"visual_cnn": open_run(image_run, device="cpu", precision="fp32"),
+                  "series_cnn": open_run(series_run, device="cpu")}  # fmt: skip
     started = time.perf_counter()
-    from_image = image.predict_files(pairs)
-    image_s = time.perf_counter() - started
-    started = time.perf_counter()
-    from_series = series.predict_files(pairs)
-    series_s = time.perf_counter() - started
-    keep = [
-        i for i, (a, b) in enumerate(zip(from_image, from_series, strict=True)) if a.error is None and b.error is None
-    ]
-    y_true = [names.index(Path(files[i]).parent.name) for i in keep]
-    p_image = calibrate_probabilities(np.array([[from_image[i].probabilities[c] for c in names] for i in keep]),
-                                      temperature)  # fmt: skip
-    p_series = np.array([[from_series[i].probabilities[c] for c in names] for i in keep])
-    result = {
-        "visual_cnn": score(y_true, p_image, names, seed),
-        "series_cnn": score(y_true, p_series, names, seed),
-        "ensemble": score(y_true, average_probabilities(p_image, p_series), names, seed),
-    }
-    result["errors"] = len(files) - len(keep)
-    result["seconds"] = {"visual_cnn": image_s, "series_cnn": series_s}
+    y_true, probabilities, errors = scoring.member_probabilities(predictors, files, names)
+    seconds = time.perf_counter() - started
+    result = {m: score(y_true, p, names, seed) for m, p in scoring.with_ensemble(probabilities, *MODELS[:2]).items()}
+    result["errors"] = errors
+    result["seconds"] = {"both members": seconds}
     return result
 
 

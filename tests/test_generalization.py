@@ -4,14 +4,16 @@ independent-generator CSVs through the prediction path, and the bench's held-out
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from backend.__main__ import main as backend_main
 from backend.data.series import CLASSES, SUBKINDS
 from backend.predict import Predictor, evaluate_folder
-from bench.generalization import HELD_OUT, KEPT, DataSpec, Trained, score_csvs, top_confusions
+from bench.generalization import HELD_OUT, KEPT, DataSpec, Trained, score_csvs
 from bench.independent_series import write_dataset
+from bench.scoring import top_confusions
 
 SMALL = "48x36"
 
@@ -52,7 +54,10 @@ def test_exclude_subkinds_leaves_them_out_and_keeps_the_rest(tmp_path):
         (["--exclude-subkinds", "volatility=calm"], "unknown sub-kind(s) calm for volatility"),
         (["--exclude-subkinds", "weather=rain"], "unknown class 'weather'"),
         (["--subkinds", "mean_shift=sideways"], "unknown sub-kind(s) sideways for mean_shift"),
-        (["--classes", "volatility,trend_shift", "--subkinds", "mean_shift=step_up"], "not being generated: mean_shift"),
+        (
+            ["--classes", "volatility,trend_shift", "--subkinds", "mean_shift=step_up"],
+            "not being generated: mean_shift",
+        ),
     ],
 )
 def test_bad_subkind_options_fail_with_what_to_change(tmp_path, capsys, options, message):
@@ -122,3 +127,78 @@ def test_independent_csvs_get_a_valid_class_through_the_csv_path(completed_runs,
 def test_top_confusions_are_the_largest_off_diagonal_cells():
     matrix = [[5, 2, 0], [0, 4, 3], [1, 0, 6]]
     assert top_confusions(matrix, ["a", "b", "c"], k=2) == [("b", "c", 3), ("a", "b", 2)]
+
+
+def test_linked_sets_carry_each_plots_csv_where_a_series_model_finds_it(tiny_dataset, tmp_path):
+    """Mixed and kept sets are hard links: each plot's CSV must come along (series models train on it)."""
+    from backend.training.series_data import csv_for_png
+    from bench.generalization import _link
+
+    plots = sorted(str(p.relative_to(tiny_dataset)) for p in tiny_dataset.glob("t*/*/*.png"))[:5]
+    _link(tiny_dataset, tmp_path, plots, prefix="team-")
+    for plot in plots:
+        linked = tmp_path / Path(plot).parent / f"team-{Path(plot).name}"
+        series = csv_for_png(linked, tmp_path)
+        assert (
+            series is not None and series.read_bytes() == (tiny_dataset / "csv" / plot).with_suffix(".csv").read_bytes()
+        )
+
+
+def test_series_model_cells_are_scored_on_csvs_with_intervals(tmp_path):
+    """``--model series_cnn`` end to end on a tiny set: trained on the dataset's CSVs, every cell scored
+    through its CSVs with a bootstrap interval, the style-only cells skipped with a note."""
+    from bench.generalization import parse_args, report, run_cells
+
+    args = parse_args(["--model", "series_cnn", "--train-per-class", "6", "--test-per-class", "1", "--epochs", "1",
+                       "--plot-size", "96x72", "--cells", "own,varied,varied_csv,harder", "--workdir", str(tmp_path),
+                       "--workers", "1", "--label", "tiny"])  # fmt: skip
+    results, trained, notes = run_cells(args, {})
+    assert set(notes) == {"varied", "varied_csv"} and list(trained) == ["main/series_cnn"]
+    assert [(r.cell, r.model, r.n, r.errors) for r in results] == [
+        ("own", "series_cnn", len(CLASSES), 0), ("harder", "series_cnn", len(CLASSES), 0)
+    ]  # fmt: skip
+    for r in results:
+        low, high = r.macro_f1_ci
+        assert low <= r.macro_f1 <= high and sum(map(sum, r.confusion)) == r.n and "CSVs" in r.tested_on
+    section = report(args, results, trained, notes)
+    assert "- varied: skipped" in section and "- varied_csv: skipped" in section
+    assert (
+        f"**{results[0].macro_f1:.3f} [{results[0].macro_f1_ci[0]:.3f}, {results[0].macro_f1_ci[1]:.3f}]**" in section
+    )
+
+
+def test_ensemble_cell_is_the_mean_of_the_members_calibrated_probabilities(completed_runs, tiny_dataset, tmp_path):
+    """The bench's ensemble rows score exactly what ``predict --ensemble-run`` answers, on the members' items."""
+    import shutil
+
+    import numpy as np
+
+    from backend.predict_series import EnsemblePredictor, SeriesPredictor
+    from backend.runs.lifecycle import build_config, train_run
+    from bench.generalization import score_members
+    from bench.scoring import csv_files, member_probabilities, with_ensemble
+
+    series_run = train_run(build_config({"data": str(tiny_dataset), "model": "series_cnn", "epochs": 1,
+                                         "device": "cpu", "batch_size": 16}))  # fmt: skip
+    assert series_run.status == "completed"
+    image = Predictor.from_run(completed_runs["visual_cnn"], device="cpu")
+    series = SeriesPredictor.from_run(series_run.run_id, device="cpu")
+    for name in CLASSES:  # one test CSV per class
+        (tmp_path / name).mkdir()
+        shutil.copy(sorted((tiny_dataset / "csv" / "test" / name).glob("*.csv"))[0], tmp_path / name)
+    spec = DataSpec("team", 0, 6, 3)
+    members = {m: Trained(p, spec, {}, train_acc=1.0, own_f1=0.5, seconds=0.0, device="cpu")
+               for m, p in (("visual_cnn", image), ("series_cnn", series))}  # fmt: skip
+    rows = score_members("own", members, tmp_path, "one test CSV per class", ensemble=True)
+    assert [r.model for r in rows] == ["visual_cnn", "series_cnn", "ensemble"]
+    assert rows[2].own_f1 is None and rows[0].own_f1 == 0.5 and all(r.n == len(CLASSES) for r in rows)
+
+    files = csv_files(tmp_path)[:3]  # (each CSV is drawn for the image model: keep the check small)
+    y_true, probabilities, errors = member_probabilities({"i": image, "s": series}, files, image.class_names)
+    mean = with_ensemble(probabilities, "i", "s")["ensemble"]
+    np.testing.assert_allclose(mean, (probabilities["i"] + probabilities["s"]) / 2)
+    product = EnsemblePredictor(image, image.temperature, series).predict_files([(str(p), p) for p in files])
+    np.testing.assert_allclose(mean, [[a.probabilities[c] for c in image.class_names] for a in product], atol=1e-6)
+    assert errors == 0 and y_true == [image.class_names.index(f.parent.name) for f in files]
+    predicted = [row.index(1) for row in rows[2].confusion[: len(files)] if sum(row) == 1]  # one item per class
+    assert predicted[: len(files)] == mean.argmax(axis=1).tolist()
