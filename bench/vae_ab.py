@@ -15,6 +15,10 @@ interval is read as noise, which the report says plainly.
 
     OMP_NUM_THREADS=2 python bench/vae_ab.py                        # every step, ~3-4 min each on 2 cores
     python bench/vae_ab.py --steps seed,onecycle --results r.json   # some steps; results accumulate in r.json
+
+Two cores, two walks: copy a walk's JSON after step S, run ``--steps`` of later steps on the copy in
+a second process (its recipe is the first walk's up to S), and report both with ``--also copy.json``;
+each row names the steps it was added to, so a branch is never read as part of the other walk.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ STEPS: tuple[tuple[str, str, dict], ...] = (
     ("kl_warmup", "KL warm-up: the KL weight ramps from 0 over the first 5 epochs",
      {"model_kwargs": {"kl_warmup_epochs": 5}}),
     ("encoder_2", "two convolutions per encoder stage", {"model_kwargs": {"encoder_convs": 2}}),
+    ("encoder_3", "three convolutions per encoder stage", {"model_kwargs": {"encoder_convs": 3}}),
     ("sample", "the classifier reads a sample of the code while training (the mean at prediction)",
      {"model_kwargs": {"classify_on": "sample"}}),
     ("latent_32", "latent size 32", {"model_kwargs": {"latent_dim": 32}}),
@@ -76,6 +81,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-margin", type=float, default=0.5, help="points of macro-F1 a change must add")
     parser.add_argument("--psnr-drop", type=float, default=1.0, help="dB of test PSNR a kept change may lose")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON of every step's figures (accumulates)")
+    parser.add_argument("--also", type=Path, action="append", default=[],
+                        help="another walk's results JSON to report beside this one (a branch from an earlier step)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args()
 
@@ -111,13 +118,11 @@ def decide(step: dict, recipe_result: dict, args: argparse.Namespace) -> bool:
     return gain > args.keep_margin and psnr_loss <= args.psnr_drop
 
 
-def run_steps(args: argparse.Namespace, folder: Path, results: dict) -> dict:
-    """Walk STEPS in order, training the chosen ones; the recipe grows by every kept change."""
-    chosen = set(args.steps.split(","))
-    unknown = chosen - {name for name, _, _ in STEPS}
-    if unknown:
-        raise SystemExit(f"unknown steps: {', '.join(sorted(unknown))}")
-    recipe, recipe_result = dict(SEED_RECIPE), None
+def walk(results: dict, args: argparse.Namespace, chosen: set[str] = frozenset(), folder: Path | None = None) -> dict:
+    """Walk STEPS in order over ``results``, training the ``chosen`` steps on ``folder`` first: each step
+    is compared with the recipe of every kept step before it. Records ``kept`` and ``on_top_of`` per
+    step and the final ``_recipe``."""
+    recipe, recipe_result, chain = dict(SEED_RECIPE), None, []
     for name, _, change in STEPS:
         options = merged(recipe, change)
         if name in chosen:
@@ -127,16 +132,28 @@ def run_steps(args: argparse.Namespace, folder: Path, results: dict) -> dict:
         step = results.get(name)
         if step is None:
             continue
-        kept = recipe_result is None or decide(step, recipe_result, args)
-        step["kept"] = kept
-        if kept:
+        step["on_top_of"] = list(chain)
+        step["kept"] = recipe_result is None or decide(step, recipe_result, args)
+        if step["kept"]:
             recipe, recipe_result = options, step
+            chain.append(name)
     results["_recipe"] = recipe
+    return results
+
+
+def run_steps(args: argparse.Namespace, folder: Path, results: dict) -> dict:
+    """Train the chosen steps in STEPS order; the recipe grows by every kept change."""
+    chosen = set(filter(None, args.steps.split(",")))
+    unknown = chosen - {name for name, _, _ in STEPS}
+    if unknown:
+        raise SystemExit(f"unknown steps: {', '.join(sorted(unknown))}")
+    results = walk(results, args, chosen, folder)
     args.results.write_text(json.dumps(results, indent=1) + "\n")
     return results
 
 
-def report(results: dict, args: argparse.Namespace) -> str:
+def report(walks: list[dict], args: argparse.Namespace) -> str:
+    """One table of every walk's steps (a step measured in two walks on the same base shows once)."""
     described = {name: what for name, what, _ in STEPS}
     lines = [
         "# VAE + classifier: one change at a time",
@@ -146,23 +163,29 @@ def report(results: dict, args: argparse.Namespace) -> str:
         f"{args.image_size} px unless the step changes it, {args.epochs} epochs, seed {args.seed}, on this 2-core CPU. Test",
         "macro-F1 with its 95% bootstrap interval (epoch selected on validation); PSNR = the reconstruction",
         "of each test plot against the plot, in [0, 1] pixels, averaged (dB, higher is better).",
-        f"A change is kept when it adds more than {args.keep_margin} points and loses at most {args.psnr_drop} dB;",
+        f"A change is kept when it adds more than {args.keep_margin} points and loses at most {args.psnr_drop} dB",
+        "against the recipe it was added to (the steps named in the third column);",
         "one seed per step, so a step inside the recipe's interval may be noise either way.",
         "",
-        "| step | change (on top of every kept change above it) | test macro-F1 [95% CI] | accuracy | PSNR (dB) | best epoch | train s | kept |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| step | change | on top of | test macro-F1 [95% CI] | accuracy | PSNR (dB) | best epoch | train s | kept |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
-    for name, _, _ in STEPS:
-        step = results.get(name)
-        if step is None:
-            continue
-        psnr = "-" if step.get("recon_psnr") is None else f"{step['recon_psnr']:.1f}"
-        lines.append(f"| {name} | {described[name]} | {format_interval(step['macro_f1'], step['macro_f1_ci'])} | "
-                     f"{100 * step['accuracy']:.1f}% | {psnr} | {step['best_epoch']} | {step['seconds']} | "
-                     f"{'yes' if step.get('kept') else 'no'} |")  # fmt: skip
-    recipe = results.get("_recipe", {})
-    lines += ["", f"Recipe after the walk: `{json.dumps(recipe)}`.", ""]
-    return "\n".join(lines)
+    shown = set()
+    for results in walks:
+        for name, _, _ in STEPS:
+            step = results.get(name)
+            if step is None or (name, tuple(step["on_top_of"])) in shown:
+                continue
+            shown.add((name, tuple(step["on_top_of"])))
+            psnr = "-" if step.get("recon_psnr") is None else f"{step['recon_psnr']:.1f}"
+            base = ", ".join(step["on_top_of"][1:]) or ("-" if name == "seed" else "seed")
+            lines.append(f"| {name} | {described[name]} | {base} | "
+                         f"{format_interval(step['macro_f1'], step['macro_f1_ci'])} | {100 * step['accuracy']:.1f}% | "
+                         f"{psnr} | {step['best_epoch']} | {step['seconds']} | {'yes' if step['kept'] else 'no'} |")  # fmt: skip
+    lines.append("")
+    for results in walks:
+        lines.append(f"Recipe at the end of a walk: `{json.dumps(results['_recipe'])}`.")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -174,7 +197,8 @@ def main() -> int:
         generate_dataset(folder, train_per_class=200, test_per_class=110, seed=args.seed)
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     results = run_steps(args, folder, results)
-    publish(report(results, args), args.out)
+    others = [walk(json.loads(path.read_text()), args) for path in args.also]
+    publish(report([results, *others], args), args.out)
     return 0
 
 
