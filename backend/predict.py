@@ -40,7 +40,7 @@ from backend.data.dataset import file_sha256, scan_dataset
 from backend.data.inputs import FILE_TIME_BUDGET_S, display_name, load_batches, one_line
 from backend.data.plotarea import prepare_image, preprocessing_of
 from backend.data.render import STYLE_TTA_COUNT, render_series
-from backend.data.transforms import to_tensor_batch, tta_view_count, tta_views
+from backend.data.transforms import to_pixels, to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
 from backend.errors import WorkbenchError
 from backend.evaluation.calibration import expected_calibration_error
@@ -316,9 +316,7 @@ class Predictor(CheckpointLoader):
 
     def _to_uint8(self, normalised: torch.Tensor) -> np.ndarray:
         """Undo the checkpoint's normalisation: (N, 3, H, W) -> (N, H, W, 3) uint8."""
-        mean = torch.tensor(self.mean, device=normalised.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=normalised.device).view(1, 3, 1, 1)
-        pixels = (normalised.float() * std + mean).mul(255).round().clamp(0, 255)
+        pixels = to_pixels(normalised, self.mean, self.std).mul(255).round()
         return pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def predict_batch(self, images: np.ndarray, tta: str = "none") -> tuple[np.ndarray, np.ndarray | None]:

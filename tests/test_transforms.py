@@ -14,6 +14,7 @@ from backend.data.transforms import (
     LineWeight,
     gpu_flip_batch,
     severity_presets,
+    to_pixels,
     to_tensor_batch,
     train_transform,
     tta_view_count,
@@ -186,3 +187,14 @@ def test_cuda_batch_path_matches_the_cpu():
     flipped = gpu_flip_batch(gpu, 1.0, 0.0, generator=torch.Generator(device="cuda").manual_seed(0))
     torch.testing.assert_close(flipped.cpu(), cpu.flip(3))
     torch.testing.assert_close(tta_views(gpu, "flip4").cpu(), tta_views(cpu, "flip4"))
+
+
+def test_to_pixels_undoes_to_tensor_batch_and_clamps():
+    images = np.stack([plot_image(16, seed) for seed in range(2)])
+    normalised = to_tensor_batch(images)
+    pixels = to_pixels(normalised)
+    assert pixels.shape == (2, 3, 16, 16) and pixels.dtype == torch.float32
+    torch.testing.assert_close(pixels.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1), torch.from_numpy(images))
+    assert to_pixels(normalised + 100).max() == 1.0 and to_pixels(normalised - 100).min() == 0.0
+    custom = to_tensor_batch(images, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    torch.testing.assert_close(to_pixels(custom, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), pixels)

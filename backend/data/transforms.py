@@ -198,6 +198,16 @@ def to_tensor_batch(
     return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
+def to_pixels(
+    normalised: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
+    """The inverse of ``to_tensor_batch``: a normalised (N, 3, H, W) batch -> float32 pixels in [0, 1]
+    (clamped), on the batch's device."""
+    mean_t = torch.tensor(tuple(mean), dtype=torch.float32, device=normalised.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(tuple(std), dtype=torch.float32, device=normalised.device).view(1, 3, 1, 1)
+    return (normalised.float() * std_t + mean_t).clamp(0, 1)
+
+
 @functools.lru_cache(maxsize=16)
 def _normalizer(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
     """``(x / 255 - mean) / std`` as one multiply-add; built once per device, not per batch (each

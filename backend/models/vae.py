@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from backend.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from backend.data.transforms import to_pixels
 from backend.models import WorkbenchModel, register_model
 
 GRID = 4  # the encoder pools to, and the decoder starts from, a GRID x GRID feature map
@@ -89,8 +89,6 @@ class VAEClassifier(WorkbenchModel):
             nn.Dropout(HEAD_DROPOUT),
             nn.Linear(HEAD_HIDDEN, num_classes),
         )
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         features = self.encoder(x)
@@ -141,8 +139,8 @@ class VAEClassifier(WorkbenchModel):
     def quality_metrics(self, outputs: dict[str, Tensor], images: Tensor) -> dict[str, Tensor]:
         """``{"recon_psnr": dB}``: the reconstruction against the input, both un-normalised to
         [0, 1] pixels, averaged over the images of the batch (a per-image PSNR, capped at 60 dB)."""
-        recon = (outputs["recon"].float() * self.pixel_std + self.pixel_mean).clamp(0, 1)
-        pixels = (images[: len(recon)].float() * self.pixel_std + self.pixel_mean).clamp(0, 1)
+        recon = to_pixels(outputs["recon"])  # the training normalisation (ImageNet mean / std)
+        pixels = to_pixels(images[: len(recon)])
         mse = (recon - pixels).pow(2).flatten(1).mean(dim=1).clamp_min(1e-6)
         return {"recon_psnr": (-10 * torch.log10(mse)).mean()}
 
