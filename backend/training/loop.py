@@ -121,8 +121,9 @@ def evaluate(
     should_stop: StopCheck = _never,
 ) -> dict[str, Any]:
     """Score the model on unaugmented batches: loss, acc, macro precision/recall/F1, components,
-    the model's ``quality`` figures (``WorkbenchModel.quality_metrics``, e.g. the VAE's PSNR), the ``logits`` and softmax ``probabilities`` (N, k), the penultimate ``features`` (N, D) and
-    the ``labels`` they belong to."""
+    the model's ``quality`` figures (``WorkbenchModel.quality_metrics``, e.g. the VAE's PSNR), the
+    ``logits`` and softmax ``probabilities`` (N, k), the penultimate ``features`` (N, D) and the
+    ``labels`` they belong to."""
     model.eval()
     means, quality = RunningMeans(), RunningMeans()
     logits, features, all_labels = [], [], []
