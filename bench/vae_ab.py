@@ -38,6 +38,7 @@ from backend.data.generate import generate_dataset  # noqa: E402
 from backend.evaluation.stats import format_interval  # noqa: E402
 from backend.runs.lifecycle import build_config, train_run  # noqa: E402
 from bench.generalization import use_scratch_store  # noqa: E402
+from bench.quality import STANDARD_TEST_PER_CLASS, STANDARD_TRAIN_PER_CLASS  # noqa: E402
 from bench.report import load_average, publish  # noqa: E402
 
 OUT = REPO / "docs" / "BENCHMARKS_vae.md"
@@ -67,6 +68,12 @@ STEPS: tuple[tuple[str, str, dict], ...] = (
     ("kl_small", "KL weight 0.1 (a looser prior on the code)", {"model_kwargs": {"kl_weight": 0.1}}),
     ("plot_aug", "the plot augmentation preset and label smoothing 0.1 (visual_cnn's quality recipe)",
      {"augmentation": "plot", "label_smoothing": 0.1}),
+    ("class_weight_3", "the class loss weighted 3 against reconstruction and KL",
+     {"model_kwargs": {"class_weight": 3.0}}),
+    ("wide_48", "48 base channels instead of 32 (every stage 1.5x wider)", {"model_kwargs": {"base_channels": 48}}),
+    ("ema", "an exponential moving average of the weights (decay 0.99, about two epochs) is what is evaluated",
+     {"ema_decay": 0.99}),
+    ("epochs_30", "30 epochs instead of 20 (the best epoch was the last one)", {"epochs": 30}),
 )  # fmt: skip
 
 
@@ -194,7 +201,8 @@ def main() -> int:
     folder = args.data or Path(tempfile.mkdtemp(prefix="awb-bench-vae-")) / "standard"
     if not (folder / "manifest.json").is_file():
         print(f"generating the standard set into {folder} ...", flush=True)
-        generate_dataset(folder, train_per_class=200, test_per_class=110, seed=args.seed)
+        generate_dataset(folder, train_per_class=STANDARD_TRAIN_PER_CLASS,
+                         test_per_class=STANDARD_TEST_PER_CLASS, seed=args.seed)
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     results = run_steps(args, folder, results)
     others = [walk(json.loads(path.read_text()), args) for path in args.also]

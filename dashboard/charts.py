@@ -18,12 +18,12 @@ SPLIT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "val": "#2ca02c", 
 CELL_SELECTION = "cell"  # the confusion matrix's click selection (st.altair_chart selection_mode)
 RUN_COLOURS = "tableau10"  # distinct hues: runs are categories, not an ordered scale
 
-# (title, train column, validation column); a missing column is simply not drawn.
-CURVE_PANELS = (
+# (title, train column or None, validation column); a missing column is simply not drawn.
+CURVE_PANELS: tuple[tuple[str, str | None, str], ...] = (
     ("Loss", "train_loss", "val_loss"),
     ("Accuracy", "train_acc", "val_acc"),
     ("Macro-F1", "train_f1", "val_f1"),
-    ("Reconstruction PSNR (dB)", "extra_quality_train_recon_psnr", "extra_quality_val_recon_psnr"),  # the VAE
+    ("Reconstruction PSNR (dB)", None, "extra_quality_val_recon_psnr"),  # the VAE's, measured on validation only
 )
 QUALITY_PREFIX = "extra_quality_"  # a model's own evaluation figures (PSNR), not loss components
 
@@ -56,10 +56,10 @@ def class_counts_chart(counts: Mapping[str, Mapping[str, int]], height: int = 34
     )
 
 
-def curve_chart(history: pd.DataFrame, title: str, train_col: str, val_col: str, height: int = 300) -> alt.Chart:
+def curve_chart(history: pd.DataFrame, title: str, train_col: str | None, val_col: str, height: int = 300) -> alt.Chart:
     """One metric of one run over epochs, training against validation."""
     columns = {"train": train_col, "validation": val_col}
-    present = [split for split, col in columns.items() if col in history and history[col].notna().any()]
+    present = [split for split, col in columns.items() if col and col in history and history[col].notna().any()]
     frames = [
         pd.DataFrame({"epoch": history["epoch"], "value": history[columns[split]], "split": split}) for split in present
     ]
@@ -82,7 +82,7 @@ def curve_panels(history: pd.DataFrame) -> list[alt.Chart]:
     return [
         curve_chart(history, title, train, val)
         for title, train, val in CURVE_PANELS
-        if any(c in history and history[c].notna().any() for c in (train, val))
+        if any(c and c in history and history[c].notna().any() for c in (train, val))
     ]
 
 

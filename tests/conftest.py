@@ -25,4 +25,5 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.services",
     "tests.fixtures.ray_head",
+    "tests.fixtures.ordering",
 ]

@@ -6,6 +6,7 @@ points the script at a folder standing in for ``/``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -70,3 +71,29 @@ def test_make_test_checks_system_packages_before_pytest():
     pytest_line = next(i for i, line in enumerate(commands) if "-m pytest" in line)
     assert commands.index(".ci/system-deps.sh") < pytest_line
     assert (REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "make test"
+
+
+def test_test_files_run_longest_first_and_unknown_files_count_as_the_median(tmp_path):
+    from types import SimpleNamespace
+
+    from tests.fixtures.ordering import load_durations, longest_first
+
+    durations = tmp_path / "durations.json"
+    durations.write_text(json.dumps({"tests/a.py": 5, "tests/b.py": 60, "tests/c.py": 20, "tests/d.py": 1}))
+    ids = ["tests/a.py::one", "tests/new.py::x", "tests/b.py::one", "tests/a.py::two", "tests/d.py::z",
+           "tests/c.py::y", "tests/b.py::two"]  # fmt: skip
+    ordered = [item.nodeid for item in longest_first([SimpleNamespace(nodeid=i) for i in ids], load_durations(durations))]
+    # b (60) > c (20) > new (median of 5, 60, 20, 1 = 12.5) > a (5) > d (1); a file's tests keep their order.
+    assert ordered == ["tests/b.py::one", "tests/b.py::two", "tests/c.py::y", "tests/new.py::x",
+                       "tests/a.py::one", "tests/a.py::two", "tests/d.py::z"]  # fmt: skip
+
+    durations.write_text("not json")
+    assert load_durations(durations) == {}
+    assert [item.nodeid for item in longest_first([SimpleNamespace(nodeid=i) for i in ids[:3]], {})] == ids[:3]
+
+
+def test_make_test_keeps_the_measured_file_order():
+    recipe = (REPO_ROOT / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "--dist loadfile --no-loadscope-reorder" in recipe
+    durations = json.loads((REPO_ROOT / "tests" / "durations.json").read_text())
+    assert all((REPO_ROOT / name).is_file() for name in durations), "durations.json names a file that is gone"
