@@ -74,6 +74,8 @@ STEPS: tuple[tuple[str, str, dict], ...] = (
     ("ema", "an exponential moving average of the weights (decay 0.99, about two epochs) is what is evaluated",
      {"ema_decay": 0.99}),
     ("epochs_30", "30 epochs instead of 20 (the best epoch was the last one)", {"epochs": 30}),
+    ("features", "the classifier reads the encoder's pooled features (the code's input), not the mean code",
+     {"model_kwargs": {"classify_on": "features"}}),
 )  # fmt: skip
 
 

@@ -222,6 +222,27 @@ def test_vae_classifier_reads_a_sample_only_while_training_when_asked():
         torch.testing.assert_close(on_sample(images)["logits"], on_mean(images)["logits"])
 
 
+def test_vae_classifier_can_read_the_encoders_features_and_the_code_still_rebuilds_the_image():
+    torch.manual_seed(0)
+    images = smooth_images(4, 32)
+    model = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16, classify_on="features")
+    pooled = model.encoder[:-1](images).flatten(1)  # the pooled map before the latent layers
+    assert model.classifier[0].in_features == pooled.shape[1] != 16
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+        # The head reads the encoder's features, not mu: the same logits with the latent layers zeroed.
+        expected = model.classifier(model.encoder(images))
+        torch.nn.init.zeros_(model.to_mu.weight), torch.nn.init.zeros_(model.to_mu.bias)
+        torch.testing.assert_close(model(images)["logits"], expected)
+    torch.testing.assert_close(out["logits"], expected)
+    assert out["recon"].shape == images.shape and out["mu"].shape == (4, 16)
+    model.train()
+    losses = model.auxiliary_losses(model(images), images)
+    (losses["recon"] + losses["kl"]).backward()  # the decoder's losses still train the encoder
+    assert model.encoder[0].weight.grad.abs().sum() > 0
+
+
 def test_vae_capacity_options_add_convolutions_and_keep_shapes():
     base = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16)
     deeper = create_model("vae_classifier", num_classes=3, image_size=32, latent_dim=16, encoder_convs=2, decoder_convs=2)
@@ -256,7 +277,7 @@ def test_vae_psnr_is_measured_in_pixels_and_rises_as_the_reconstruction_improves
         ({"kl_weight": -1.0}, "recon_weight and kl_weight must be 0 or more"),
         ({"latent_dim": 1}, "latent_dim must be a whole number of at least 2"),
         ({"kl_warmup_epochs": -1}, "kl_warmup_epochs must be a whole number of 0 or more"),
-        ({"classify_on": "mode"}, "classify_on must be one of mean, sample"),
+        ({"classify_on": "mode"}, "classify_on must be one of mean, sample, features"),
         ({"encoder_convs": 0}, "encoder_convs must be a whole number from 1 to 4"),
         ({"decoder_convs": 9}, "decoder_convs must be a whole number from 1 to 4"),
     ],

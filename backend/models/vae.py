@@ -18,7 +18,9 @@ class term: macro-F1 0.70 against 0.88 averaged, measured on the same data (``TA
 
 Options measured one at a time by ``bench/vae_ab.py`` (``docs/BENCHMARKS_vae.md``), each kept in the
 recipe only where it helped: ``kl_warmup_epochs`` (the KL weight ramps from 0 over the first epochs),
-``classify_on`` (the classifier reads the mean code, or a sample of it while training),
+``classify_on`` (the classifier reads the mean code, a sample of it while training, or the
+encoder's pooled features the code is computed from: one encoder serves both heads, the latent
+bottleneck only the decoder),
 ``encoder_convs`` / ``decoder_convs`` (3x3 convolutions per stage: capacity), ``latent_dim`` and the
 image size. Every evaluation also reports the reconstruction's PSNR in pixel space
 (``recon_psnr``, dB), so a recipe that names anomalies better but rebuilds plots worse shows it.
@@ -40,7 +42,7 @@ MAX_WIDTH_FACTOR = 8  # channels grow base, 2*base, ... up to 8*base
 HEAD_HIDDEN = 256
 HEAD_DROPOUT = 0.3
 LOGVAR_LIMIT = 10.0  # keeps exp(logvar) finite early in training
-CLASSIFY_ON = ("mean", "sample")
+CLASSIFY_ON = ("mean", "sample", "features")
 
 
 class VAEClassifier(WorkbenchModel):
@@ -84,15 +86,18 @@ class VAEClassifier(WorkbenchModel):
             nn.Conv2d(widths[0], 3, kernel_size=3, padding=1),
         )
         self.classifier = nn.Sequential(
-            nn.Linear(latent_dim, HEAD_HIDDEN),
+            nn.Linear(flat if classify_on == "features" else latent_dim, HEAD_HIDDEN),
             nn.ReLU(inplace=True),
             nn.Dropout(HEAD_DROPOUT),
             nn.Linear(HEAD_HIDDEN, num_classes),
         )
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        features = self.encoder(x)
-        return self.to_mu(features), self.to_logvar(features).clamp(-LOGVAR_LIMIT, LOGVAR_LIMIT)
+        return self._code(self.encoder(x))
+
+    def _code(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        """(mu, logvar) from the encoder's pooled, flattened features."""
+        return self.to_mu(pooled), self.to_logvar(pooled).clamp(-LOGVAR_LIMIT, LOGVAR_LIMIT)
 
     def decode(self, z: Tensor, size: tuple[int, int]) -> Tensor:
         """Latent code -> image of ``size`` (H, W) in the normalised input space."""
@@ -107,10 +112,12 @@ class VAEClassifier(WorkbenchModel):
         Prediction with TTA passes ``decode_first`` = the number of images as given: the flipped
         views only need their logits, and decoding is half the network's work.
         """
-        mu, logvar = self.encode(x)
+        pooled = self.encoder(x)
+        mu, logvar = self._code(pooled)
         # Sample z while training (the VAE's reparameterisation); use the mean for a stable eval.
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        code = z if self.classify_on == "sample" else mu  # z is mu in eval: predictions stay deterministic
+        # z is mu in eval: predictions stay deterministic
+        code = {"sample": z, "mean": mu, "features": pooled}[self.classify_on]
         features = self.classifier[:-1](code)  # the classifier's hidden layer: the penultimate features
         return {
             "logits": self.classifier[-1](features),
