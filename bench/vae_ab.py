@@ -76,6 +76,7 @@ STEPS: tuple[tuple[str, str, dict], ...] = (
     ("epochs_30", "30 epochs instead of 20 (the best epoch was the last one)", {"epochs": 30}),
     ("features", "the classifier reads the encoder's pooled features (the code's input), not the mean code",
      {"model_kwargs": {"classify_on": "features"}}),
+    ("epochs_40", "40 epochs (the best epoch at 30 was the 27th)", {"epochs": 40}),
 )  # fmt: skip
 
 
