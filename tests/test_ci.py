@@ -92,6 +92,17 @@ def test_test_files_run_longest_first_and_unknown_files_count_as_the_median(tmp_
     assert [item.nodeid for item in longest_first([SimpleNamespace(nodeid=i) for i in ids[:3]], {})] == ids[:3]
 
 
+def test_storing_durations_merges_into_the_old_figures_and_drops_deleted_files():
+    from tests.fixtures.ordering import merge_durations
+
+    old = {"tests/a.py": 5.0, "tests/b.py": 60.0, "tests/gone.py": 30.0}
+    new = {"tests/a.py": 12.34, "tests/new.py": 2.0}
+    merged = merge_durations(old, new, exists=lambda name: name != "tests/gone.py")
+    # a partial run (a and new) refreshes those two, keeps b's figure and forgets the deleted file
+    assert merged == {"tests/b.py": 60.0, "tests/a.py": 12.3, "tests/new.py": 2.0}
+    assert list(merged) == ["tests/b.py", "tests/a.py", "tests/new.py"]  # longest first
+
+
 def test_make_test_keeps_the_measured_file_order():
     recipe = (REPO_ROOT / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "--dist loadfile --no-loadscope-reorder" in recipe
