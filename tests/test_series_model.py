@@ -84,6 +84,34 @@ def test_series_cnn_is_a_series_model_and_rebuilds_from_its_kwargs():
         create_model("series_cnn", num_classes=4, image_size=32, length=8)
 
 
+def test_series_cnn_blocks_deepen_the_network_and_older_kwargs_rebuild_three_blocks():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64)
+    deeper = create_model("series_cnn", num_classes=4, image_size=32, length=64, width=8, blocks=4).eval()
+    assert deeper.model_kwargs["blocks"] == 4 and len(deeper.blocks) == 4
+    rebuilt = create_model("series_cnn", num_classes=4, image_size=32, **json.loads(json.dumps(deeper.model_kwargs)))
+    rebuilt.load_state_dict(deeper.state_dict())
+    torch.testing.assert_close(rebuilt.eval()(x)["logits"], deeper(x)["logits"])
+    # A checkpoint written before ``blocks`` existed stores no such key: it must rebuild the same
+    # three-block network, so its weights still load.
+    older = {k: v for k, v in deeper.model_kwargs.items() if k != "blocks"}
+    three = create_model("series_cnn", num_classes=4, image_size=32, **older)
+    assert len(three.blocks) == 3
+    with pytest.raises(RuntimeError):
+        three.load_state_dict(deeper.state_dict())
+    # The first unit of the fourth block reaches the last of 64 points (its field spans 72 to the
+    # right); the third block's spans 36.
+    probe = torch.randn(1, 3, 64, requires_grad=True)
+    for model, reaches in ((three.eval(), False), (deeper, True)):
+        probe.grad = None
+        model.blocks(model.stem(probe))[0, :, 0].sum().backward()
+        assert bool(probe.grad[0, 0, -1] != 0) is reaches
+    with pytest.raises(ValueError, match="4 blocks halve 32 points to under 8"):
+        create_model("series_cnn", num_classes=4, image_size=32, length=32, blocks=4)
+    with pytest.raises(ValueError, match="blocks must be at most 5"):
+        create_model("series_cnn", num_classes=4, image_size=32, blocks=6)
+
+
 def test_training_checkpoints_the_input_kind_and_stores_predictions_keyed_like_the_image_runs(runs):
     series_run = store.get_run(runs["series_cnn"])
     checkpoint = read_checkpoint(series_run.checkpoint_path)
