@@ -15,6 +15,10 @@ the mean of the two calibrated vectors (``backend.predict_series``, as ``predict
 Intervals: ``backend.evaluation.stats.bootstrap_metrics`` (stratified, 1,000 resamples).
 
     OMP_NUM_THREADS=1 python bench/series_model.py            # ~6-9 minutes on this 2-core CPU
+
+``--runs IMAGE SERIES`` scores two runs already trained on one dataset (the store named by
+``RUNS_DB_URL``) instead of training: how the product-sized runs (600 plots per class, visual_cnn at
+its defaults) are compared, since training those takes more than an hour here.
 """
 
 from __future__ import annotations
@@ -87,7 +91,10 @@ def csv_set(files: list[Path], image_run: int, series_run: int, names: list[str]
 
 def series_only(args, main_set: Path, independent: Path, harder: Path) -> str:
     """``--series-only``: series_cnn alone (no image run, so no ensemble): how it scales with more data."""
-    run, seconds = train("series_cnn", main_set, {"epochs": args.series_epochs, "seed": args.seed})
+    options = {"epochs": args.series_epochs, "seed": args.seed}
+    if args.series_kwargs:
+        options["model_kwargs"] = args.series_kwargs
+    run, seconds = train("series_cnn", main_set, options)
     names = list(store.get_run(run).class_names)
     frame = store.predictions(run)
     rows = {"own test split": score(frame["true_index"].tolist(), np.array(frame["probs"].tolist()), names, args.seed)}
@@ -97,7 +104,8 @@ def series_only(args, main_set: Path, independent: Path, harder: Path) -> str:
         answers = [a for a in predictor.predict_files([(str(p), p) for p in files]) if a.error is None]
         y_true = [names.index(Path(a.filename).parent.name) for a in answers]
         rows[label] = score(y_true, np.array([[a.probabilities[c] for c in names] for a in answers]), names, args.seed)
-    lines = [f"### series_cnn alone, {args.train_per_class} plots' CSVs per class, {args.series_epochs} epochs "
+    kwargs = f", model_kwargs {json.dumps(args.series_kwargs)}" if args.series_kwargs else ""
+    lines = [f"### series_cnn alone{kwargs}, {args.train_per_class} plots' CSVs per class, {args.series_epochs} epochs "
              f"({seconds:.0f} s of training)", "", "| set | n | series_cnn macro-F1 (accuracy) | largest confusions |",
              "| --- | --- | --- | --- |"]  # fmt: skip
     for label, figures in rows.items():
@@ -107,8 +115,57 @@ def series_only(args, main_set: Path, independent: Path, harder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(args, results: dict, times: dict, comparison: dict, names: list[str]) -> str:
-    lines = [
+def run_summary(run_id: int) -> str:
+    """One line on a stored run: id, model, the options that matter, data and training time."""
+    run = store.get_run(run_id)
+    config = run.config
+    minutes = (run.finished_at - run.started_at).total_seconds() / 60 if run.finished_at and run.started_at else 0.0
+    size = "" if config["model"] == "series_cnn" else f"{config['image_size']} px, "
+    return (f"run {run_id} {config['model']} ({size}{config['epochs']} epochs, {config['augmentation']} augmentation, "
+            f"seed {config['seed']}) on `{config['data']}`, {minutes:.0f} min of training")  # fmt: skip
+
+
+def scored_runs_header(args, image_run: int, series_run: int) -> list[str]:
+    return [
+        f"## Product-sized runs, scored with `--runs {image_run} {series_run}`",
+        "",
+        f"`OMP_NUM_THREADS=1 python bench/series_model.py --runs {image_run} {series_run} "
+        f"--test-per-class {args.test_per_class} --independent-per-class {args.independent_per_class} "
+        f"--seed {args.seed}`, both runs trained beforehand on one dataset through `python -m backend train` "
+        "(15% of the training folder held out for validation, which picks the epoch and fits the temperature; "
+        "the test folder is the own split):",
+        "",
+        f"- image: {run_summary(image_run)}",
+        f"- series: {run_summary(series_run)}",
+        "",
+        "Macro-F1 with its 95% stratified bootstrap interval (accuracy in brackets):",
+        "",
+        "| set | n | visual_cnn | series_cnn | ensemble (mean of calibrated probabilities) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+
+
+def score_runs(args, image_run: int, series_run: int, independent: Path, harder: Path) -> tuple[dict, dict, list[str]]:
+    """Both runs and their ensemble on the own split, the independent CSVs and the harder CSVs, and
+    Compare's paired test (series minus image) on the own split."""
+    names = list(store.get_run(image_run).class_names)
+    if list(store.get_run(series_run).class_names) != names:
+        raise SystemExit(f"runs {image_run} and {series_run} have different classes: train both on one dataset")
+    s = args.seed
+    results = {"own test split": own_split(image_run, series_run, names, s)}
+    print("  scoring the independent CSVs ...", flush=True)
+    results["independent (CSV)"] = csv_set(sorted(independent.glob("*/*.csv")), image_run, series_run, names, s)
+    print(f"  scoring the difficulty-{args.harder:g} CSVs ...", flush=True)
+    results[f"harder, difficulty {args.harder:g} (CSV)"] = csv_set(
+        sorted((harder / "csv" / "test").glob("*/*.csv")), image_run, series_run, names, s
+    )
+    return results, compare_runs(series_run, image_run), names
+
+
+def report(
+    args, results: dict, times: dict, comparison: dict, names: list[str], header: list[str] | None = None
+) -> str:
+    lines = header or [
         "# Series model vs image model vs ensemble",
         "",
         f"`OMP_NUM_THREADS=1 python bench/series_model.py --train-per-class {args.train_per_class} "
@@ -156,13 +213,32 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--runs", type=int, nargs=2, metavar=("IMAGE", "SERIES"),
+                        help="score these two stored runs (same dataset) instead of training; print the section")  # fmt: skip
+    parser.add_argument("--series-kwargs", type=json.loads, default=None, metavar="JSON",
+                        help='series_cnn architecture options with --series-only, e.g. \'{"blocks": 4}\'')  # fmt: skip
     parser.add_argument("--series-only", action="store_true",
                         help="train and score series_cnn alone; print its section (the file is not written)")  # fmt: skip
     args = parser.parse_args(argv)
     args.workdir = args.workdir or data_dir() / "generalization"
-    use_scratch_store()
+    if not args.runs:
+        use_scratch_store()
     started = time.perf_counter()
     s = args.seed
+    if args.runs:
+        harder = build_dataset(
+            DataSpec("team", s + 40, 1, args.test_per_class, difficulty=args.harder), args.workdir, None
+        )
+        independent = independent_csvs(args.workdir, args.independent_per_class, s + 50)
+        image_run, series_run = args.runs
+        results, comparison, names = score_runs(args, image_run, series_run, independent, harder)
+        text = report(args, results, {}, comparison, names, scored_runs_header(args, image_run, series_run))
+        print("\n" + text)
+        (args.workdir / f"series-model-runs-{image_run}-{series_run}.json").write_text(
+            json.dumps(results, indent=1, default=str)
+        )
+        print(f"scored in {time.perf_counter() - started:.0f} s")
+        return 0
     main_set = build_dataset(DataSpec("team", s, args.train_per_class, args.test_per_class), args.workdir, None)
     harder = build_dataset(DataSpec("team", s + 40, 1, args.test_per_class, difficulty=args.harder), args.workdir, None)
     independent = independent_csvs(args.workdir, args.independent_per_class, s + 50)
@@ -172,15 +248,7 @@ def main(argv=None) -> int:
     image_run, image_s = train("visual_cnn", main_set, {"image_size": args.image_size, "epochs": args.image_epochs,
                                                         "seed": s})  # fmt: skip
     series_run, series_s = train("series_cnn", main_set, {"epochs": args.series_epochs, "seed": s})
-    names = list(store.get_run(image_run).class_names)
-    results = {"own test split": own_split(image_run, series_run, names, s)}
-    print("  scoring the independent CSVs ...", flush=True)
-    results["independent (CSV)"] = csv_set(sorted(independent.glob("*/*.csv")), image_run, series_run, names, s)
-    print(f"  scoring the difficulty-{args.harder:g} CSVs ...", flush=True)
-    results[f"harder, difficulty {args.harder:g} (CSV)"] = csv_set(
-        sorted((harder / "csv" / "test").glob("*/*.csv")), image_run, series_run, names, s
-    )
-    comparison = compare_runs(series_run, image_run)
+    results, comparison, names = score_runs(args, image_run, series_run, independent, harder)
     text = report(args, results, {"visual_cnn": image_s, "series_cnn": series_s}, comparison, names)
     print("\n" + text)
     args.out.write_text(text)
