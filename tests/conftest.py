@@ -16,8 +16,10 @@ os.environ["RUNS_DB_URL"] = f"sqlite:///{_SESSION_ROOT / 'runs.db'}"
 os.environ["DATA_DIR"] = str(_SESSION_ROOT / "data")
 os.environ["ARTIFACTS_DIR"] = str(_SESSION_ROOT / "artifacts")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Two cores: keep torch from oversubscribing them in tests and in child processes.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# One torch thread per process: two xdist workers, each often beside a trainer child, share two
+# cores, and OpenMP threads that wait for one another lose most of their time when oversubscribed
+# (docs/TESTS.md, "Threads"). Children inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 pytest_plugins = [
     "tests.fixtures.data",
