@@ -18,6 +18,11 @@ Also times ``find_plot_area`` per image at the sizes the PNGs come in.
 
     OMP_NUM_THREADS=1 python bench/crop.py            # ~8 min on one core; writes docs/BENCHMARKS_crop.md
     python bench/crop.py --train-per-class 40 --epochs 3 --test-per-class 10 --no-write   # smoke run
+    RUNS_DB_URL=sqlite:///STORE/runs.db python bench/crop.py --run 2 --workdir W   # score a stored run
+
+``--run N`` trains nothing: it scores run N of the store that ``RUNS_DB_URL`` names (with the crop
+setting its checkpoint records) on the same three inputs and prints its section, for a model too
+costly to train here twice (the product-sized visual_cnn takes over an hour on this CPU).
 """
 
 from __future__ import annotations
@@ -198,9 +203,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temporary folder)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS_crop.md alone")
     parser.add_argument("--out", type=Path, default=OUT, help="markdown file to write (default docs/BENCHMARKS_crop.md)")
+    parser.add_argument("--run", type=int, default=None, help="score this stored run instead of training (prints only)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crop-bench-"))
+    if args.run is not None:
+        return score_stored_run(args, workdir, started)
     os.environ["RUNS_DB_URL"] = f"sqlite:///{workdir / 'runs.db'}"  # a scratch run store: no runs left behind
     os.environ["ARTIFACTS_DIR"] = str(workdir / "artifacts")
     from backend.data.generate import generate_dataset
@@ -231,6 +239,49 @@ def main(argv=None) -> int:
     if not args.no_write:
         args.out.write_text(text)
         print(f"wrote {args.out}")
+    return 0
+
+
+def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) -> int:
+    """``--run N``: the gap for one stored run (its own crop setting), printed as a markdown section."""
+    from backend import store
+
+    run = store.get_run(args.run)
+    if run is None or run.status != "completed" or not run.checkpoint_path:
+        raise SystemExit(f"run {args.run} is not a completed run with a checkpoint in {os.environ.get('RUNS_DB_URL')}")
+    items = build_test_inputs(workdir / "clean_room", args.test_per_class, seed=1000 + args.seed)
+    names = list(run.class_names)
+    y_true = [names.index(name) for name, _, _ in items]
+    predicted = score(Path(run.checkpoint_path), items, names)
+    config, own = run.config, run.test_metrics
+    lines = [
+        f"## Stored run {args.run}: {config['model']} {config['image_size']} px, {config['epochs']} epochs, "
+        f"crop={config.get('crop', 'none')}",
+        "",
+        f"`python bench/crop.py --run {args.run} --test-per-class {args.test_per_class} --seed {args.seed}` "
+        f"({dt.date.today().isoformat()}, {(time.perf_counter() - started) / 60:.1f} min): trained on "
+        f"`{config['data']}`, own test macro-F1 {format_interval(own['macro_f1'], own.get('macro_f1_ci'))}; "
+        f"{args.test_per_class} clean-room series per class, each as CSV, varied-style PNG and other-tool PNG.",
+        "",
+        "| PNG family | CSV macro-F1 | PNG macro-F1 | gap CSV - PNG [95% CI] | McNemar p | aim met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    csv_metrics = bootstrap_metrics(y_true, predicted["csv"], names)
+    for kind in ("varied", "other"):
+        gap = paired_comparison(y_true, predicted["csv"], predicted[kind], names)
+        png = bootstrap_metrics(y_true, predicted[kind], names)
+        met = "yes" if abs(gap["macro_f1_diff"]) <= 0.02 else "no"
+        lines.append(
+            f"| {kind} | {format_interval(csv_metrics['macro_f1'], csv_metrics['macro_f1_ci'])} | "
+            f"{format_interval(png['macro_f1'], png['macro_f1_ci'])} | "
+            f"{format_interval(gap['macro_f1_diff'], gap['macro_f1_diff_ci'])} | {gap['mcnemar_p']:.3f} | {met} |"
+        )
+    per_class = {kind: bootstrap_metrics(y_true, predicted[kind], names, n_resamples=10)["per_class_f1"]
+                 for kind in ("csv", "varied", "other")}  # fmt: skip
+    lines += ["", "| class | CSV | varied PNG | other-tool PNG |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | " + " | ".join(f"{per_class[k][name]:.2f}" for k in ("csv", "varied", "other")) + " |"
+              for name in names]  # fmt: skip
+    print("\n".join(lines) + "\n")
     return 0
 
 
