@@ -33,8 +33,8 @@ system-deps:
 	.ci/system-deps.sh
 
 # Two pytest-xdist workers, whole files each (fixtures such as the Ray head and the PostgreSQL
-# cluster are per worker), longest files first (tests/fixtures/ordering.py): 10-12 minutes on 2 cores
-# instead of 12.7 in one process.
+# cluster are per worker), longest files first (tests/fixtures/ordering.py), one torch thread each (tests/conftest.py):
+# 5-11 minutes on 2 cores, depending on the host's other load (docs/TESTS.md).
 test: system-deps dev-venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 

@@ -227,11 +227,7 @@ def main(argv=None) -> int:
         predicted = score(checkpoint, items, names)
         per_setting[crop] = predicted
         own = run.test_metrics
-        for kind in ("varied", "other"):
-            gap = paired_comparison(y_true, predicted["csv"], predicted[kind], names)
-            rows.append({"crop": crop, "png": kind, "own": own, "gap": gap,
-                         "csv": bootstrap_metrics(y_true, predicted["csv"], names),
-                         "png_metrics": bootstrap_metrics(y_true, predicted[kind], names)})  # fmt: skip
+        rows += [{"crop": crop, "own": own, **figures} for figures in gap_figures(y_true, predicted, names)]
     timing = crop_timing(items)
     seconds = time.perf_counter() - started
     text = report(rows, timing, args, seconds, per_setting, y_true, names)
@@ -242,11 +238,22 @@ def main(argv=None) -> int:
     return 0
 
 
+def gap_figures(y_true: list[int], predicted: dict[str, list[int]], names: list[str]) -> list[dict]:
+    """For each PNG family: the paired CSV-minus-PNG comparison and both inputs' bootstrap metrics."""
+    csv = bootstrap_metrics(y_true, predicted["csv"], names)
+    return [{"png": kind, "csv": csv, "png_metrics": bootstrap_metrics(y_true, predicted[kind], names),
+             "gap": paired_comparison(y_true, predicted["csv"], predicted[kind], names)}
+            for kind in ("varied", "other")]  # fmt: skip
+
+
 def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) -> int:
     """``--run N``: the gap for one stored run (its own crop setting), printed as a markdown section."""
     from backend import store
 
-    run = store.get_run(args.run)
+    try:
+        run = store.get_run(args.run)
+    except store.RunNotFound:
+        run = None
     if run is None or run.status != "completed" or not run.checkpoint_path:
         raise SystemExit(f"run {args.run} is not a completed run with a checkpoint in {os.environ.get('RUNS_DB_URL')}")
     items = build_test_inputs(workdir / "clean_room", args.test_per_class, seed=1000 + args.seed)
@@ -266,13 +273,11 @@ def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) ->
         "| PNG family | CSV macro-F1 | PNG macro-F1 | gap CSV - PNG [95% CI] | McNemar p | aim met |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    csv_metrics = bootstrap_metrics(y_true, predicted["csv"], names)
-    for kind in ("varied", "other"):
-        gap = paired_comparison(y_true, predicted["csv"], predicted[kind], names)
-        png = bootstrap_metrics(y_true, predicted[kind], names)
+    for row in gap_figures(y_true, predicted, names):
+        csv, png, gap = row["csv"], row["png_metrics"], row["gap"]
         met = "yes" if abs(gap["macro_f1_diff"]) <= 0.02 else "no"
         lines.append(
-            f"| {kind} | {format_interval(csv_metrics['macro_f1'], csv_metrics['macro_f1_ci'])} | "
+            f"| {row['png']} | {format_interval(csv['macro_f1'], csv['macro_f1_ci'])} | "
             f"{format_interval(png['macro_f1'], png['macro_f1_ci'])} | "
             f"{format_interval(gap['macro_f1_diff'], gap['macro_f1_diff_ci'])} | {gap['mcnemar_p']:.3f} | {met} |"
         )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -148,6 +149,13 @@ def scored_runs_header(args, image_run: int, series_run: int) -> list[str]:
 def score_runs(args, image_run: int, series_run: int, independent: Path, harder: Path) -> tuple[dict, dict, list[str]]:
     """Both runs and their ensemble on the own split, the independent CSVs and the harder CSVs, and
     Compare's paired test (series minus image) on the own split."""
+    for run_id in (image_run, series_run):
+        try:
+            completed = store.get_run(run_id).status == "completed"
+        except store.RunNotFound:
+            completed = False
+        if not completed:
+            raise SystemExit(f"run {run_id} is not a completed run in {os.environ.get('RUNS_DB_URL')}")
     names = list(store.get_run(image_run).class_names)
     if list(store.get_run(series_run).class_names) != names:
         raise SystemExit(f"runs {image_run} and {series_run} have different classes: train both on one dataset")
@@ -225,11 +233,9 @@ def main(argv=None) -> int:
         use_scratch_store()
     started = time.perf_counter()
     s = args.seed
+    harder = build_dataset(DataSpec("team", s + 40, 1, args.test_per_class, difficulty=args.harder), args.workdir, None)
+    independent = independent_csvs(args.workdir, args.independent_per_class, s + 50)
     if args.runs:
-        harder = build_dataset(
-            DataSpec("team", s + 40, 1, args.test_per_class, difficulty=args.harder), args.workdir, None
-        )
-        independent = independent_csvs(args.workdir, args.independent_per_class, s + 50)
         image_run, series_run = args.runs
         results, comparison, names = score_runs(args, image_run, series_run, independent, harder)
         text = report(args, results, {}, comparison, names, scored_runs_header(args, image_run, series_run))
@@ -240,8 +246,6 @@ def main(argv=None) -> int:
         print(f"scored in {time.perf_counter() - started:.0f} s")
         return 0
     main_set = build_dataset(DataSpec("team", s, args.train_per_class, args.test_per_class), args.workdir, None)
-    harder = build_dataset(DataSpec("team", s + 40, 1, args.test_per_class, difficulty=args.harder), args.workdir, None)
-    independent = independent_csvs(args.workdir, args.independent_per_class, s + 50)
     if args.series_only:
         print("\n" + series_only(args, main_set, independent, harder))
         return 0
