@@ -12,11 +12,13 @@ The path of a CSV through a series model::
     checkpoint's series_length, robust z-score) -> the model -> softmax(logits / temperature)
 
 A series model's probabilities are **calibrated** (the temperature fitted on validation at the end
-of its run). An image file given to a series model is an error for that file, in words.
+of its run). An image file given to a series model is read back into a series first
+(``backend.data.digitize.digitize_plot``: the plot's line, column by column) and then predicted
+like a CSV; an image with no readable line is an error for that file, in words.
 
-:class:`EnsemblePredictor` answers a CSV with the mean of two calibrated probability vectors: an
-image run's (the CSV drawn as the generator draws plots, then ``softmax(log p / T_image)``, which is
-exactly ``softmax(logits / T_image)`` without TTA) and a series run's. ``python -m backend predict
+:class:`EnsemblePredictor` answers a CSV or a plot image with the mean of two calibrated probability
+vectors: an image run's (a CSV drawn as the generator draws plots, an image as it is) and a series
+run's (a CSV's numbers, an image's line read back into a series). ``python -m backend predict
 --run A --ensemble-run B`` (either order: one image run, one series run).
 """
 
@@ -30,6 +32,8 @@ import numpy as np
 import torch
 
 from backend.data.csvseries import downsample_for_drawing, read_series_csv
+from backend.data.digitize import digitize_plot
+from backend.data.images import load_image_rgb
 from backend.data.inputs import FILE_TIME_BUDGET_S, _read_bytes, display_name, input_kind, one_line
 from backend.data.render import render_series
 from backend.device import Runtime
@@ -95,13 +99,17 @@ class SeriesPredictor(CheckpointLoader):
         return softmax(np.concatenate(logits), self.temperature)
 
     def _read(self, name: str, source: Path | str | bytes, column: str | None, draw: bool):
-        """(values, image or None, notes) of one CSV; ValueError (its message for the user) otherwise."""
+        """(values, image or None, notes) of one CSV or plot image; ValueError (its message for the
+        user) otherwise."""
         data = _read_bytes(source, name)
         if input_kind(name, data) == "image":
-            raise ValueError(
-                f"{Path(name).name} is an image, and run {self.run_id if self.run_id is not None else '(checkpoint)'} "
-                f"is a series model ({self.model_name}) that reads CSV series only; predict images with an image run"
-            )
+            image = load_image_rgb(data, name=Path(name).name)
+            try:
+                digitized = digitize_plot(image)
+            except ValueError as e:
+                raise ValueError(f"{Path(name).name}: no series could be read from the plot ({one_line(e)}); "
+                                 "a series model reads CSVs and plots with one visible line") from e  # fmt: skip
+            return digitized.values, image if draw else None, list(digitized.notes)
         parsed = read_series_csv(data, column=column)
         image = render_series(downsample_for_drawing(parsed.values)) if draw else None
         return parsed.values, image, [f"series from column {parsed.column!r}", *parsed.notes]
@@ -153,7 +161,8 @@ def average_probabilities(image_probs: np.ndarray, series_probs: np.ndarray) -> 
 
 
 class EnsemblePredictor:
-    """An image run and a series run answering CSVs together: the mean of their calibrated probabilities."""
+    """An image run and a series run answering CSVs and plot images together: the mean of their
+    calibrated probabilities."""
 
     input_kind = "series"
 
@@ -172,14 +181,17 @@ class EnsemblePredictor:
         self.image_size = image.image_size
 
     def describe(self) -> str:
-        return (f"ensemble for CSVs, mean of calibrated probabilities: [{self.image.describe()}; "
+        return (f"image + series ensemble, mean of calibrated probabilities: [{self.image.describe()}; "
                 f"temperature {self.image_temperature:.3f}] + [{self.series.describe()}; "
                 f"temperature {self.series.temperature:.3f}]")  # fmt: skip
 
     def iter_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
                    batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
                    draw: bool = False, style_views: int = 0) -> Iterator[Prediction]:  # fmt: skip
-        """Each CSV through both runs (the image run draws it, with ``tta``); an image file is an error."""
+        """Each file through both runs: a CSV is drawn for the image run (with ``tta``) and read as numbers
+        by the series run; a plot image is read by the image run as it is and by the series run as the
+        series its line draws (``digitize_plot``). An image whose line cannot be read is answered by the
+        image run alone, with a note saying so."""
         files = list(files)
         kinds = []
         for name, source in files:
@@ -187,27 +199,33 @@ class EnsemblePredictor:
                 kinds.append(_source_kind(source, name))
             except (ValueError, OSError) as e:
                 kinds.append(one_line(e))
-        csvs = [pair for pair, kind in zip(files, kinds, strict=True) if kind == "csv"]
-        image_answers = self.image.iter_files(csvs, tta, batch_size=batch_size, column=column, time_budget=time_budget,
-                                              style_views=style_views)  # fmt: skip
-        series_answers = self.series.iter_files(csvs, column=column)
+        readable = [pair for pair, kind in zip(files, kinds, strict=True) if kind in ("csv", "image")]
+        image_answers = self.image.iter_files(readable, tta, batch_size=batch_size, column=column,
+                                              time_budget=time_budget, style_views=style_views)  # fmt: skip
+        series_answers = self.series.iter_files(readable, column=column)
         for (name, _), kind in zip(files, kinds, strict=True):
-            if kind == "image":
-                yield Prediction(filename=name, error=(
-                    f"{Path(name).name} is an image; the image + series ensemble reads CSV series only "
-                    "(predict images with the image run alone)"))  # fmt: skip
-                continue
-            if kind != "csv":
+            if kind not in ("csv", "image"):
                 yield Prediction(filename=name, error=kind)
                 continue
             from_image, from_series = next(image_answers), next(series_answers)
-            if from_image.error or from_series.error:
-                yield Prediction(filename=name, error=from_image.error or from_series.error)
+            if from_image.error:
+                yield from_image
+                continue
+            if from_series.error:
+                if kind == "csv":
+                    yield Prediction(filename=name, error=from_series.error)
+                else:  # no line could be read: the image run's answer stands alone, and says so
+                    yield dataclasses.replace(
+                        from_image, notes=[*from_image.notes, f"image run alone: {from_series.error}"]
+                    )
                 continue
             # The image Predictor already divides its logits by the run's temperature (calibrated answers).
             image_probs = np.array([from_image.probabilities[c] for c in self.class_names])
             series_probs = np.array([from_series.probabilities[c] for c in self.class_names])
-            notes = [*from_image.notes, f"mean of calibrated probabilities of {self.image.model_name} and "
+            read = (
+                [note for note in from_series.notes if note.startswith("series read from")] if kind == "image" else []
+            )
+            notes = [*from_image.notes, *read, f"mean of calibrated probabilities of {self.image.model_name} and "
                      f"{self.series.model_name}"]  # fmt: skip
             yield _prediction(name, self.class_names, average_probabilities(image_probs, series_probs),
                               from_image.image, notes)  # fmt: skip

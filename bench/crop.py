@@ -159,11 +159,12 @@ def train_both(data: Path, args: argparse.Namespace) -> dict[str, Path]:
     return checkpoints
 
 
-def score(checkpoint: Path, items, names: list[str]) -> dict[str, list[int]]:
-    """Predicted class index of every item for each input kind, through Predictor.predict_files."""
-    from backend.predict import Predictor
+def score(checkpoint: Path | None, items, names: list[str], predictor=None) -> dict[str, list[int]]:
+    """Predicted class index of every item for each input kind, through the product's ``predict_files``
+    (an image run reads PNGs as they are; a series run or an ensemble reads their line back as a series)."""
+    from backend.predict_series import open_checkpoint
 
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", precision="fp32")
+    predictor = predictor or open_checkpoint(checkpoint, device="cpu", precision="fp32")
     out = {}
     for kind in ("csv", "varied", "other"):
         files = [(str(files[kind]), files[kind]) for _, _, files in items]
@@ -204,6 +205,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS_crop.md alone")
     parser.add_argument("--out", type=Path, default=OUT, help="markdown file to write (default docs/BENCHMARKS_crop.md)")
     parser.add_argument("--run", type=int, default=None, help="score this stored run instead of training (prints only)")
+    parser.add_argument("--ensemble-run", type=int, default=None,
+                        help="with --run: score the image + series ensemble of the two runs (one of each kind)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crop-bench-"))
@@ -256,16 +259,30 @@ def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) ->
         run = None
     if run is None or run.status != "completed" or not run.checkpoint_path:
         raise SystemExit(f"run {args.run} is not a completed run with a checkpoint in {os.environ.get('RUNS_DB_URL')}")
+    predictor = None
+    if args.ensemble_run is not None:
+        from backend.predict import PredictError
+        from backend.predict_series import open_ensemble
+
+        try:
+            predictor = open_ensemble(args.run, args.ensemble_run, device="cpu", precision="fp32")
+        except PredictError as e:
+            raise SystemExit(str(e)) from e
     items = build_test_inputs(workdir / "clean_room", args.test_per_class, seed=1000 + args.seed)
     names = list(run.class_names)
     y_true = [names.index(name) for name, _, _ in items]
-    predicted = score(Path(run.checkpoint_path), items, names)
+    predicted = score(Path(run.checkpoint_path), items, names, predictor)
     config, own = run.config, run.test_metrics
+    what = (f"{config['model']} {config['image_size']} px, crop={config.get('crop', 'none')}"
+            if config["model"] != "series_cnn" else f"{config['model']} (PNGs read back into series)")
+    if predictor is not None:
+        what = f"ensemble of runs {args.run} and {args.ensemble_run} ({predictor.model_name}; PNGs: the image as it is + its line as a series)"
     lines = [
-        f"## Stored run {args.run}: {config['model']} {config['image_size']} px, {config['epochs']} epochs, "
-        f"crop={config.get('crop', 'none')}",
+        f"## Stored run {args.run}{f' + {args.ensemble_run}' if predictor is not None else ''}: {what}, "
+        f"{config['epochs']} epochs",
         "",
-        f"`python bench/crop.py --run {args.run} --test-per-class {args.test_per_class} --seed {args.seed}` "
+        f"`python bench/crop.py --run {args.run}{f' --ensemble-run {args.ensemble_run}' if predictor is not None else ''} "
+        f"--test-per-class {args.test_per_class} --seed {args.seed}` "
         f"({dt.date.today().isoformat()}, {(time.perf_counter() - started) / 60:.1f} min): trained on "
         f"`{config['data']}`, own test macro-F1 {format_interval(own['macro_f1'], own.get('macro_f1_ci'))}; "
         f"{args.test_per_class} clean-room series per class, each as CSV, varied-style PNG and other-tool PNG.",

@@ -1,9 +1,10 @@
 """Predict page helpers for series models: which runs read CSVs, and the image + series ensemble.
 
 A run's input kind comes from its model's registry entry (``backend.models.model_input_kind``):
-``series_cnn`` runs read CSV series only; image runs read images and CSVs (drawn as plots). When
-the store holds completed runs of both kinds, the page offers a partner run of the other kind: the
-two then answer each CSV with the mean of their calibrated probabilities (``EnsemblePredictor``).
+``series_cnn`` runs read CSV series, and plot images through their line read back into a series
+(``backend.data.digitize``); image runs read images and CSVs (drawn as plots). When the store holds
+completed runs of both kinds, the page offers a partner run of the other kind: the two then answer
+each file with the mean of their calibrated probabilities (``EnsemblePredictor``).
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ def ensemble_partner(completed: pd.DataFrame, run_id: int, url: str) -> int | No
     labels = {None: "no ensemble", **{int(r["id"]): widgets.run_label(r) for _, r in others.iterrows()}}
     other = "series" if this_kind.iloc[0] == "image" else "image"
     return st.selectbox(
-        f"Ensemble with a {other} run (CSVs only)",
+        f"Ensemble with a {other} run",
         list(labels),
         format_func=labels.__getitem__,
         key="predict_ensemble",
-        help="Answer each CSV with the mean of the two runs' calibrated probabilities (docs/TRAINING.md). "
-        "Images are refused: a series model cannot read them.",
+        help="Answer each file with the mean of the two runs' calibrated probabilities (docs/TRAINING.md). "
+        "For a plot image the series run reads the plot's line back into a series (docs/DIGITIZE.md); "
+        "when no line can be read, the image run answers alone and says so.",
     )
 
 

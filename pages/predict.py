@@ -14,7 +14,8 @@ setup_page(
     "Predict",
     "Upload plot images or raw CSV series (many at once). A CSV is drawn by the same renderer as the "
     "training plots, then classified like an image; a series run (series_cnn) reads the CSV's numbers "
-    "directly, and can be paired with an image run as an ensemble for CSVs. Each answer says how far to "
+    "directly (and a plot image's line, read back into a series), and can be paired with an image run as "
+    "an ensemble. Each answer says how far to "
     "trust it: a file is marked uncertain, with the reason, when its calibrated confidence is low, its "
     "views disagree or it looks unlike the training set.",
 )

@@ -17,6 +17,7 @@ import torch
 from backend import store
 from backend.__main__ import main as cli
 from backend.data.inputs import load_input
+from backend.data.render import encode_png
 from backend.evaluation.compare import compare_runs
 from backend.models import create_model, model_input_kind
 from backend.models.series1d import resample_series, series_to_input
@@ -126,7 +127,8 @@ def test_training_checkpoints_the_input_kind_and_stores_predictions_keyed_like_t
     assert result["comparable"] is True and result["n_paired"] == 27, result["reason"]
 
 
-def test_series_predictor_answers_csvs_of_any_length_with_calibrated_probabilities(runs, csv_files, tiny_dataset):
+def test_series_predictor_answers_csvs_of_any_length_with_calibrated_probabilities(runs, csv_files, tiny_dataset,
+                                                                                    tmp_path):
     predictor = open_run(runs["series_cnn"], device="cpu")
     assert isinstance(predictor, SeriesPredictor) and predictor.series_length == 256
     png = sorted((tiny_dataset / "test").glob("*/*.png"))[0]
@@ -142,14 +144,26 @@ def test_series_predictor_answers_csvs_of_any_length_with_calibrated_probabiliti
             got = np.array([prediction.probabilities[c] for c in predictor.class_names])
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
             assert prediction.predicted == predictor.class_names[int(expected.argmax())]
-    assert predictions[3].predicted is None
-    assert predictions[3].error == (f"{png.name} is an image, and run {runs['series_cnn']} is a series model "
-                                    "(series_cnn) that reads CSV series only; predict images with an image run")  # fmt: skip
+    # A plot image is read back into a series (its line) and predicted like a CSV.
+    from backend.data.digitize import digitize_plot
+    from backend.data.images import load_image_rgb
+
+    assert predictions[3].error is None and "series read from the plot's line" in predictions[3].notes[0]
+    read = digitize_plot(load_image_rgb(png)).values
+    with torch.inference_mode():
+        x = torch.from_numpy(series_to_input(read, 256))[None]
+        expected = (predictor.model(x)["logits"][0] / predictor.temperature).softmax(0).numpy()
+    got = np.array([predictions[3].probabilities[c] for c in predictor.class_names])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(encode_png(np.full((120, 160, 3), 255, dtype=np.uint8)))
+    answer = predictor.predict_file(blank)
+    assert answer.predicted is None and answer.error.startswith("blank.png: no series could be read from the plot (")
     with pytest.raises(PredictError, match="series_cnn is a series model: it reads CSV series, not images"):
         Predictor.from_run(runs["series_cnn"])
 
 
-def test_the_ensemble_averages_the_two_runs_calibrated_probabilities(runs, csv_files, tiny_dataset):
+def test_the_ensemble_averages_the_two_runs_calibrated_probabilities(runs, csv_files, tiny_dataset, tmp_path):
     ensemble = open_ensemble(runs["series_cnn"], runs["visual_cnn"], device="cpu", precision="fp32")  # either order
     assert isinstance(ensemble, EnsemblePredictor)
     csv = tiny_dataset / "csv" / "test" / "mean_shift" / "test-mean_shift-00000.csv"
@@ -176,8 +190,20 @@ def test_the_ensemble_averages_the_two_runs_calibrated_probabilities(runs, csv_f
         got = np.array([answer.probabilities[c] for c in names])
         np.testing.assert_allclose(got, (image_p + series_p) / 2, atol=1e-4)
         assert sum(answer.probabilities.values()) == pytest.approx(1.0)
+    # A plot image: the image run reads it as it is, the series run reads its line back as a series.
     png = sorted((tiny_dataset / "test").glob("*/*.png"))[0]
-    assert "the image + series ensemble reads CSV series only" in ensemble.predict_file(png).error
+    answer = ensemble.predict_file(png)
+    alone = {kind: run.predict_file(png) for kind, run in (("image", ensemble.image), ("series", series))}
+    assert answer.error is None and any(note.startswith("series read from the plot's line") for note in answer.notes)
+    for c in names:
+        expected = (alone["image"].probabilities[c] + alone["series"].probabilities[c]) / 2
+        assert answer.probabilities[c] == pytest.approx(expected, abs=1e-6)
+    # No line to read: the image run answers alone, and says so.
+    blank = tmp_path / "blank-ensemble.png"
+    blank.write_bytes(encode_png(np.full((120, 160, 3), 255, dtype=np.uint8)))
+    answer = ensemble.predict_file(blank)
+    assert answer.error is None and answer.probabilities == ensemble.image.predict_file(blank).probabilities
+    assert any(note.startswith("image run alone: blank-ensemble.png: no series could be read") for note in answer.notes)
     with pytest.raises(PredictError, match="needs one image run and one series run"):
         open_ensemble(runs["visual_cnn"], runs["visual_cnn"])
 
@@ -221,14 +247,16 @@ def test_predict_page_runs_a_series_run_and_the_ensemble_on_csvs(runs, tiny_data
     at.file_uploader(key="predict_files").set_value(uploads).run()
     assert not at.exception, [e.value for e in at.exception]
     results = at.dataframe[0].value
-    assert results.loc[0, "error"] == "" and results.loc[0, "predicted"]
-    assert "is a series model (series_cnn) that reads CSV series only" in results.loc[1, "error"]
-    assert [m.value for m in at.metric if m.label == "Predicted"] == [results.loc[0, "predicted"]]
+    assert "error" not in results.columns and results.loc[0, "predicted"]  # no file failed: no error column
+    assert "error" not in results.columns  # the column shows only when a file failed
+    assert results.loc[1, "predicted"] and "series read from the plot's line" in results.loc[1, "notes"]
+    assert [m.value for m in at.metric if m.label == "Predicted"] == results["predicted"].tolist()
     at.selectbox(key="predict_ensemble").set_value(runs["visual_cnn"]).run()
     assert not at.exception, [e.value for e in at.exception]
     results = at.dataframe[0].value
     assert "mean of calibrated probabilities of visual_cnn and series_cnn" in results.loc[0, "notes"]
-    assert "ensemble reads CSV series only" in results.loc[1, "error"]
+    assert "error" not in results.columns  # the column shows only when a file failed
+    assert results.loc[1, "predicted"] and "series read from the plot's line" in results.loc[1, "notes"]
     st.cache_resource.clear()
 
 

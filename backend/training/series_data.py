@@ -17,11 +17,19 @@ Every CSV is parsed by ``backend.data.csvseries.read_series_csv`` (what predicti
 into the model's (3, length) input by ``backend.models.series1d.series_to_input``, once, before the
 first epoch; batches are gathered from that float32 array on the device. Augmentation: preset
 ``none`` = none; any other preset = each training series reversed in time with probability 1/2 and
-negated with probability 1/2 (every class of the generator keeps its label under both).
+negated with probability 1/2 (every class of the generator keeps its label under both), and, with
+probability :data:`PLOT_READ_PROBABILITY`, replaced by the series read back out of the sample's own
+PNG (``backend.data.digitize.digitize_plot``, as prediction reads an uploaded plot image): the model
+learns what a series read from a plot looks like (pixel-column resolution, the line's width, several
+samples squeezed into one column), so a PNG given to a series model scores close to its CSV
+(``docs/DIGITIZE.md``). Those series are read once and cached beside the image caches (keyed by the
+PNGs' contents, the length and :data:`PLOT_READ_VERSION`); a PNG whose line cannot be read keeps its
+CSV. Validation and test always read the CSVs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,14 +39,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backend import config as paths_config
+from backend.data.cache import _file_digest
 from backend.data.csvseries import CSVError, read_series_csv
 from backend.data.dataset import MANIFEST, DatasetInfo
+from backend.data.digitize import digitize_plot
+from backend.data.images import ImageError, load_image_rgb
 from backend.device import Runtime
 from backend.models.series1d import DEFAULT_LENGTH, series_to_input
 from backend.training.config import ConfigError
 from backend.training.regularize import build_sampler
 
 EVAL_BATCH_SIZE = 256
+PLOT_READ_PROBABILITY = 0.5  # share of training series replaced by their PNG's line read back (augmentation on)
+PLOT_READ_VERSION = 1  # bump when backend.data.digitize changes what it reads, so old caches are not reused
 _MAX_LISTED = 5
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -125,6 +139,43 @@ def load_series_inputs(paths: Sequence[Path], length: int, workers: int = 4) -> 
         return np.stack(list(pool.map(one, paths)))
 
 
+def load_plot_read_inputs(pngs: Sequence[Path], fallback: np.ndarray, length: int,
+                          workers: int = 4) -> tuple[np.ndarray, int]:  # fmt: skip
+    """(N, 3, length) float32 inputs of the series read back out of each PNG, and how many PNGs had no
+    readable line (those rows are ``fallback``'s: the CSV's input). Cached under ``cache_dir()``."""
+    if not len(pngs):
+        return fallback.copy(), 0
+    key = hashlib.sha1(f"plot-read-v{PLOT_READ_VERSION}:{length}".encode())
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for digest in pool.map(_file_digest, pngs):
+            key.update(digest.encode())
+    target = Path(paths_config.cache_dir()) / f"series-read-{length}-{key.hexdigest()}.npz"
+    if target.is_file():
+        try:
+            with np.load(target, allow_pickle=False) as cached:
+                inputs, readable = cached["inputs"], cached["readable"]
+            if inputs.shape == fallback.shape and readable.shape == (len(pngs),):
+                return np.where(readable[:, None, None], inputs, fallback).astype(np.float32), int((~readable).sum())
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # damaged: read again
+
+    def one(path: Path) -> np.ndarray | None:
+        try:
+            return series_to_input(digitize_plot(load_image_rgb(Path(path))).values, length)
+        except (ValueError, ImageError, OSError):
+            return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        read = list(pool.map(one, pngs))
+    readable = np.array([r is not None for r in read])
+    inputs = np.stack([r if r is not None else fallback[i] for i, r in enumerate(read)]).astype(np.float32)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.npz")
+    np.savez(tmp, inputs=inputs, readable=readable)
+    tmp.replace(target)
+    return inputs, int((~readable).sum())
+
+
 def augment_series(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Reverse each series in time (p=1/2) and negate it (p=1/2; min and max trade places)."""
     n = batch.shape[0]
@@ -153,6 +204,7 @@ class SeriesTrainingData:
     test_inputs: torch.Tensor
     augment: bool
     sampler_name: str
+    train_read_inputs: torch.Tensor | None  # the training PNGs' lines read back (augmentation), else None
     generator: torch.Generator
     path: str
     checkpoint_fields: dict = field(default_factory=dict)
@@ -169,6 +221,10 @@ class SeriesTrainingData:
         for step in range(self.steps_per_epoch):
             index = order[step * self.batch_size : (step + 1) * self.batch_size]
             inputs = self.train_inputs[index.to(self.train_inputs.device)]
+            if self.train_read_inputs is not None:
+                read = torch.rand(len(index), generator=self.generator, device=self.generator.device)
+                read = (read < PLOT_READ_PROBABILITY).to(inputs.device).view(-1, 1, 1)
+                inputs = torch.where(read, self.train_read_inputs[index.to(inputs.device)], inputs)
             if self.augment:
                 inputs = augment_series(inputs, self.generator)
             yield inputs, labels[index].to(self.runtime.device, non_blocking=True)
@@ -191,17 +247,23 @@ def build_series_training_data(config, split: DatasetInfo, runtime: Runtime) -> 
     length = int(config.model_kwargs.get("length", DEFAULT_LENGTH))
     files = series_files(split)
     labels = {name: np.array([s.label for s in getattr(split, name)], dtype=np.int64) for name in files}
-    inputs = {name: torch.from_numpy(load_series_inputs(paths, length)).to(runtime.device)
-              for name, paths in files.items()}  # fmt: skip
+    arrays = {name: load_series_inputs(paths, length) for name, paths in files.items()}
+    inputs = {name: torch.from_numpy(array).to(runtime.device) for name, array in arrays.items()}
     augment = config.augmentation != "none"
+    read_inputs, read_note = None, ""
+    if augment:
+        read, unreadable = load_plot_read_inputs([s.path for s in split.train], arrays["train"], length)
+        read_inputs = torch.from_numpy(read).to(runtime.device)
+        read_note = (f", half of the training series read back from their plots"
+                     f"{f' ({unreadable} plots with no readable line keep their CSV)' if unreadable else ''}")  # fmt: skip
     return SeriesTrainingData(
         class_names=list(split.classes), train_labels=labels["train"], val_labels=labels["val"],
         test_labels=labels["test"], test_files=[str(s.path) for s in split.test], batch_size=config.batch_size,
         runtime=runtime, series_length=length, train_inputs=inputs["train"], val_inputs=inputs["val"],
-        test_inputs=inputs["test"], augment=augment, sampler_name=config.sampler,
+        test_inputs=inputs["test"], augment=augment, sampler_name=config.sampler, train_read_inputs=read_inputs,
         generator=torch.Generator().manual_seed(config.seed),
         path=f"CSV series beside each plot, {length} points x 3 channels on {runtime.device.type}"
-             f"{', time reversal and sign flips' if augment else ''}",
+             f"{', time reversal and sign flips' if augment else ''}{read_note}",
         checkpoint_fields={"input_kind": "series", "series_length": length},
     )  # fmt: skip
 
