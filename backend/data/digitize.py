@@ -44,10 +44,8 @@ from backend.data.plotarea import Box, find_plot_area
 INK_DISTANCE = 40  # largest per-channel difference from the face still counted as face (anti-aliasing aside)
 QUANT_SHIFT = 4  # colours are grouped by their top 4 bits per channel when the line's colour is chosen
 TOP_COLOURS = 8  # most common ink colours tried as the line's colour
-LONG_ROW = 0.4  # share of a row's columns in one colour that makes it a straight line (grid, frame)
-LONG_COLUMN = (
-    0.95  # the same for a column: a grid line crosses the whole height, a spike (margins above and below) does not
-)
+LONG_ROW = 0.25  # share of a row's columns in line colour that makes a straight line (grid; dotted too)
+LONG_COLUMN = 0.25  # the same for a column (a grid column must also reach both edges: see _line_mask)
 THIN_RUN = 3  # most consecutive long rows (columns) that count as one grid line
 END_GAP = 0.03  # a short stroke at either end cut off by a gap wider than this share of the width is dropped
 STRAY_SHARE = 0.1  # ... when it holds less than this share of the columns with line (a legend, a stray mark)
@@ -122,22 +120,27 @@ def _line_colour(area: np.ndarray, face: np.ndarray, keys: np.ndarray) -> np.nda
     if not ink.any():
         raise DigitizeError("nothing is drawn inside the plot area (no line found)")
     counts = np.bincount(keys[ink])
-    best, best_score = None, 0.0
+    candidates = []  # (score, columns reached, colour)
     for key in np.argsort(counts)[::-1][:TOP_COLOURS]:
         if counts[key] == 0:
             break
         same = ((keys == key) & ink).astype(np.uint8)
         rows = cv2.reduce(same, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
         cols = cv2.reduce(same, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
-        total = float(counts[key])
         straight = same[_thin_lines(rows, LONG_ROW)].sum() + same[:, _thin_lines(cols, LONG_COLUMN)].sum()
         colour = np.median(area[same.astype(bool)], axis=0)
         strength = np.sqrt(np.abs(colour - face).max() / 255.0)  # an anti-aliased blend is weaker than the core
-        score = float((cols > 0).sum()) * (1.0 - min(1.0, straight / total)) * strength
-        if score > best_score:
-            best, best_score = colour, score
-    if best is None:
+        reached = float((cols > 0).sum())
+        candidates.append((reached * (1.0 - min(1.0, straight / float(counts[key]))) * strength, reached, colour))
+    score, reached, best = max(candidates, key=lambda c: c[0])
+    if score <= 0:
         raise DigitizeError("only straight lines (grid, frame) are drawn inside the plot area (no series line found)")
+    # A translucent fill under the line is the line's colour blended with the face, and reaches every
+    # column too: when a stronger colour on the same ray from the face reaches about as far, it is the line.
+    for other_score, other_reached, colour in candidates:
+        weight, off = _blend(colour[None, None], face, best - face)
+        if other_score > 0 and other_reached >= 0.5 * reached and weight[0, 0] > 1.3 and off[0, 0] < OFF_SEGMENT**2:
+            best, reached = colour, other_reached
     return _core(area, face, best)
 
 
@@ -184,9 +187,10 @@ def _line_mask(area: np.ndarray, face: np.ndarray, colour: np.ndarray) -> np.nda
     rows = cv2.reduce(near, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
     cols = cv2.reduce(near, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
     near[_thin_lines(rows, LONG_ROW)] = 0
-    # A vertical grid line runs from the very top to the very bottom, and a grid has several; a
-    # spike of the series can be as long and as thin, but it is one, or it stops short of an edge.
-    grid = [c for c in _thin_lines(cols, LONG_COLUMN) if near[0, c] and near[-1, c]]
+    # A vertical grid line (solid, dashed or dotted) runs from the very top to the very bottom, and a
+    # grid has several; a spike of the series stops short of an edge (the axes' margins), or is one.
+    edge = max(2, round(0.01 * len(near)))
+    grid = [c for c in _thin_lines(cols, LONG_COLUMN) if near[:edge, c].any() and near[-edge:, c].any()]
     if len({c // (THIN_RUN + 1) for c in grid}) >= 2:
         near[:, grid] = 0
     _drop_legend_strokes(near)
