@@ -22,7 +22,12 @@ Also times ``find_plot_area`` per image at the sizes the PNGs come in.
 
 ``--run N`` trains nothing: it scores run N of the store that ``RUNS_DB_URL`` names (with the crop
 setting its checkpoint records) on the same three inputs and prints its section, for a model too
-costly to train here twice (the product-sized visual_cnn takes over an hour on this CPU).
+costly to train here twice (the product-sized visual_cnn takes over an hour on this CPU). Run N may
+be a series run: it reads each PNG's line back into a series (``backend.data.digitize``), as the
+product does for a PNG given to a series run. ``--run N --ensemble-run M`` scores the image + series
+ensemble of the two runs (one of each kind) the same way.
+
+    RUNS_DB_URL=sqlite:///STORE/runs.db python bench/crop.py --run 3 --ensemble-run 4 --workdir W
 """
 
 from __future__ import annotations
