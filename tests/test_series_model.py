@@ -287,3 +287,24 @@ def test_train_page_offers_series_cnn_and_says_why_a_dataset_without_csvs_cannot
         e.value for e in at.error
     ]
     assert len(store.list_runs()) == before
+
+
+def test_series_training_reads_half_its_series_back_from_the_plots_only_with_augmentation(tiny_dataset, tmp_path,
+                                                                                          monkeypatch):  # fmt: skip
+    from backend.device import make_runtime
+    from backend.training.config import load_split
+    from backend.training.series_data import build_series_training_data
+
+    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    built = {}
+    for augmentation in ("light", "none"):
+        config = build_config({**TINY, "data": str(tiny_dataset), "model": "series_cnn", "augmentation": augmentation})
+        built[augmentation] = build_series_training_data(config, load_split(config), make_runtime("cpu", "fp32"))
+    light, none = built["light"], built["none"]
+    assert none.train_read_inputs is None and "read back" not in none.path
+    assert "half of the training series read back from their plots" in light.path
+    assert light.train_read_inputs.shape == light.train_inputs.shape
+    differs = (light.train_read_inputs - light.train_inputs).abs().flatten(1).amax(1) > 1e-4
+    assert differs.float().mean() > 0.8  # nearly every plot's line was read (the rest keep their CSV)
+    assert torch.equal(light.train_inputs, none.train_inputs)  # the CSVs themselves are unchanged
+    assert list((tmp_path / "artifacts" / "cache").glob("series-read-256-*.npz"))
