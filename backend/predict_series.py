@@ -222,9 +222,8 @@ class EnsemblePredictor:
             # The image Predictor already divides its logits by the run's temperature (calibrated answers).
             image_probs = np.array([from_image.probabilities[c] for c in self.class_names])
             series_probs = np.array([from_series.probabilities[c] for c in self.class_names])
-            read = (
-                [note for note in from_series.notes if note.startswith("series read from")] if kind == "image" else []
-            )
+            # For an image, how its line was read; a CSV's own notes already come with the image run's answer.
+            read = from_series.notes if kind == "image" else []
             notes = [*from_image.notes, *read, f"mean of calibrated probabilities of {self.image.model_name} and "
                      f"{self.series.model_name}"]  # fmt: skip
             yield _prediction(name, self.class_names, average_probabilities(image_probs, series_probs),

@@ -136,7 +136,7 @@ def test_series_training_reads_each_png_back_once_and_keeps_the_csv_where_no_lin
     for row in range(3):  # a read series is not the CSV's, but it is the same shape
         assert not np.allclose(read[row], fallback[row])
         assert np.corrcoef(read[row, 0], fallback[row, 0])[0, 1] > 0.9
-    cached = list((tmp_path / "artifacts" / "cache").glob("series-read-256-*.npz"))
+    cached = list((tmp_path / "artifacts" / "cache").glob("series-read-256-*.npy"))
     assert len(cached) == 1
     again, _ = load_plot_read_inputs([*pngs, blank], fallback, 256)
     np.testing.assert_array_equal(again, read)

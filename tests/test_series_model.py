@@ -307,4 +307,4 @@ def test_series_training_reads_half_its_series_back_from_the_plots_only_with_aug
     differs = (light.train_read_inputs - light.train_inputs).abs().flatten(1).amax(1) > 1e-4
     assert differs.float().mean() > 0.8  # nearly every plot's line was read (the rest keep their CSV)
     assert torch.equal(light.train_inputs, none.train_inputs)  # the CSVs themselves are unchanged
-    assert list((tmp_path / "artifacts" / "cache").glob("series-read-256-*.npz"))
+    assert list((tmp_path / "artifacts" / "cache").glob("series-read-256-*.npy"))

@@ -6,28 +6,32 @@ A series model does not care how a series was drawn, only about its shape, so an
 series model (or to the image + series ensemble) is first turned back into a series here and then
 predicted like a CSV (``backend/predict_series.py``, ``docs/DIGITIZE.md``).
 
-How (:func:`digitize_plot`), numpy + OpenCV, a few milliseconds for an 800x600 plot:
+How (:func:`digitize_plot`), numpy + OpenCV, about 30 ms for an 800x600 plot:
 
 1. crop to the axes' data area (:func:`backend.data.plotarea.find_plot_area`) and drop a thin
    border, so spines, tick labels, titles and legends outside the axes are gone;
 2. the axes' face is the most common colour inside the crop; *ink* is what differs from it;
-3. the line's colour is the ink colour that reaches the most columns while lying least on long
-   straight rows or columns (grid lines, a frame, a fill's edge): among the most common quantised
-   ink colours, the best ``columns reached * (1 - share on long lines)``;
-4. a pixel belongs to the line when it is nearer the line's colour than the face's (half-blended
-   anti-aliasing counts, a translucent fill under the line does not); what is left of long rows
-   of that colour (a grid in the line's colour) is removed;
+3. the line's colour: among the most common quantised ink colours, the best ``columns reached *
+   (1 - share on thin straight rows or columns, i.e. a grid) * sqrt(strength)``, strength being the
+   distance from the face (an anti-aliased blend is weaker than the core); a stronger colour on the
+   same ray from the face that reaches about as far wins over it (the chosen one was a translucent
+   fill under the line); then the blend is followed to its strong end (:func:`_core`);
+4. a pixel belongs to the line when it lies on the blend from the face to that colour and is at least
+   half line (:func:`_near`: grey tick labels on a dark face, a fill, text in another colour are
+   off that segment or weaker); thin runs of long rows, and full-height thin columns when there are
+   at least two (a grid in the line's colour), a legend's sample stroke alone near a corner, inward
+   tick marks at the edges and short strays cut off at either end are removed;
 5. per column, two values, so time runs evenly across the plot: the middle of the line's pixels
    twice, or, when the column holds a steep stretch taller than the line is thick (a spike, a noisy
    stretch squeezed into one pixel column), its top and bottom inside the line's width, in the
-   order that continues the path. Columns without line (markers only, scatter, gaps) are interpolated between their
-   neighbours; the empty margins at both ends are dropped;
+   order that continues the path. Columns without line (markers only, scatter, a legend covering
+   the line) are interpolated between their neighbours; the empty margins at both ends are dropped;
 6. values are image rows turned upwards (``-row``): the y scale and offset of the plot are lost,
    which does not matter to a series model (it normalises each series by its median and MAD).
 
-Limits: one line per plot (several series: the most visible one is read); a legend drawn inside
-the axes can add a short stroke of the line's colour (it is kept only when it continues the path);
-colour maps along the line and lines drawn in the face's colour are not read. When fewer than
+Limits: one line per plot (several series: the most visible one is read); colour maps along the
+line and lines drawn in the face's colour are not read; a spike as tall as the axes in a theme
+without margins, with a second one like it, would be taken for a grid. When fewer than
 :data:`MIN_COLUMNS_SHARE` of the columns between the line's ends hold line, or fewer than
 :data:`MIN_POINTS` points are found, :class:`DigitizeError` says so.
 """
@@ -80,9 +84,7 @@ class Digitized:
 def digitize_plot(image: np.ndarray) -> Digitized:
     """The series drawn in an (H, W, 3) uint8 plot image (module docstring); ``DigitizeError`` when
     no line can be read."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"digitize_plot expects an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
-    box = find_plot_area(image)
+    box = find_plot_area(image)  # ValueError for anything but an (H, W, 3) uint8 array
     dy, dx = max(2, round(BORDER * box.height)), max(2, round(BORDER * box.width))
     area = image[box.top + dy : box.bottom - dy, box.left + dx : box.right - dx]
     if area.shape[0] < 8 or area.shape[1] < MIN_POINTS:
@@ -293,7 +295,7 @@ def _trace(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
             previous = pair[1]
         else:
             previous = centre[index]
-    series = -np.asarray(values, dtype=np.float64)
+    series = -values
     if series.size < MIN_POINTS:
         raise DigitizeError(f"the line is too short to read: {series.size} points")
     return series, int(where.size), span

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from backend import config as paths_config
-from backend.data.cache import _file_digest
+from backend.data.cache import _file_digest, _save_atomic
 from backend.data.csvseries import CSVError, read_series_csv
 from backend.data.dataset import MANIFEST, DatasetInfo
 from backend.data.digitize import digitize_plot
@@ -142,38 +142,38 @@ def load_series_inputs(paths: Sequence[Path], length: int, workers: int = 4) -> 
 def load_plot_read_inputs(pngs: Sequence[Path], fallback: np.ndarray, length: int,
                           workers: int = 4) -> tuple[np.ndarray, int]:  # fmt: skip
     """(N, 3, length) float32 inputs of the series read back out of each PNG, and how many PNGs had no
-    readable line (those rows are ``fallback``'s: the CSV's input). Cached under ``cache_dir()``."""
+    readable line (those rows are ``fallback``'s: the CSV's input). Cached under ``cache_dir()`` as one
+    array whose unreadable rows are NaN."""
     if not len(pngs):
         return fallback.copy(), 0
     key = hashlib.sha1(f"plot-read-v{PLOT_READ_VERSION}:{length}".encode())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for digest in pool.map(_file_digest, pngs):
             key.update(digest.encode())
-    target = Path(paths_config.cache_dir()) / f"series-read-{length}-{key.hexdigest()}.npz"
-    if target.is_file():
-        try:
-            with np.load(target, allow_pickle=False) as cached:
-                inputs, readable = cached["inputs"], cached["readable"]
-            if inputs.shape == fallback.shape and readable.shape == (len(pngs),):
-                return np.where(readable[:, None, None], inputs, fallback).astype(np.float32), int((~readable).sum())
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # damaged: read again
+    target = Path(paths_config.cache_dir()) / f"series-read-{length}-{key.hexdigest()}.npy"
+    read = _load_read_cache(target, fallback.shape)
+    if read is None:
 
-    def one(path: Path) -> np.ndarray | None:
-        try:
-            return series_to_input(digitize_plot(load_image_rgb(Path(path))).values, length)
-        except (ValueError, ImageError, OSError):
-            return None
+        def one(path: Path) -> np.ndarray:
+            try:
+                return series_to_input(digitize_plot(load_image_rgb(Path(path))).values, length)
+            except (ValueError, ImageError, OSError):
+                return np.full(fallback.shape[1:], np.nan, dtype=np.float32)  # no line: the CSV stands in
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        read = list(pool.map(one, pngs))
-    readable = np.array([r is not None for r in read])
-    inputs = np.stack([r if r is not None else fallback[i] for i, r in enumerate(read)]).astype(np.float32)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.npz")
-    np.savez(tmp, inputs=inputs, readable=readable)
-    tmp.replace(target)
-    return inputs, int((~readable).sum())
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            read = np.stack(list(pool.map(one, pngs))).astype(np.float32)
+        _save_atomic(target, read)
+    unreadable = np.isnan(read).any(axis=(1, 2))
+    return np.where(unreadable[:, None, None], fallback, read).astype(np.float32), int(unreadable.sum())
+
+
+def _load_read_cache(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached read-back inputs if present and well-formed; None (read again) otherwise."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return array if array.shape == shape and array.dtype == np.float32 else None
 
 
 def augment_series(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
