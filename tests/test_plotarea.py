@@ -71,9 +71,15 @@ def test_varied_and_dark_theme_plots_crop_to_their_axes(name):
 
 
 def planted(rect: tuple[float, float, float, float], *, face="white", axes_face=None, spine="black",
-            spine_width=1.0, size=(7.0, 4.0), dpi=90, values=None, hide=(), **plot) -> tuple[np.ndarray, tuple]:
+            spine_width=1.0, size=(7.0, 4.0), dpi=90, values=None, hide=(), label_size=None, grid=None,
+            x_margin=None, ticks_in=False, legend_outside=False, date_labels=0, **plot) -> tuple[np.ndarray, tuple]:
     """A plain matplotlib figure (not our renderer) with its axes planted at ``rect`` (figure
-    fractions): the pixels and the frame's box in pixels (left, top, right, bottom)."""
+    fractions): the pixels and the frame's box in pixels (left, top, right, bottom).
+
+    ``label_size`` sets the tick labels' font size, ``grid`` a grid line style, ``x_margin`` the
+    axes' horizontal margin (0: the line touches the spines), ``ticks_in`` inward ticks and
+    ``legend_outside`` a legend to the right of the axes; ``date_labels`` that many x tick labels.
+    ``values="dense"`` draws white noise that fills most of the axes."""
     figure = Figure(figsize=size, dpi=dpi, facecolor=face)
     canvas = FigureCanvasAgg(figure)
     axes = figure.add_axes(rect, facecolor=axes_face or face)
@@ -83,9 +89,22 @@ def planted(rect: tuple[float, float, float, float], *, face="white", axes_face=
     for side in hide:
         axes.spines[side].set_visible(False)
     y = series("point_anomaly", seed=5) if values is None else values
-    axes.plot(y, color=LINE, **plot)
+    if isinstance(y, str):  # "dense": white noise whose thick line fills most of every column
+        y = np.random.default_rng(2).normal(size=3000)
+    axes.plot(y, color=LINE, label="value", **plot)
     axes.set_title("planted", color="grey")
-    axes.tick_params(colors="grey")
+    axes.tick_params(colors="grey", direction="in" if ticks_in else "out")
+    if label_size:
+        axes.tick_params(labelsize=label_size, pad=1)
+    if date_labels:  # a label every few samples, nearly touching the next, as date axes draw them
+        ticks = np.arange(0, len(y), max(1, len(y) // date_labels))
+        axes.set_xticks(ticks, [f"2013-{1 + i % 12:02d}" for i in range(len(ticks))])
+    if grid:
+        axes.grid(True, linestyle=grid, color="#777777")
+    if x_margin is not None:
+        axes.margins(x=x_margin)
+    if legend_outside:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     canvas.draw()
     image = np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
     width, height = canvas.get_width_height()
@@ -101,6 +120,18 @@ PLANTED = {
     "despined": dict(rect=(0.15, 0.12, 0.8, 0.75), hide=("top", "right"), spine="#333333", size=(6.0, 4.5)),
     "despined_dark": dict(rect=(0.1, 0.2, 0.85, 0.7), hide=("top", "right"), face="#1e1e1e", spine="#bbbbbb"),
     "wide_thin": dict(rect=(0.05, 0.3, 0.9, 0.4), size=(10.0, 2.5), dpi=60, linewidth=3),
+    # despined axes other tools draw that plot-area version 1 missed (docs/CROP.md: 23-26 of 300
+    # other-tool plots were left whole or cut, 3-5 after, dark themes with no visible spines)
+    "despined_tiny_legend": dict(rect=(0.2, 0.2, 0.55, 0.65), hide=("top", "right"), size=(1.6, 1.05), dpi=100,
+                                 label_size=4, legend_outside=True),
+    "despined_labels_at_spine": dict(rect=(0.12, 0.1, 0.8, 0.8), hide=("top", "right"), size=(5.0, 5.0), dpi=100,
+                                     label_size=5, ticks_in=True, date_labels=9),
+    "despined_big_labels": dict(rect=(0.12, 0.12, 0.8, 0.8), hide=("top", "right"), size=(9.0, 6.0), dpi=90,
+                                label_size=22, grid="-."),
+    "despined_line_on_spine": dict(rect=(0.12, 0.12, 0.8, 0.8), hide=("top", "right"), size=(11.0, 5.0),
+                                   dpi=90, spine_width=3.0, x_margin=0, values="dense", linewidth=2),
+    "despined_dark_grid": dict(rect=(0.12, 0.1, 0.83, 0.85), hide=("top", "right"), face="#0b0c10",
+                               spine="#bbbbbb", size=(2.6, 1.5), dpi=100, label_size=4, grid="--", values="dense"),
 }
 
 
@@ -117,9 +148,11 @@ def test_the_crop_keeps_every_drawn_sample_and_the_spike(name):
     """The label lives in the line: all of it (the spike's tip included) survives the crop."""
     values = np.sin(np.linspace(0, 12, 200))
     values[120] = 4.0  # a point anomaly: the highest sample, drawn at the top of the axes
-    image, _ = planted(**PLANTED[name], values=values)
+    image, truth = planted(**{**PLANTED[name], "values": values})
     box = find_plot_area(image)
     drawn = line_pixels(image)
+    left, _, right, _ = (round(edge) for edge in truth)
+    drawn[:, : left - 2], drawn[:, right + 2 :] = False, False  # a legend's sample stroke is not data
     kept = drawn[box.top : box.bottom, box.left : box.right].sum()
     assert kept >= 0.98 * drawn.sum()  # only anti-aliased pixels under a spine may go
     peak_row = np.flatnonzero(drawn.any(axis=1))[0]
@@ -160,6 +193,22 @@ def test_the_cache_is_keyed_by_the_crop_and_holds_cropped_pixels(tmp_path):
     np.testing.assert_array_equal(whole[0], resize_rgb(image, 32))
     np.testing.assert_array_equal(cropped[0], resize_rgb(apply_crop(image, "plot_area"), 32))
     assert not np.array_equal(whole, cropped)
+
+
+def test_a_new_plot_area_version_decodes_cropped_caches_again(tmp_path, monkeypatch):
+    """Boxes found by an older finder are not reused; whole-image caches are untouched."""
+    import backend.data.cache as cache_module
+
+    path = tmp_path / "plot.png"
+    path.write_bytes(encode_png(render_plot(series(), size=(160, 120))[0]))
+    cache = tmp_path / "cache"
+    for crop in ("none", "plot_area"):
+        load_dataset_cache([path], 32, cache_dir=cache, crop=crop)
+    before = set(cache.glob("*.npy"))
+    monkeypatch.setattr(cache_module, "PLOT_AREA_VERSION", cache_module.PLOT_AREA_VERSION + 1)
+    for crop in ("none", "plot_area"):
+        load_dataset_cache([path], 32, cache_dir=cache, crop=crop)
+    assert len(set(cache.glob("*.npy")) - before) == 1  # only the cropped one is decoded again
 
 
 def checkpoint_file(tmp_path: Path, preprocessing) -> Path:

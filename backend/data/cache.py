@@ -27,7 +27,7 @@ import numpy as np
 
 from backend import config
 from backend.data.images import ImageError, load_image_rgb
-from backend.data.plotarea import check_crop, prepare_image
+from backend.data.plotarea import PLOT_AREA_VERSION, check_crop, prepare_image
 
 CACHE_VERSION = 2  # bump when decoding or resizing changes, so old caches are not reused
 _MAX_LISTED = 10  # unreadable files named in one error message
@@ -115,9 +115,9 @@ def _file_digest(path: Path) -> str:
 
 
 def _cache_key(digests: list[str], image_size: int, crop: str = "none") -> str:
-    """SHA-1 of the version, the size, the crop and every file's content digest, in sample order.
-    An uncropped cache keeps the key it had before crops existed."""
-    crop_part = "" if crop == "none" else f"crop={crop}:"
+    """SHA-1 of the version, the size, the crop (with the plot-area finder's version) and every file's
+    content digest, in sample order. An uncropped cache keeps the key it had before crops existed."""
+    crop_part = "" if crop == "none" else f"crop={crop}:" + (f"v{PLOT_AREA_VERSION}:" if PLOT_AREA_VERSION > 1 else "")
     key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}".encode())
     for digest in digests:
         key.update(digest.encode())

@@ -16,17 +16,25 @@ How the area is found (:func:`find_plot_area`), numpy + OpenCV, about a millisec
 4. the frame is the outermost long rows and columns that *close a rectangle* (:func:`_frame`):
    each edge is ink along 90% of the span between the two edges across it, and the line just
    outside it is mostly free of ink. Candidates that fail are replaced by the next one inwards;
-5. failing that, an axes with only a left and a bottom spine (top and right hidden, as seaborn's
-   ``despine`` draws) is found where the two meet, each spine running the axes' full length
-   (:func:`_open_frame`);
+5. an axes with only a left and a bottom spine (top and right hidden, as seaborn's ``despine``
+   draws) is found where the two meet, each spine running the axes' full length
+   (:func:`_open_frame`): the bottom-most long rows and left-most long columns are tried in turn
+   (past rows of big tick labels), and a pair counts when, within a few lines outside each spine,
+   some line is mostly clear (tick labels may sit right against it) and, inside, no line near it
+   is solid (the data may touch a spine: zero margins, a dense series). When both a closed
+   rectangle and such an L are found and the L holds the rectangle, the L wins: a rectangle of
+   grid lines inside the spines is not the frame;
 6. a thin run of long lines at an edge (a spine, at most :func:`_max_spine` pixels, followed by
    lines with little ink) is stepped over so the crop lies inside the frame, whatever the spine's
    colour or width; a thick run (an axes face) is kept;
 7. when no frame is found the whole image is kept: nothing is lost, only not normalised.
 
-Limits: a plot with no frame, no axes face and no grid (spines hidden, same face colours) is not
-cropped; one with a grid but no frame (``fivethirtyeight``) is cropped to its outermost grid lines,
-which can cut the tip of a spike beyond the last grid line (measured in ``bench/crop.py``).
+Limits: a plot with no frame, no axes face and no grid (spines hidden, same face colours; dark
+themes whose spines are drawn in the face's colour) is not cropped; one with a grid but no frame
+(``fivethirtyeight``) is cropped to its outermost grid lines, which can cut the tip of a spike
+beyond the last grid line. On 300 plain-matplotlib plots in styles the product never draws
+(``bench/crop.py``'s ``other_tool_png``, two draws), 3 and 5 crops are off the true axes (IoU < 0.9),
+all of them dark themes with invisible spines, left whole (26 and 23 before :data:`PLOT_AREA_VERSION` 2).
 
 Preprocessing names (``TrainConfig.crop`` and the checkpoint's ``preprocessing["crop"]``):
 ``"plot_area"`` crops as above, ``"none"`` keeps the whole image (what checkpoints written before
@@ -46,13 +54,16 @@ from backend.data.images import resize_rgb
 CROPS = ("plot_area", "none")
 DEFAULT_CROP = "plot_area"  # new runs
 LEGACY_PREPROCESSING = {"crop": "none"}  # checkpoints without a "preprocessing" key
+# Bump when find_plot_area finds different boxes, so cropped training caches are decoded again.
+# 2: despined axes found past tick labels and beside data touching a spine; spines win over grids.
+PLOT_AREA_VERSION = 2
 
 INK_THRESHOLD = 12  # per-channel difference (0-255) from the background that counts as drawn
 LONG_FRACTION = 0.3  # share of a row's (column's) pixels that must be ink for a frame line
 MIN_SPAN = 0.2  # the two outermost long lines must be at least this share of the image apart
 FRAME_COVER = 0.9  # share of each frame edge that must be ink between the other two edges
 OUTSIDE_COVER = 0.5  # most ink allowed on the line just outside a frame edge
-_L_TRIES = 6  # outermost candidates tried for each spine of an open (L-shaped) frame
+_L_TRIES = 40  # outermost candidates tried for each spine of an open (L-shaped) frame (past tick labels)
 _MAX_TRIES = 40  # candidate edges tried before giving up (no crop)
 
 
@@ -102,9 +113,9 @@ def find_plot_area(image: np.ndarray) -> Box:
     rows = cv2.reduce(ink, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()  # share of ink per row
     cols = cv2.reduce(ink, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()  # per column
     long_rows, long_cols = np.flatnonzero(rows >= LONG_FRACTION), np.flatnonzero(cols >= LONG_FRACTION)
-    frame = _frame(ink, long_rows, long_cols)
-    if frame is None:
-        frame = _open_frame(ink, long_rows, long_cols)
+    frame, open_frame = _frame(ink, long_rows, long_cols), _open_frame(ink, long_rows, long_cols)
+    if open_frame is not None and (frame is None or _contains(open_frame, frame)):
+        frame = open_frame  # a rectangle of grid lines inside the spines is not the frame
     if frame is None:
         return whole
     top, bottom, left, right = frame
@@ -190,6 +201,7 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
     many tools draw): the two spines meet in a corner and each runs the axes' full length, so they
     give the whole box as (top, bottom, left, right), or None."""
     height, width = ink.shape
+    columns = np.ascontiguousarray(ink.T)
     for bottom in long_rows[::-1][:_L_TRIES]:
         for left in long_cols[:_L_TRIES]:
             if not ink[bottom, left]:
@@ -199,19 +211,38 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
             if along < MIN_SPAN * width or up < MIN_SPAN * height:
                 continue
             top, right = int(bottom - up + 1), int(left + along - 1)
-            gap_rows, gap_cols = _max_spine(height) + 1, _max_spine(width) + 1
-            # thin lines with little ink on either side: spines, not the edges of a fill or a face
-            beside = [ink[row, left : right + 1].mean() for row in (bottom - gap_rows, bottom + gap_rows) if row < height]
-            beside += [ink[top : bottom + 1, col].mean() for col in (left - gap_cols, left + gap_cols) if col >= 0]
-            if max(beside) <= OUTSIDE_COVER:
+            # Thin lines, not the edges of a fill or a face: outside each spine (below the bottom one,
+            # left of the left one) a line near it is mostly clear (tick labels may sit close: the
+            # clearest line within reach counts), and inside, where the data may touch the spine
+            # (zero margins, a dense series), a line near it is at least not solid.
+            reach_rows, reach_cols = _max_spine(height) + 3, _max_spine(width) + 3
+            along_rows, along_cols = ink[:, left : right + 1], columns[:, top : bottom + 1]
+            outside = max(_clearest(along_rows, bottom, reach_rows), _clearest(along_cols, left, -reach_cols))
+            inside = max(_clearest(along_rows, bottom, -reach_rows), _clearest(along_cols, left, reach_cols))
+            if outside <= OUTSIDE_COVER and inside < FRAME_COVER:
                 return top, int(bottom), int(left), right
     return None
+
+
+def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int]) -> bool:
+    """Whether box ``outer`` (top, bottom, left, right) holds ``inner``, give or take a spine's width."""
+    slack = 3
+    return (outer[0] <= inner[0] + slack and outer[1] >= inner[1] - slack
+            and outer[2] <= inner[2] + slack and outer[3] >= inner[3] - slack)  # fmt: skip
 
 
 def _run(line: np.ndarray) -> int:
     """Length of the run of ink at the start of ``line``."""
     gaps = np.flatnonzero(line == 0)
     return int(gaps[0]) if gaps.size else len(line)
+
+
+def _clearest(ink: np.ndarray, index: int, reach: int) -> float:
+    """The least ink on any line 1 to ``|reach|`` lines from ``index`` (towards the sign of ``reach``);
+    0 when there is no line on that side (the image's edge: nothing beyond can be ink)."""
+    step = 1 if reach > 0 else -1
+    lines = [index + step * k for k in range(1, abs(reach) + 1) if 0 <= index + step * k < len(ink)]
+    return min((float(ink[line].mean()) for line in lines), default=0.0)
 
 
 def _cover(ink: np.ndarray, index: int, start: int, end: int, outward: int) -> float:
