@@ -60,7 +60,7 @@ def test_registry_lists_the_three_models_and_rejects_unknown_names():
         ({"num_classes": 3, "image_size": 8}, "image_size must be a whole number of pixels of at least 16"),
         (
             {"num_classes": 3, "image_size": 32, "latent_dim": 8},
-            "model 'visual_cnn' has no option latent_dim; its options are: width, dropout, blocks, head_grid",
+            "model 'visual_cnn' has no option latent_dim; its options are: width, dropout, blocks, head_grid, convs",
         ),
         ({"num_classes": 3, "image_size": 32, "dropout": 1.0}, r"dropout must be a probability in \[0, 1\)"),
     ],
@@ -410,3 +410,17 @@ def test_visual_cnn_head_grid_keeps_where_features_are():
 def test_visual_cnn_rejects_a_bad_block_count():
     with pytest.raises(ValueError, match="blocks must be a whole number of at least 1"):
         create_model("visual_cnn", num_classes=3, image_size=32, blocks=0)
+    with pytest.raises(ValueError, match="convs must be a whole number of at least 1"):
+        create_model("visual_cnn", num_classes=3, image_size=32, convs=0)
+
+
+def test_visual_cnn_stacks_convolutions_per_block_and_one_keeps_the_old_layer_names():
+    """convs=2 puts two conv-BN-ReLU in each block; convs=1 (the default) is the network older
+    checkpoints were saved from, layer for layer."""
+    one = create_model("visual_cnn", num_classes=9, image_size=64, blocks=5, head_grid=2, width=8)
+    two = create_model("visual_cnn", num_classes=9, image_size=64, blocks=5, head_grid=2, width=8, convs=2)
+    old_names = {f"features.{b}.{i}.{p}" for b in range(5) for i, p in ((0, "weight"), (1, "weight"), (1, "bias"))}
+    assert old_names <= set(one.state_dict()) and not any(k.startswith("features.0.3") for k in one.state_dict())
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in two.modules()) == 10
+    assert count_parameters(two) > count_parameters(one)
+    assert two(torch.rand(2, 3, 64, 64))["logits"].shape == (2, 9)

@@ -15,7 +15,8 @@ MAX_WIDTH_DOUBLINGS = 3  # widths width, 2*width, 4*width, 8*width, then 8*width
 
 
 class VisualCNN(WorkbenchModel):
-    """``blocks`` conv-BN-ReLU-maxpool blocks -> average pooling to a ``head_grid`` square -> dropout -> linear.
+    """``blocks`` blocks of ``convs`` conv-BN-ReLU then a max-pool -> average pooling to a ``head_grid``
+    square -> dropout -> linear.
 
     With ``head_grid=1`` the head sees only a global average and forgets where each feature was; a
     2x2 grid keeps left from right and top from bottom, which is what tells a smooth trend from a
@@ -24,11 +25,13 @@ class VisualCNN(WorkbenchModel):
 
     cam_layers = ("features.-1", "features.-2", "features.-3")  # Grad-CAM: last conv blocks (docs/EXPLAIN.md)
 
-    def __init__(self, num_classes: int, width: int, dropout: float, blocks: int = 4, head_grid: int = 1):
+    def __init__(
+        self, num_classes: int, width: int, dropout: float, blocks: int = 4, head_grid: int = 1, convs: int = 1
+    ):
         super().__init__()
         channels = [3] + [width * 2 ** min(i, MAX_WIDTH_DOUBLINGS) for i in range(blocks)]
         self.features = nn.Sequential(
-            *(conv_block(c_in, c_out) for c_in, c_out in zip(channels, channels[1:], strict=False))
+            *(conv_block(c_in, c_out, convs) for c_in, c_out in zip(channels, channels[1:], strict=False))
         )
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(head_grid),
@@ -42,14 +45,14 @@ class VisualCNN(WorkbenchModel):
         return {"logits": self.head[-1](features), "features": features}
 
 
-def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    """3x3 conv + BN + ReLU, then a 2x2 max-pool (ceil mode, so odd and tiny sizes keep a pixel)."""
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2, ceil_mode=True),
-    )
+def conv_block(c_in: int, c_out: int, convs: int = 1) -> nn.Sequential:
+    """``convs`` times 3x3 conv + BN + ReLU, then a 2x2 max-pool (ceil mode, so odd and tiny sizes keep
+    a pixel). One conv keeps the layer names checkpoints written before ``convs`` existed use."""
+    layers: list[nn.Module] = []
+    for index in range(convs):
+        channels_in = c_in if index == 0 else c_out
+        layers += [nn.Conv2d(channels_in, c_out, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.MaxPool2d(2, ceil_mode=True))
 
 
 @register_model(
@@ -66,16 +69,23 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     }
 )
 def visual_cnn(
-    num_classes: int, image_size: int, width: int = 32, dropout: float = 0.3, blocks: int = 4, head_grid: int = 1
+    num_classes: int,
+    image_size: int,
+    width: int = 32,
+    dropout: float = 0.3,
+    blocks: int = 4,
+    head_grid: int = 1,
+    convs: int = 1,
 ) -> VisualCNN:
     """Small CNN: about 390k parameters at width 32 with 4 blocks, about 990k with the recommended
-    5 blocks and a 2x2 head; any image size >= 16 (adaptive pooling).
+    5 blocks and a 2x2 head; any image size >= 16 (adaptive pooling). ``convs`` stacks that many
+    convolutions in each block (2: about 3.3 times the multiply-adds with 5 blocks, ``docs/BENCHMARKS_quality.md``).
 
     ``image_size`` is part of the common builder signature; the architecture does not depend on it.
     """
-    for name, value, least in (("width", width, 4), ("blocks", blocks, 1), ("head_grid", head_grid, 1)):
+    for name, value, least in (("width", width, 4), ("blocks", blocks, 1), ("head_grid", head_grid, 1), ("convs", convs, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}")
-    return VisualCNN(num_classes, width, float(dropout), blocks, head_grid)
+    return VisualCNN(num_classes, width, float(dropout), blocks, head_grid, convs)
