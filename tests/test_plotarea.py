@@ -182,6 +182,21 @@ def test_train_config_crops_by_default_and_refuses_unknown_crops(tiny_dataset):
         TrainConfig.from_dict({"data": str(tiny_dataset), "crop": "frame"})
 
 
+def test_data_that_draws_an_l_is_not_taken_for_spines():
+    """No spines at all; a long flat stretch of a thick, dense line meets a tall spike, which draws an
+    L as solid as two spines would. Plot-area version 2 before its corner test cropped to that L and
+    cut 70% of the line; nothing drawn may be cut."""
+    values = np.random.default_rng(3).normal(scale=0.001, size=3000)
+    values[300:700] *= 8  # bursts on either side of the spike, as a volatility plot has
+    values[780:860] *= 20
+    values[800] = 0.09
+    image, _ = planted((0.08, 0.08, 0.9, 0.88), hide=("top", "right", "bottom", "left"), face="#f0f0f0",
+                       size=(10.0, 6.7), dpi=100, values=values, linewidth=3)  # fmt: skip
+    box = find_plot_area(image)
+    drawn = line_pixels(image)
+    assert drawn[box.top : box.bottom, box.left : box.right].sum() >= 0.98 * drawn.sum()
+
+
 def test_the_cache_is_keyed_by_the_crop_and_holds_cropped_pixels(tmp_path):
     image, _ = render_plot(series(), style=replace(TEAM_STYLE, theme="dark_background"), size=(160, 120))
     path = tmp_path / "plot.png"

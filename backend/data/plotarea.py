@@ -19,9 +19,11 @@ How the area is found (:func:`find_plot_area`), numpy + OpenCV, about a millisec
 5. an axes with only a left and a bottom spine (top and right hidden, as seaborn's ``despine``
    draws) is found where the two meet, each spine running the axes' full length
    (:func:`_open_frame`): the bottom-most long rows and left-most long columns are tried in turn
-   (past rows of big tick labels), and a pair counts when, within a few lines outside each spine,
-   some line is mostly clear (tick labels may sit right against it) and, inside, no line near it
-   is solid (the data may touch a spine: zero margins, a dense series). When both a closed
+   (past rows of big tick labels), and a pair counts when they meet in a corner (past it they do
+   not both run on further than a tick mark, as crossing grid lines or a flat stretch of a thick
+   line meeting a spike do), within a few lines outside each spine some line holds at most tick
+   marks (tick labels may sit right against it) and, inside, no line near it is solid (the data
+   may touch a spine: zero margins, a dense series). When both a closed
    rectangle and such an L are found and the L holds the rectangle, the L wins: a rectangle of
    grid lines inside the spines is not the frame;
 6. a thin run of long lines at an edge (a spine, at most :func:`_max_spine` pixels, followed by
@@ -63,6 +65,7 @@ LONG_FRACTION = 0.3  # share of a row's (column's) pixels that must be ink for a
 MIN_SPAN = 0.2  # the two outermost long lines must be at least this share of the image apart
 FRAME_COVER = 0.9  # share of each frame edge that must be ink between the other two edges
 OUTSIDE_COVER = 0.5  # most ink allowed on the line just outside a frame edge
+SPINE_OUTSIDE_COVER = 0.2  # most ink on the clearest line just outside an open frame's spine (tick marks)
 _L_TRIES = 40  # outermost candidates tried for each spine of an open (L-shaped) frame (past tick labels)
 _MAX_TRIES = 40  # candidate edges tried before giving up (no crop)
 
@@ -211,17 +214,28 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
             if along < MIN_SPAN * width or up < MIN_SPAN * height:
                 continue
             top, right = int(bottom - up + 1), int(left + along - 1)
-            # Thin lines, not the edges of a fill or a face: outside each spine (below the bottom one,
-            # left of the left one) a line near it is mostly clear (tick labels may sit close: the
-            # clearest line within reach counts), and inside, where the data may touch the spine
-            # (zero margins, a dense series), a line near it is at least not solid.
+            # A corner, not a crossing: past the corner the two lines do not both run on further
+            # than a tick mark (grid lines cross; a flat stretch of a thick line meets a spike).
+            down, back = _run(ink[bottom + 1 :, left]), _run(ink[bottom, left - 1 :: -1]) if left else 0
+            if down > _tick(height) and back > _tick(width):
+                continue
+            # Thin lines, not the edges of a fill, a face or a dense stretch of data: outside each
+            # spine (below the bottom one, left of the left one) a line near it holds at most tick
+            # marks (tick labels may sit close: the clearest line within reach counts), and inside,
+            # where the data may touch the spine (zero margins, a dense series), a line near it is
+            # at least not solid.
             reach_rows, reach_cols = _max_spine(height) + 3, _max_spine(width) + 3
             along_rows, along_cols = ink[:, left : right + 1], columns[:, top : bottom + 1]
             outside = max(_clearest(along_rows, bottom, reach_rows), _clearest(along_cols, left, -reach_cols))
             inside = max(_clearest(along_rows, bottom, -reach_rows), _clearest(along_cols, left, reach_cols))
-            if outside <= OUTSIDE_COVER and inside < FRAME_COVER:
+            if outside <= SPINE_OUTSIDE_COVER and inside < FRAME_COVER:
                 return top, int(bottom), int(left), right
     return None
+
+
+def _tick(length: int) -> int:
+    """The longest tick mark expected at a corner, in pixels, for an image ``length`` pixels across."""
+    return max(_max_spine(length), round(0.02 * length))
 
 
 def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int]) -> bool:
