@@ -120,8 +120,8 @@ PLANTED = {
     "despined": dict(rect=(0.15, 0.12, 0.8, 0.75), hide=("top", "right"), spine="#333333", size=(6.0, 4.5)),
     "despined_dark": dict(rect=(0.1, 0.2, 0.85, 0.7), hide=("top", "right"), face="#1e1e1e", spine="#bbbbbb"),
     "wide_thin": dict(rect=(0.05, 0.3, 0.9, 0.4), size=(10.0, 2.5), dpi=60, linewidth=3),
-    # despined axes other tools draw that plot-area version 1 missed (docs/CROP.md: 23-26 of 300
-    # other-tool plots were left whole or cut, 3-5 after, dark themes with no visible spines)
+    # despined axes other tools draw that plot-area version 1 missed (docs/CROP.md: 23 of 300
+    # other-tool plots were off their axes, 5-9 after, mostly dark themes with no visible spines)
     "despined_tiny_legend": dict(rect=(0.2, 0.2, 0.55, 0.65), hide=("top", "right"), size=(1.6, 1.05), dpi=100,
                                  label_size=4, legend_outside=True),
     "despined_labels_at_spine": dict(rect=(0.12, 0.1, 0.8, 0.8), hide=("top", "right"), size=(5.0, 5.0), dpi=100,

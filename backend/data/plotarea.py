@@ -35,8 +35,9 @@ Limits: a plot with no frame, no axes face and no grid (spines hidden, same face
 themes whose spines are drawn in the face's colour) is not cropped; one with a grid but no frame
 (``fivethirtyeight``) is cropped to its outermost grid lines, which can cut the tip of a spike
 beyond the last grid line. On 300 plain-matplotlib plots in styles the product never draws
-(``bench/crop.py``'s ``other_tool_png``, two draws), 3 and 5 crops are off the true axes (IoU < 0.9),
-all of them dark themes with invisible spines, left whole (26 and 23 before :data:`PLOT_AREA_VERSION` 2).
+(``bench/crop.py``'s ``other_tool_png``, two draws of 300), 5 and 9 crops are off the true axes
+(IoU < 0.9; 23 and 23 before :data:`PLOT_AREA_VERSION` 2, none better then): spine-less dark
+themes left whole or cropped to their grid, and one tiny plot whose date labels overlap.
 
 Preprocessing names (``TrainConfig.crop`` and the checkpoint's ``preprocessing["crop"]``):
 ``"plot_area"`` crops as above, ``"none"`` keeps the whole image (what checkpoints written before
