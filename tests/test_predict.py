@@ -26,6 +26,7 @@ from backend.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from backend.device import make_runtime
 from backend.models import create_model
 from backend.predict import (
+    PRECISION_TOLERANCE,
     PredictError,
     Predictor,
     check_classes,
@@ -382,8 +383,12 @@ def test_bf16_kept_only_with_fp32_answers_on_the_test_split(completed_runs, tiny
     assert bf16.runtime.dtype == torch.bfloat16  # the probe check passed, so this compares bf16 with fp32
     reference = np.array([list(p.probabilities.values()) for p in fp32.predict_files(files)])
     candidate = np.array([list(p.probabilities.values()) for p in bf16.predict_files(files)])
-    assert np.array_equal(reference.argmax(1), candidate.argmax(1))
     np.testing.assert_allclose(candidate, reference, atol=0.05)
+    # A one-epoch model is near-uniform: items whose two best classes lie within the check's tolerance
+    # are ties either precision may break; every item fp32 decides by more, bf16 decides alike.
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] > PRECISION_TOLERANCE
+    assert np.array_equal(reference.argmax(1)[decided], candidate.argmax(1)[decided])
 
 
 # --- every model family, and evaluation ----------------------------------------------------------
