@@ -301,7 +301,7 @@ def test_model_defaults_carry_the_seed_hyperparameters():
     }
     assert model_defaults("vae_classifier")["model_kwargs"]["latent_dim"] == 128
     assert model_defaults("visual_cnn")["scheduler"] == "onecycle"
-    assert model_defaults("visual_cnn")["model_kwargs"] == {"blocks": 5, "head_grid": 2}
+    assert model_defaults("visual_cnn")["model_kwargs"] == {"blocks": 5, "head_grid": 2, "convs": 2}
     resnet["lr"] = 99.0  # a caller's edits never leak into the registry
     assert model_defaults("resnet50")["lr"] == 1e-3
 

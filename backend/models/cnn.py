@@ -63,9 +63,11 @@ def conv_block(c_in: int, c_out: int, convs: int = 1) -> nn.Sequential:
         "optimizer": "adamw",
         "scheduler": "onecycle",
         "epochs": 20,
-        # New runs get the deeper, position-aware network; the builder's own defaults stay the
-        # original 4-block, global-pool network so checkpoints that stored only width/dropout rebuild.
-        "model_kwargs": {"blocks": 5, "head_grid": 2},
+        # New runs get the deeper, position-aware network with two convolutions per block (+3.5
+        # points macro-F1 on 600 mixed plots per class, paired, docs/BENCHMARKS_quality.md); the
+        # builder's own defaults stay the original 4-block, global-pool, one-conv network so
+        # checkpoints that stored only width/dropout rebuild.
+        "model_kwargs": {"blocks": 5, "head_grid": 2, "convs": 2},
     }
 )
 def visual_cnn(
@@ -77,9 +79,11 @@ def visual_cnn(
     head_grid: int = 1,
     convs: int = 1,
 ) -> VisualCNN:
-    """Small CNN: about 390k parameters at width 32 with 4 blocks, about 990k with the recommended
-    5 blocks and a 2x2 head; any image size >= 16 (adaptive pooling). ``convs`` stacks that many
-    convolutions in each block (2: about 3.3 times the multiply-adds with 5 blocks, ``docs/BENCHMARKS_quality.md``).
+    """Small CNN: about 390k parameters at width 32 with 4 blocks, about 990k with 5 blocks and a 2x2
+    head, 2.4M with the recommended 5 blocks, 2x2 head and two convolutions per block; any image
+    size >= 16 (adaptive pooling). ``convs`` stacks that many convolutions in each block (2: about
+    3.3 times the multiply-adds with 5 blocks, about twice the training time on this CPU,
+    ``docs/BENCHMARKS_quality.md``).
 
     ``image_size`` is part of the common builder signature; the architecture does not depend on it.
     """
