@@ -122,8 +122,9 @@ def shoot(env: dict[str, str], home: Path, out: Path) -> None:
                 wait_idle(page)
                 if name == "predict":
                     page.locator("input[type='file']").first.set_input_files([str(p) for p in upload])
-                    # files are answered one by one between reruns: idle alone can catch it half-way
-                    done = f"{len(upload)} of {len(upload)} file(s) answered"
+                    # files are answered one by one between reruns: idle alone can catch it half-way;
+                    # the caption under Results is written once every file has its answer
+                    done = f"of {len(upload)} file(s) predicted with run"
                     page.get_by_text(done).first.wait_for(timeout=PAGE_MS)
                     wait_idle(page, quiet_checks=6)
                 full_page(page, out / f"{name}.png")
