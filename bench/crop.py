@@ -28,12 +28,17 @@ product does for a PNG given to a series run. ``--run N --ensemble-run M`` score
 ensemble of the two runs (one of each kind) the same way.
 
     RUNS_DB_URL=sqlite:///STORE/runs.db python bench/crop.py --run 3 --ensemble-run 4 --workdir W
+
+Each other-tool PNG's style is recorded beside it (``other/<class>/<i>.json``: :func:`other_tool_png`'s
+traits) and every report ends with the gap broken down by those traits (:func:`style_breakdown`).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
+import json
 import os
 import sys
 import tempfile
@@ -66,14 +71,27 @@ OTHER_LINES = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#a65628", "#f781bf",
 OTHER_DARK = (("#263238", "#80cbc4"), ("#1a1a2e", "#e94560"), ("#202020", "#f0e442"), ("#0b0c10", "#66fcf1"))
 
 
-def other_tool_png(values: np.ndarray, stamps: list[str], rng: np.random.Generator) -> np.ndarray:
-    """Draw ``values`` with plain matplotlib in a style drawn from a family the product never trained on."""
+def other_tool_png(values: np.ndarray, stamps: list[str], rng: np.random.Generator,
+                   traits: dict | None = None) -> np.ndarray:
+    """Draw ``values`` with plain matplotlib in a style drawn from a family the product never trained on.
+
+    ``traits``, when given, is filled with what was drawn (the keys of :data:`TRAITS`), so the gap can
+    be broken down by style (:func:`style_breakdown`); the RNG is used the same way either way.
+    """
+    drawn = {} if traits is None else traits
+
+    def coin(name: str, chance: float) -> bool:
+        drawn[name] = bool(rng.random() < chance)
+        return drawn[name]
+
     theme = str(rng.choice(OTHER_THEMES))
-    dark = rng.random() < 0.25
+    dark = coin("dark", 0.25)
     width_in, dpi = float(rng.uniform(3.0, 11.0)), float(rng.choice((50, 64, 90, 110, 160, 200)))
     height_in = width_in * float(rng.uniform(0.35, 1.0))
+    drawn.update(theme=theme, width_px=round(width_in * dpi))
     with matplotlib.style.context(theme):
-        figure = Figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained" if rng.random() < 0.5 else None)
+        constrained = coin("constrained", 0.5)
+        figure = Figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained" if constrained else None)
         canvas = FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         colour = str(rng.choice(OTHER_LINES))
@@ -85,30 +103,36 @@ def other_tool_png(values: np.ndarray, stamps: list[str], rng: np.random.Generat
                 spine.set_color("#bbbbbb")
             axes.tick_params(colors="#bbbbbb")
         x = np.arange(len(values))
-        if rng.random() < 0.4:
+        if coin("dates", 0.4):
             x = mdates.date2num(np.array([dt.datetime.fromisoformat(s) for s in stamps]))
             axes.xaxis.set_major_formatter(mdates.DateFormatter(str(rng.choice(("%Y-%m", "%b %d", "%d/%m/%y")))))
         kind = rng.random()
         if kind < 0.1:
-            axes.scatter(x, values, s=float(rng.uniform(1, 6)), color=colour, label="value")
+            size = float(rng.uniform(1, 6))  # marker area, points squared
+            axes.scatter(x, values, s=size, color=colour, label="value")
+            drawn.update(kind="scatter", marker="", stroke_pt=float(np.sqrt(size)))
         else:
-            axes.plot(x, values, color=colour, linewidth=float(rng.uniform(0.5, 3.0)), label="value",
+            width, marker = float(rng.uniform(0.5, 3.0)), str(rng.choice(("", "", "", ".", "o", "+")))
+            axes.plot(x, values, color=colour, linewidth=width, label="value",
                       drawstyle="steps-mid" if kind < 0.2 else "default",
-                      marker=str(rng.choice(("", "", "", ".", "o", "+"))), markersize=float(rng.uniform(1, 4)))  # fmt: skip
-        if rng.random() < 0.5:  # seaborn's despine: no top and right spines
+                      marker=marker, markersize=float(rng.uniform(1, 4)))  # fmt: skip
+            drawn.update(kind="steps" if kind < 0.2 else "line", marker=marker, stroke_pt=width)
+        # the stroke's width in pixels once the whole image is squeezed to 128 px wide (scale-free)
+        drawn["stroke_at_128px"] = round(drawn.pop("stroke_pt") / 72 / width_in * 128, 3)
+        if coin("despined", 0.5):  # seaborn's despine: no top and right spines
             axes.spines["top"].set_visible(False)
             axes.spines["right"].set_visible(False)
-        if rng.random() < 0.3:
+        if coin("inward_ticks", 0.3):
             axes.tick_params(direction="in")
-        if rng.random() < 0.4:
+        if coin("grid", 0.4):
             axes.grid(True, linestyle=str(rng.choice(("--", ":", "-."))), alpha=float(rng.uniform(0.3, 0.8)))
-        if rng.random() < 0.3:
+        if coin("zero_margins", 0.3):
             axes.margins(x=0)
-        if rng.random() < 0.2:
+        if coin("right_y_axis", 0.2):
             axes.yaxis.tick_right()
-        if rng.random() < 0.3:
+        if coin("title", 0.3):
             axes.set_title(str(rng.choice(("Sensor reading", "KPI", "Load", "Latency (ms)", "Series"))))
-        if rng.random() < 0.2:
+        if coin("legend_outside", 0.2):
             axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
         canvas.draw()
         return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
@@ -121,7 +145,10 @@ def timestamps(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def build_test_inputs(folder: Path, per_class: int, seed: int) -> list[tuple[str, int, dict[str, Path]]]:
-    """The same clean-room series as a CSV, a varied PNG and an other-tool PNG; (class, index, files)."""
+    """The same clean-room series as a CSV, a varied PNG and an other-tool PNG; (class, index, files).
+
+    ``files["traits"]`` is a JSON file of what the other-tool PNG shows (:func:`other_tool_png`).
+    """
     items = []
     for ci, name in enumerate(CLASSES):
         for i in range(per_class):
@@ -130,6 +157,7 @@ def build_test_inputs(folder: Path, per_class: int, seed: int) -> list[tuple[str
             stamps = timestamps(rng, len(values))
             files = {kind: folder / kind / name / f"{i}.{'csv' if kind == 'csv' else 'png'}"
                      for kind in ("csv", "varied", "other")}  # fmt: skip
+            files["traits"] = folder / "other" / name / f"{i}.json"
             items.append((name, i, files))
             if all(path.is_file() for path in files.values()):
                 continue  # drawn by an earlier run with the same seed: the same series and styles
@@ -139,8 +167,57 @@ def build_test_inputs(folder: Path, per_class: int, seed: int) -> list[tuple[str
             style = varied_style(rng)
             dates = np.array(stamps, dtype="datetime64[s]")
             files["varied"].write_bytes(encode_png(render_series(values, timestamps=dates, style=style)))
-            files["other"].write_bytes(encode_png(other_tool_png(values, stamps, rng)))
+            traits: dict = {}
+            files["other"].write_bytes(encode_png(other_tool_png(values, stamps, rng, traits)))
+            files["traits"].write_text(json.dumps(traits))
     return items
+
+
+# how the gap is broken down by style: trait -> bin edges for a number, None for a yes/no or a name
+TRAITS: dict[str, tuple[float, ...] | None] = {
+    "kind": None, "marker": None, "dark": None, "dates": None, "despined": None, "inward_ticks": None,
+    "grid": None, "zero_margins": None, "right_y_axis": None, "title": None, "legend_outside": None,
+    "constrained": None, "width_px": (0, 400, 800, 1400, 10_000), "stroke_at_128px": (0, 0.2, 0.4, 0.8, 100),
+}  # fmt: skip
+
+
+def _trait_value(trait: str, value) -> str:
+    edges = TRAITS[trait]
+    if edges is None:
+        return "none" if value == "" else str(value).lower()
+    for low, high in itertools.pairwise(edges):
+        if low <= value < high:
+            return f"{low:g}-{high:g}" if high != edges[-1] else f">= {low:g}"
+    return f">= {edges[-1]:g}"
+
+
+def style_breakdown(items, y_true: list[int], predicted: dict[str, list[int]], min_items: int = 10) -> list[dict]:
+    """Per other-tool trait value: items, CSV and PNG accuracy on the same series, and how many the
+    PNG lost (CSV right, PNG wrong) or won; worst PNG-minus-CSV first. Values on fewer than
+    ``min_items`` series are left out (too few to read)."""
+    traits = [json.loads(files["traits"].read_text()) for _, _, files in items]
+    csv_ok = np.array(predicted["csv"]) == np.array(y_true)
+    png_ok = np.array(predicted["other"]) == np.array(y_true)
+    rows = []
+    for trait in TRAITS:
+        values = np.array([_trait_value(trait, t[trait]) for t in traits])
+        for value in sorted(set(values)):
+            chosen = values == value
+            if chosen.sum() < min_items:
+                continue
+            rows.append({"trait": trait, "value": value, "n": int(chosen.sum()),
+                         "csv_acc": float(csv_ok[chosen].mean()), "png_acc": float(png_ok[chosen].mean()),
+                         "lost": int((csv_ok & ~png_ok)[chosen].sum()), "won": int((~csv_ok & png_ok)[chosen].sum())})  # fmt: skip
+    return sorted(rows, key=lambda row: (row["png_acc"] - row["csv_acc"], row["trait"]))
+
+
+def breakdown_lines(rows: list[dict], limit: int = 12) -> list[str]:
+    """The worst ``limit`` rows of :func:`style_breakdown` as a markdown table."""
+    lines = ["Other-tool PNGs by style (same series as CSVs; lost = right as CSV, wrong as PNG; worst first):", "",
+             "| trait | value | series | CSV accuracy | PNG accuracy | lost | won |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines += [f"| {r['trait']} | {r['value']} | {r['n']} | {r['csv_acc']:.3f} | {r['png_acc']:.3f} | {r['lost']} | {r['won']} |"
+              for r in rows[:limit]]  # fmt: skip
+    return lines
 
 
 def train_both(data: Path, args: argparse.Namespace) -> dict[str, Path]:
@@ -238,7 +315,7 @@ def main(argv=None) -> int:
         rows += [{"crop": crop, "own": own, **figures} for figures in gap_figures(y_true, predicted, names)]
     timing = crop_timing(items)
     seconds = time.perf_counter() - started
-    text = report(rows, timing, args, seconds, per_setting, y_true, names)
+    text = report(rows, timing, args, seconds, per_setting, y_true, names, items)
     print(text)
     if not args.no_write:
         args.out.write_text(text)
@@ -308,11 +385,12 @@ def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) ->
     lines += ["", "| class | CSV | varied PNG | other-tool PNG |", "| --- | --- | --- | --- |"]
     lines += [f"| {name} | " + " | ".join(f"{per_class[k][name]:.2f}" for k in ("csv", "varied", "other")) + " |"
               for name in names]  # fmt: skip
+    lines += ["", *breakdown_lines(style_breakdown(items, y_true, predicted))]
     print("\n".join(lines) + "\n")
     return 0
 
 
-def report(rows, timing, args, seconds, per_setting, y_true, names) -> str:
+def report(rows, timing, args, seconds, per_setting, y_true, names, items) -> str:
     import torch
 
     lines = [
@@ -351,6 +429,7 @@ def report(rows, timing, args, seconds, per_setting, y_true, names) -> str:
     for name in names:
         lines.append(f"| {name} | {per_class[('plot_area', 'other')][name]:.2f} | {per_class[('none', 'other')][name]:.2f} | "
                      f"{per_class[('plot_area', 'csv')][name]:.2f} | {per_class[('none', 'csv')][name]:.2f} |")  # fmt: skip
+    lines += ["", *breakdown_lines(style_breakdown(items, y_true, per_setting["plot_area"]))]
     lines += [
         "",
         f"`find_plot_area` on {timing['n']} decoded test PNGs (median {timing['median_mpx']:.2f} Mpx): median "

@@ -1,0 +1,51 @@
+"""bench/crop.py's style breakdown: every other-tool PNG records what it shows, and the gap is broken
+down by those traits (which styles cost the image model)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from backend.data.images import load_image_rgb
+from bench.crop import TRAITS, build_test_inputs, other_tool_png, style_breakdown, timestamps
+from bench.independent_series import generate
+
+
+def test_recording_traits_leaves_the_drawing_unchanged():
+    def draw(traits):
+        rng = np.random.default_rng([3, 1, 4])
+        values = generate("mean_shift", rng)
+        return other_tool_png(values, timestamps(rng, len(values)), rng, traits)
+
+    traits: dict = {}
+    assert np.array_equal(draw(None), draw(traits))
+    assert set(traits) == set(TRAITS) | {"theme"}
+
+
+def test_traits_describe_the_drawn_png_and_the_breakdown_counts_what_the_png_lost(tmp_path):
+    items = build_test_inputs(tmp_path, per_class=2, seed=11)
+    traits = [json.loads(files["traits"].read_text()) for _, _, files in items]
+    assert len(traits) == 18 and all(set(t) >= set(TRAITS) for t in traits)
+    for t, (_, _, files) in zip(traits, items, strict=True):
+        image = load_image_rgb(files["other"])
+        assert abs(image.shape[1] - t["width_px"]) <= 1
+        corner_brightness = image[:4, :4].mean()  # the figure's face colour
+        assert (corner_brightness < 100) == t["dark"], (files["other"], corner_brightness)
+
+    # CSVs all right; the PNG wrong exactly where the plot is dark
+    y_true = list(range(18))
+    dark = [t["dark"] for t in traits]
+    assert 0 < sum(dark) < 18  # this seed draws both
+    png = [y if not d else (y + 1) % 18 for y, d in zip(y_true, dark, strict=True)]
+    rows = style_breakdown(items, y_true, {"csv": y_true, "other": png}, min_items=1)
+    dark_row = next(r for r in rows if r["trait"] == "dark" and r["value"] == "true")
+    assert dark_row == {"trait": "dark", "value": "true", "n": sum(dark), "csv_acc": 1.0, "png_acc": 0.0,
+                        "lost": sum(dark), "won": 0}  # fmt: skip
+    light_row = next(r for r in rows if r["trait"] == "dark" and r["value"] == "false")
+    assert light_row["png_acc"] == 1.0 and light_row["lost"] == 0
+    assert rows[0]["png_acc"] - rows[0]["csv_acc"] == min(r["png_acc"] - r["csv_acc"] for r in rows)
+    # a second call finds every file drawn and redraws nothing
+    stamp = items[0][2]["other"].stat().st_mtime_ns
+    build_test_inputs(tmp_path, per_class=2, seed=11)
+    assert items[0][2]["other"].stat().st_mtime_ns == stamp
