@@ -28,7 +28,7 @@ from backend.data.render import encode_png, render_series  # noqa: E402
 from backend.data.series import CLASSES, generate_series  # noqa: E402
 from backend.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from backend.device import make_runtime  # noqa: E402
-from backend.models import create_model  # noqa: E402
+from backend.models import create_model, model_defaults  # noqa: E402
 from backend.predict import Predictor  # noqa: E402
 from backend.training.checkpoint import build_checkpoint  # noqa: E402
 
@@ -38,9 +38,11 @@ OUT = REPO_ROOT / "docs" / "BENCHMARKS_predict.md"
 
 
 def make_predictor(name: str, size: int, device: str, precision: str) -> Predictor:
-    """An untrained ``name`` wrapped as a Predictor on ``device`` at ``precision`` (fp32 or bf16)."""
+    """An untrained ``name`` wrapped as a Predictor on ``device`` at ``precision`` (fp32 or bf16), built
+    with the model options a new run gets (``model_defaults``: e.g. visual_cnn's 5 blocks of two convs)."""
     torch.manual_seed(0)
-    model = create_model(name, num_classes=len(CLASSES), image_size=size)
+    model_kwargs = dict(model_defaults(name).get("model_kwargs", {}))
+    model = create_model(name, num_classes=len(CLASSES), image_size=size, **model_kwargs)
     checkpoint = build_checkpoint(
         model, class_names=CLASSES, image_size=size, normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
         epoch=0, metrics={}, config={},
