@@ -21,16 +21,22 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: ``python bench/predict_latency.py``
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+# Files are read in worker processes (backend/data/inputs.py), and each worker imports the calling
+# script again as "__mp_main__" (CPython 3.11's forkserver never preloads __main__). Importing torch
+# there would add 1-3 s to every "file end to end" call, a cost of this script, not of the product
+# (``python -m backend predict`` workers import nothing extra; under Streamlit about 0.1 s), so the
+# workers skip these imports; nothing of this module runs in them.
+if __name__ != "__mp_main__":
+    import numpy as np  # noqa: E402
+    import torch  # noqa: E402
 
-from backend.data.render import encode_png, render_series  # noqa: E402
-from backend.data.series import CLASSES, generate_series  # noqa: E402
-from backend.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from backend.device import make_runtime  # noqa: E402
-from backend.models import create_model, model_defaults  # noqa: E402
-from backend.predict import Predictor  # noqa: E402
-from backend.training.checkpoint import build_checkpoint  # noqa: E402
+    from backend.data.render import encode_png, render_series  # noqa: E402
+    from backend.data.series import CLASSES, generate_series  # noqa: E402
+    from backend.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+    from backend.device import make_runtime  # noqa: E402
+    from backend.models import create_model, model_defaults  # noqa: E402
+    from backend.predict import Predictor  # noqa: E402
+    from backend.training.checkpoint import build_checkpoint  # noqa: E402
 
 MODELS = (("visual_cnn", 128), ("resnet50", 224), ("vae_classifier", 224))
 FOLDER_FILES = 200
@@ -155,7 +161,8 @@ def render_report(rows: list[dict], plot_shape: tuple, runtime, load: tuple[floa
             f"Load average (1 min) at the start and end: {load[0]:.1f} and {load[1]:.1f} on {os.cpu_count()} cores; "
             "above the core count, other processes were competing and absolute times are inflated.",
             "",
-            "- *file end to end*: `predict_file` on PNG bytes (decode, resize, normalise, forward).",
+            "- *file end to end*: `predict_file` on PNG bytes: a reader process started for the call (as every "
+            "prediction does, so a file that hangs its decoder can be stopped), decode, crop, resize, normalise, forward.",
             "- *none / flip4 batched / flip4 as 4 calls*: `predict_images` on the decoded plot; the 4 calls "
             "are the four flipped views predicted one at a time, as if TTA were a loop.",
             "- *folder of 200*: `predict_files` over 200 PNG files on disk, batches of 32, TTA none.",
