@@ -110,15 +110,17 @@ def other_tool_png(values: np.ndarray, stamps: list[str], rng: np.random.Generat
         if kind < 0.1:
             size = float(rng.uniform(1, 6))  # marker area, points squared
             axes.scatter(x, values, s=size, color=colour, label="value")
-            drawn.update(kind="scatter", marker="", stroke_pt=float(np.sqrt(size)))
+            drawn.update(kind="scatter", marker="")
+            stroke_pt = float(np.sqrt(size))  # a marker's diameter
         else:
             width, marker = float(rng.uniform(0.5, 3.0)), str(rng.choice(("", "", "", ".", "o", "+")))
             axes.plot(x, values, color=colour, linewidth=width, label="value",
                       drawstyle="steps-mid" if kind < 0.2 else "default",
                       marker=marker, markersize=float(rng.uniform(1, 4)))  # fmt: skip
-            drawn.update(kind="steps" if kind < 0.2 else "line", marker=marker, stroke_pt=width)
+            drawn.update(kind="steps" if kind < 0.2 else "line", marker=marker)
+            stroke_pt = width
         # the stroke's width in pixels once the whole image is squeezed to 128 px wide (scale-free)
-        drawn["stroke_at_128px"] = round(drawn.pop("stroke_pt") / 72 / width_in * 128, 3)
+        drawn["stroke_at_128px"] = round(stroke_pt / 72 / width_in * 128, 3)
         if coin("despined", 0.5):  # seaborn's despine: no top and right spines
             axes.spines["top"].set_visible(False)
             axes.spines["right"].set_visible(False)

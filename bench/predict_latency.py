@@ -47,7 +47,7 @@ def make_predictor(name: str, size: int, device: str, precision: str) -> Predict
     """An untrained ``name`` wrapped as a Predictor on ``device`` at ``precision`` (fp32 or bf16), built
     with the model options a new run gets (``model_defaults``: e.g. visual_cnn's 5 blocks of two convs)."""
     torch.manual_seed(0)
-    model_kwargs = dict(model_defaults(name).get("model_kwargs", {}))
+    model_kwargs = model_defaults(name).get("model_kwargs", {})  # a fresh copy
     model = create_model(name, num_classes=len(CLASSES), image_size=size, **model_kwargs)
     checkpoint = build_checkpoint(
         model, class_names=CLASSES, image_size=size, normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
