@@ -38,7 +38,7 @@ from backend.data.inputs import FILE_TIME_BUDGET_S, _read_bytes, display_name, i
 from backend.data.render import render_series
 from backend.device import Runtime
 from backend.evaluation.calibration import softmax
-from backend.models.series1d import DEFAULT_LENGTH, series_to_input
+from backend.models.series1d import DEFAULT_LENGTH, MIN_LENGTH, series_to_input, series_tta_views
 from backend.predict import CheckpointLoader, PredictError, Prediction, Predictor, run_checkpoint
 from backend.training.checkpoint import CheckpointError, read_checkpoint
 
@@ -86,17 +86,25 @@ class SeriesPredictor(CheckpointLoader):
         return (f"{source}: {self.model_name} (series model: reads CSVs), {len(self.class_names)} classes, "
                 f"{self.series_length} points, {self.runtime.describe()}")  # fmt: skip
 
-    def predict_series(self, series: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """Raw series (each any length >= 2, finite) -> calibrated probabilities (N, C)."""
+    def predict_series(self, series: Sequence[np.ndarray], batch_size: int = 256, tta: str = "none") -> np.ndarray:
+        """Raw series (each any length >= 2, finite) -> calibrated probabilities (N, C), the mean over
+        the ``tta`` views (``backend.models.series1d.series_tta_views``)."""
+        return self.predict_series_views(series, batch_size, tta).mean(axis=0)
+
+    def predict_series_views(self, series: Sequence[np.ndarray], batch_size: int = 256, tta: str = "none") -> np.ndarray:
+        """Calibrated probabilities of every test-time view, (V, N, C): view ``v`` of series ``i``
+        at ``[v, i]``; every view goes through the model in the same forward pass as its series."""
+        n_views = series_tta_views(torch.zeros(1, 3, MIN_LENGTH), tta).shape[0]  # an unknown mode fails here
         if not len(series):
-            return np.zeros((0, len(self.class_names)))
+            return np.zeros((n_views, 0, len(self.class_names)))
         inputs = np.stack([series_to_input(values, self.series_length) for values in series])
-        logits = []
+        chunks = []
         with torch.inference_mode():
             for start in range(0, len(inputs), batch_size):
                 batch = torch.from_numpy(inputs[start : start + batch_size]).to(self.runtime.device)
-                logits.append(self.model(batch)["logits"].float().cpu().numpy())
-        return softmax(np.concatenate(logits), self.temperature)
+                logits = self.model(series_tta_views(batch, tta))["logits"].float().cpu().numpy()
+                chunks.append(softmax(logits, self.temperature).reshape(n_views, len(batch), -1))
+        return np.concatenate(chunks, axis=1)
 
     def _read(self, name: str, source: Path | str | bytes, column: str | None, draw: bool):
         """(values, image or None, notes) of one CSV or plot image; ValueError (its message for the
@@ -120,20 +128,26 @@ class SeriesPredictor(CheckpointLoader):
         """Predict ``(filename, bytes or path)`` pairs in order; a file that fails yields ``error``.
 
         CSVs are parsed in this process (``read_series_csv`` is bounded: a 32 MiB file in about 1.5 s),
-        so ``time_budget`` is accepted for the common interface and not enforced per file. ``tta`` is
-        accepted and ignored (no test-time augmentation for series; a note says so when it is not
-        "none"), and so is ``style_views`` (a series model reads numbers, not a drawing).
+        so ``time_budget`` is accepted for the common interface and not enforced per file. ``tta``
+        ("none" or "flip4": the series, reversed in time, negated and both) averages the views'
+        calibrated probabilities and reports their agreement and spread as the image models do;
+        ``style_views`` is accepted and ignored (a series model reads numbers, not a drawing).
         ``draw=True`` draws each series (``Prediction.image``) for the Predict page.
         """
-        tta_note = [] if tta == "none" else [f"test-time augmentation {tta!r} does not apply to a series model"]
+        series_tta_views(torch.zeros(1, 3, MIN_LENGTH), tta)  # an unknown mode fails before any file is read
         for name, source in files:
             try:
                 values, image, notes = self._read(name, source, column, draw)
             except (ValueError, OSError) as e:
                 yield Prediction(filename=name, error=one_line(e))
                 continue
-            probabilities = self.predict_series([values])[0]
-            yield _prediction(name, self.class_names, probabilities, image, notes + tta_note)
+            views = self.predict_series_views([values], tta=tta)[:, 0]
+            answer = _prediction(name, self.class_names, views.mean(axis=0), image, notes)
+            best = self.class_names.index(answer.predicted)
+            yield dataclasses.replace(
+                answer, tta_agreement=float((views.argmax(axis=1) == best).mean()),
+                tta_spread=float(np.ptp(views[:, best])), n_views=len(views),
+            )  # fmt: skip
 
     def predict_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
                       batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
@@ -188,7 +202,7 @@ class EnsemblePredictor:
     def iter_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
                    batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,
                    draw: bool = False, style_views: int = 0) -> Iterator[Prediction]:  # fmt: skip
-        """Each file through both runs: a CSV is drawn for the image run (with ``tta``) and read as numbers
+        """Each file through both runs, each with ``tta``: a CSV is drawn for the image run and read as numbers
         by the series run; a plot image is read by the image run as it is and by the series run as the
         series its line draws (``digitize_plot``). An image whose line cannot be read is answered by the
         image run alone, with a note saying so."""
@@ -202,7 +216,7 @@ class EnsemblePredictor:
         readable = [pair for pair, kind in zip(files, kinds, strict=True) if kind in ("csv", "image")]
         image_answers = self.image.iter_files(readable, tta, batch_size=batch_size, column=column,
                                               time_budget=time_budget, style_views=style_views)  # fmt: skip
-        series_answers = self.series.iter_files(readable, column=column)
+        series_answers = self.series.iter_files(readable, tta, column=column)
         for (name, _), kind in zip(files, kinds, strict=True):
             if kind not in ("csv", "image"):
                 yield Prediction(filename=name, error=kind)

@@ -40,13 +40,14 @@ def csv_files(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("*/*.csv"))
 
 
-def member_probabilities(predictors: Mapping[str, object], files: Sequence[Path],
-                         names: Sequence[str]) -> tuple[list[int], dict[str, np.ndarray], int]:  # fmt: skip
-    """Every CSV through every predictor's ``predict_files``: ``(y_true, {member: (N, C) calibrated
-    probabilities in ``names`` order}, unreadable count)``. Only files every member read are kept, so
-    the members (and their ensemble) are scored on the same items; labels are the parent folder names."""
+def member_probabilities(predictors: Mapping[str, object], files: Sequence[Path], names: Sequence[str],
+                         tta: str = "none") -> tuple[list[int], dict[str, np.ndarray], int]:  # fmt: skip
+    """Every CSV through every predictor's ``predict_files`` (with ``tta``): ``(y_true, {member: (N, C)
+    calibrated probabilities in ``names`` order}, unreadable count)``. Only files every member read are
+    kept, so the members (and their ensemble) are scored on the same items; labels are the parent
+    folder names."""
     pairs = [(str(p), p) for p in files]
-    answers = {member: predictor.predict_files(pairs) for member, predictor in predictors.items()}
+    answers = {member: predictor.predict_files(pairs, tta) for member, predictor in predictors.items()}
     keep = [i for i in range(len(files)) if all(a[i].error is None for a in answers.values())]
     y_true = [list(names).index(Path(files[i]).parent.name) for i in keep]
     probabilities = {

@@ -37,7 +37,8 @@ with mode:
         default="none",
         key="predict_tta",
         required=True,
-        help="flip4 averages the original, horizontal, vertical and both flips (one batch).",
+        help="flip4 averages the original, horizontal, vertical and both flips (one batch); "
+        "for a series model: the series, reversed in time, negated, and both.",
     )
 
 record = loaders.run_record(run_id, url)

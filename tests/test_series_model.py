@@ -18,9 +18,10 @@ from backend import store
 from backend.__main__ import main as cli
 from backend.data.inputs import load_input
 from backend.data.render import encode_png
+from backend.data.transforms import TTA_MODES
 from backend.evaluation.compare import compare_runs
 from backend.models import create_model, model_input_kind
-from backend.models.series1d import resample_series, series_to_input
+from backend.models.series1d import SERIES_TTA_VIEWS, resample_series, series_to_input, series_tta_views
 from backend.predict import PredictError, Predictor
 from backend.predict_series import EnsemblePredictor, SeriesPredictor, open_ensemble, open_run
 from backend.runs.lifecycle import build_config, train_run
@@ -206,6 +207,54 @@ def test_the_ensemble_averages_the_two_runs_calibrated_probabilities(runs, csv_f
     assert any(note.startswith("image run alone: blank-ensemble.png: no series could be read") for note in answer.notes)
     with pytest.raises(PredictError, match="needs one image run and one series run"):
         open_ensemble(runs["visual_cnn"], runs["visual_cnn"])
+
+
+def test_series_tta_views_are_the_series_reversed_negated_and_both(tmp_path):
+    # Every image TTA mode has its series counterpart, so the Predict page's choice works for both kinds.
+    assert sorted(SERIES_TTA_VIEWS) == sorted(TTA_MODES.names())
+    values = np.random.default_rng(3).standard_normal(512).cumsum()  # 2 points a stretch: min != max
+    values[100] += 9.0
+    x = torch.from_numpy(series_to_input(values))[None]
+    views = series_tta_views(torch.cat([x, 2 * x]), "flip4")
+    assert views.shape == (8, 3, 256)
+    # View-major; each view is the model input of the transformed series itself.
+    for v, transformed in enumerate((values, values[::-1], -values, -values[::-1])):
+        expected = torch.from_numpy(series_to_input(transformed))
+        torch.testing.assert_close(views[2 * v], expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(views[2 * v + 1], 2 * expected, rtol=0, atol=1e-6)
+    assert series_tta_views(x, "none") is x
+    with pytest.raises(ValueError, match="unknown test-time augmentation 'flip8' for a series model"):
+        series_tta_views(x, "flip8")
+
+
+def test_series_predictor_flip4_averages_the_four_series_answers(runs, csv_files, tiny_dataset, tmp_path):
+    predictor = open_run(runs["series_cnn"], device="cpu")
+    values = np.random.default_rng(5).standard_normal(512).cumsum()  # 512 = 2 x 256: reversal commutes exactly
+    values[300] -= 12.0
+    transformed = {}
+    for name, series in (("as-is", values), ("reversed", values[::-1]), ("negated", -values),
+                         ("both", -values[::-1])):  # fmt: skip
+        path = tmp_path / f"{name}.csv"
+        path.write_text("value\n" + "\n".join(map(repr, series.tolist())) + "\n")
+        transformed[name] = path
+    plain = {name: predictor.predict_file(path) for name, path in transformed.items()}
+    assert all(answer.n_views == 1 and answer.tta_agreement == 1.0 for answer in plain.values())
+    answer = predictor.predict_file(transformed["as-is"], tta="flip4")
+    names = predictor.class_names
+    per_view = np.array([[plain[k].probabilities[c] for c in names] for k in ("as-is", "reversed", "negated", "both")])
+    assert np.ptp(per_view, axis=0).max() > 1e-3  # the views answer differently, so the mean below tells them apart
+    np.testing.assert_allclose([answer.probabilities[c] for c in names], per_view.mean(axis=0), atol=1e-5)
+    best = names.index(answer.predicted)
+    assert answer.n_views == 4 and answer.tta_agreement == (per_view.argmax(axis=1) == best).mean()
+    assert answer.tta_spread == pytest.approx(np.ptp(per_view[:, best]), abs=1e-5)
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        predictor.predict_files([(csv_files[50], csv_files[50])], tta="flip8")
+    # The ensemble hands the mode to both members.
+    ensemble = open_ensemble(runs["visual_cnn"], runs["series_cnn"], device="cpu", precision="fp32")
+    both = ensemble.predict_file(transformed["as-is"], tta="flip4")
+    image = ensemble.image.predict_file(transformed["as-is"], tta="flip4")
+    for c in names:
+        assert both.probabilities[c] == pytest.approx((image.probabilities[c] + answer.probabilities[c]) / 2, abs=1e-5)
 
 
 def test_predict_cli_takes_an_ensemble_run(runs, csv_files, capsys):

@@ -14,6 +14,12 @@ training and prediction alike, so both see the same numbers):
 
 The result is a (3, length) float32 array: channels mean, min, max.
 
+Test-time augmentation (:func:`series_tta_views`) reads the image families' mode names
+(``backend.data.transforms.TTA_MODES``) in a series' terms: a plot's horizontal flip is the series
+reversed in time and its vertical flip the series negated (min and max trade places), the same two
+moves training draws at random (``backend.training.series_data.augment_series``), so ``flip4`` is
+the series, reversed, negated, and both.
+
 The network (ResNet-1D after Wang et al. 2017, "Time series classification from scratch with deep
 neural networks", slimmed): a stem convolution, ``blocks`` residual blocks of kernel sizes 7-5-3 with
 BatchNorm (widths w, 2w, 4w, then 4w; every block after the first halves the length), then the
@@ -26,6 +32,8 @@ compare the slope before and after a bend.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -81,6 +89,41 @@ def series_to_input(values: np.ndarray, length: int = DEFAULT_LENGTH) -> np.ndar
     centre, scale = robust_scale(values)
     channels = (resample_series(values, length) - centre) / scale
     return np.clip(channels, -Z_CLIP, Z_CLIP).astype(np.float32)
+
+
+def reverse_series(batch: Tensor) -> Tensor:
+    """(N, 3, L) model inputs read back to front: the plot flipped left to right."""
+    return batch.flip(-1)
+
+
+def negate_series(batch: Tensor) -> Tensor:
+    """(N, 3, L) model inputs negated: mean, min, max -> -mean, -max, -min (the plot upside down)."""
+    return -batch[:, [0, 2, 1]]
+
+
+def _as_is(batch: Tensor) -> Tensor:
+    return batch
+
+
+def _reverse_and_negate(batch: Tensor) -> Tensor:
+    return negate_series(reverse_series(batch))
+
+
+# The series counterpart of each image TTA mode, view for view (backend.data.transforms.TTA_MODES).
+SERIES_TTA_VIEWS: dict[str, tuple[Callable[[Tensor], Tensor], ...]] = {
+    "none": (_as_is,),
+    "flip4": (_as_is, reverse_series, negate_series, _reverse_and_negate),
+}
+
+
+def series_tta_views(batch: Tensor, mode: str) -> Tensor:
+    """(N, 3, L) -> (V*N, 3, L), view-major like ``backend.data.transforms.tta_views``."""
+    if batch.ndim != 3:
+        raise ValueError(f"expected an (N, channels, length) batch, got shape {tuple(batch.shape)}")
+    if mode not in SERIES_TTA_VIEWS:
+        raise ValueError(f"unknown test-time augmentation {mode!r} for a series model; known: {', '.join(SERIES_TTA_VIEWS)}")
+    views = SERIES_TTA_VIEWS[mode]
+    return views[0](batch) if len(views) == 1 else torch.cat([view(batch) for view in views])
 
 
 class ResBlock1d(nn.Module):

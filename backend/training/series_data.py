@@ -46,7 +46,7 @@ from backend.data.dataset import MANIFEST, DatasetInfo
 from backend.data.digitize import digitize_plot
 from backend.data.images import ImageError, load_image_rgb
 from backend.device import Runtime
-from backend.models.series1d import DEFAULT_LENGTH, series_to_input
+from backend.models.series1d import DEFAULT_LENGTH, negate_series, series_to_input
 from backend.training.config import ConfigError
 from backend.training.regularize import build_sampler
 
@@ -183,8 +183,7 @@ def augment_series(batch: torch.Tensor, generator: torch.Generator) -> torch.Ten
     negate = torch.rand(n, generator=generator, device=generator.device) < 0.5
     reverse, negate = reverse.to(batch.device), negate.to(batch.device)
     batch = torch.where(reverse.view(n, 1, 1), batch.flip(-1), batch)
-    negated = -batch[:, [0, 2, 1]]  # mean, min, max -> -mean, -max, -min
-    return torch.where(negate.view(n, 1, 1), negated, batch)
+    return torch.where(negate.view(n, 1, 1), negate_series(batch), batch)
 
 
 @dataclass
