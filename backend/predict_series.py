@@ -38,7 +38,7 @@ from backend.data.inputs import FILE_TIME_BUDGET_S, _read_bytes, display_name, i
 from backend.data.render import render_series
 from backend.device import Runtime
 from backend.evaluation.calibration import softmax
-from backend.models.series1d import DEFAULT_LENGTH, MIN_LENGTH, series_to_input, series_tta_views
+from backend.models.series1d import DEFAULT_LENGTH, series_to_input, series_tta_view_count, series_tta_views
 from backend.predict import CheckpointLoader, PredictError, Prediction, Predictor, run_checkpoint
 from backend.training.checkpoint import CheckpointError, read_checkpoint
 
@@ -94,7 +94,7 @@ class SeriesPredictor(CheckpointLoader):
     def predict_series_views(self, series: Sequence[np.ndarray], batch_size: int = 256, tta: str = "none") -> np.ndarray:
         """Calibrated probabilities of every test-time view, (V, N, C): view ``v`` of series ``i``
         at ``[v, i]``; every view goes through the model in the same forward pass as its series."""
-        n_views = series_tta_views(torch.zeros(1, 3, MIN_LENGTH), tta).shape[0]  # an unknown mode fails here
+        n_views = series_tta_view_count(tta)  # an unknown mode fails here
         if not len(series):
             return np.zeros((n_views, 0, len(self.class_names)))
         inputs = np.stack([series_to_input(values, self.series_length) for values in series])
@@ -134,7 +134,7 @@ class SeriesPredictor(CheckpointLoader):
         ``style_views`` is accepted and ignored (a series model reads numbers, not a drawing).
         ``draw=True`` draws each series (``Prediction.image``) for the Predict page.
         """
-        series_tta_views(torch.zeros(1, 3, MIN_LENGTH), tta)  # an unknown mode fails before any file is read
+        series_tta_view_count(tta)  # an unknown mode fails before any file is read
         for name, source in files:
             try:
                 values, image, notes = self._read(name, source, column, draw)

@@ -116,12 +116,18 @@ SERIES_TTA_VIEWS: dict[str, tuple[Callable[[Tensor], Tensor], ...]] = {
 }
 
 
+def series_tta_view_count(mode: str) -> int:
+    """How many views ``mode`` makes of each series; ValueError for a mode with no series counterpart."""
+    if mode not in SERIES_TTA_VIEWS:
+        raise ValueError(f"unknown test-time augmentation {mode!r} for a series model; known: {', '.join(SERIES_TTA_VIEWS)}")
+    return len(SERIES_TTA_VIEWS[mode])
+
+
 def series_tta_views(batch: Tensor, mode: str) -> Tensor:
     """(N, 3, L) -> (V*N, 3, L), view-major like ``backend.data.transforms.tta_views``."""
     if batch.ndim != 3:
         raise ValueError(f"expected an (N, channels, length) batch, got shape {tuple(batch.shape)}")
-    if mode not in SERIES_TTA_VIEWS:
-        raise ValueError(f"unknown test-time augmentation {mode!r} for a series model; known: {', '.join(SERIES_TTA_VIEWS)}")
+    series_tta_view_count(mode)  # an unknown mode fails here
     views = SERIES_TTA_VIEWS[mode]
     return views[0](batch) if len(views) == 1 else torch.cat([view(batch) for view in views])
 
