@@ -357,3 +357,28 @@ def test_series_training_reads_half_its_series_back_from_the_plots_only_with_aug
     assert differs.float().mean() > 0.8  # nearly every plot's line was read (the rest keep their CSV)
     assert torch.equal(light.train_inputs, none.train_inputs)  # the CSVs themselves are unchanged
     assert list((tmp_path / "artifacts" / "cache").glob("series-read-256-*.npy"))
+
+
+def test_series_tta_bench_pairs_flip4_against_none_on_the_same_items(runs, tiny_dataset, tmp_path):
+    """``bench/series_tta.py`` scores exactly what the predictor answers in each mode, paired."""
+    from bench.scoring import csv_files
+    from bench.series_tta import report, score_set
+
+    for folder in (tiny_dataset / "csv" / "test").iterdir():  # two test CSVs per class
+        (tmp_path / folder.name).mkdir()
+        for path in sorted(folder.glob("*.csv"))[:2]:
+            shutil.copy(path, tmp_path / folder.name)
+    predictor = open_run(runs["series_cnn"], device="cpu")
+    names, files = predictor.class_names, csv_files(tmp_path)
+    result = score_set(files, {"series": predictor}, names, seed=0)
+    row = result["rows"]["series"]
+    assert result["n"] == len(files) == 2 * len(names) and set(row) == {"none", "flip4", "paired"}
+    for mode in ("none", "flip4"):
+        answers = predictor.predict_files([(str(p), p) for p in files], mode)
+        assert row[mode]["accuracy"] == np.mean([a.predicted == p.parent.name for a, p in zip(answers, files, strict=True)])
+    assert row["paired"]["macro_f1_diff"] == pytest.approx(row["flip4"]["macro_f1"] - row["none"]["macro_f1"])
+    assert row["paired"]["n_paired"] == len(files)
+    args = type("Args", (), {"series_run": runs["series_cnn"], "image_run": None, "independent_per_class": 40,
+                             "test_per_class": 40, "seed": 0})()  # fmt: skip
+    text = report({"own test split": result}, args, {"series": runs["series_cnn"]})
+    assert f"| own test split | {len(files)} | series | " in text
