@@ -25,7 +25,7 @@ demo: venv
 		--train-per-class 40 --test-per-class 20 --seed 0 --style mixed
 
 run: demo
-	$(BIN)/streamlit run dashboard/Home.py
+	$(BIN)/python -m streamlit run dashboard/Home.py
 
 # chromium (browser test) and postgresql (real-server tests): installed when root with apt-get,
 # otherwise make stops here with the one command to run.

@@ -26,7 +26,6 @@ import dataclasses
 import errno
 import glob
 import json
-import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +37,7 @@ import numpy as np
 
 from backend.data.render import STYLES, check_size, encode_png, render_plot
 from backend.data.series import CLASSES, check_series_options, generate_series
-from backend.procs import pid_exists
+from backend.procs import forkserver_context, pid_exists
 from backend.registry import Registry
 
 SPLITS = ("train", "test", "val")  # val last: adding it left train/test sample seeds (and bytes) unchanged
@@ -335,8 +334,7 @@ def _run(job: _Job, tasks: list[tuple[str, str, int]], workers: int,
             collect([_make_sample(job, task)])
         return records
     # forkserver: workers start from a clean process, never a fork of a threaded one (Streamlit, torch).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context = forkserver_context()
     size = max(1, min(16, len(tasks) // (workers * 4)))
     chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
     pool = ProcessPoolExecutor(workers, mp_context=context)

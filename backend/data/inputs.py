@@ -28,6 +28,7 @@ from backend.data.csvseries import MAX_CSV_BYTES, check_csv_size, downsample_for
 from backend.data.dataset import IMAGE_EXTENSIONS
 from backend.data.images import load_image_rgb, sniff_image_format
 from backend.data.render import render_series, style_tta_styles
+from backend.procs import forkserver_context
 
 CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
 ACCEPTED_EXTENSIONS = IMAGE_EXTENSIONS + CSV_EXTENSIONS
@@ -205,12 +206,12 @@ def one_line(error: BaseException, limit: int = 400) -> str:
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
-    """forkserver with this module preloaded: workers fork from a clean single-threaded server
-    that has numpy, PIL, pandas and matplotlib imported, never from a threaded dashboard. As with
-    any non-fork start method, a script that predicts needs the ``if __name__ == "__main__":`` guard."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
+    """forkserver with this module preloaded (``backend.procs.forkserver_context``): workers fork
+    from a clean single-threaded server that has numpy, PIL, pandas and matplotlib imported, never
+    from a threaded dashboard. As with any non-fork start method, each worker imports the caller's
+    main script again unless it was started as a module's ``__main__`` (``python -m streamlit run``,
+    ``python -m backend``), and a script that predicts needs the ``if __name__ == "__main__":`` guard."""
+    return forkserver_context()
 
 
 def _looks_like_text(data: bytes) -> bool:
