@@ -300,6 +300,10 @@ def test_predict_page_runs_a_series_run_and_the_ensemble_on_csvs(runs, tiny_data
     assert "error" not in results.columns  # the column shows only when a file failed
     assert results.loc[1, "predicted"] and "series read from the plot's line" in results.loc[1, "notes"]
     assert [m.value for m in at.metric if m.label == "Predicted"] == results["predicted"].tolist()
+    at.segmented_control(key="predict_tta").set_value("flip4").run()  # the series, reversed, negated and both
+    assert not at.exception, [e.value for e in at.exception]
+    assert len([c for c in at.caption if "/4 views vote " in c.value]) == 2  # one per file
+    at.segmented_control(key="predict_tta").set_value("none").run()
     at.selectbox(key="predict_ensemble").set_value(runs["visual_cnn"]).run()
     assert not at.exception, [e.value for e in at.exception]
     results = at.dataframe[0].value
