@@ -13,12 +13,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from backend.evaluation.stats import bootstrap_metrics
 from backend.predict_series import average_probabilities
 from backend.training.metrics import confusion
 
 N_RESAMPLES = 1000
+
+
+def threads() -> int:
+    """Torch's intra-op threads in this process (``OMP_NUM_THREADS`` when set), for a report's command line."""
+    return torch.get_num_threads()
 
 
 def top_confusions(matrix: list[list[int]], names: Sequence[str], k: int = 3) -> list[tuple[str, str, int]]:

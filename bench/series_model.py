@@ -130,7 +130,7 @@ def scored_runs_header(args, image_run: int, series_run: int) -> list[str]:
     return [
         f"## Product-sized runs, scored with `--runs {image_run} {series_run}`",
         "",
-        f"`OMP_NUM_THREADS=1 python bench/series_model.py --runs {image_run} {series_run} "
+        f"`OMP_NUM_THREADS={scoring.threads()} python bench/series_model.py --runs {image_run} {series_run} "
         f"--test-per-class {args.test_per_class} --independent-per-class {args.independent_per_class} "
         f"--seed {args.seed}`, both runs trained beforehand on one dataset through `python -m backend train` "
         "(15% of the training folder held out for validation, which picks the epoch and fits the temperature; "
@@ -176,7 +176,7 @@ def report(
     lines = header or [
         "# Series model vs image model vs ensemble",
         "",
-        f"`OMP_NUM_THREADS=1 python bench/series_model.py --train-per-class {args.train_per_class} "
+        f"`OMP_NUM_THREADS={scoring.threads()} python bench/series_model.py --train-per-class {args.train_per_class} "
         f"--test-per-class {args.test_per_class} --independent-per-class {args.independent_per_class} "
         f"--image-size {args.image_size} --image-epochs {args.image_epochs} --series-epochs {args.series_epochs} "
         f"--seed {args.seed}` on this 2-core CPU (shared; 1 torch thread). Training set: team-style plots + their "

@@ -77,7 +77,7 @@ def score_set(files: list[Path], predictors: dict, names: list[str], seed: int) 
 def report(results: dict, args: argparse.Namespace, runs: dict[str, int]) -> str:
     members = ", ".join(f"{member} run {run_id}" for member, run_id in runs.items())
     lines = [
-        f"`OMP_NUM_THREADS=2 python bench/series_tta.py --series-run {args.series_run}"
+        f"`OMP_NUM_THREADS={scoring.threads()} python bench/series_tta.py --series-run {args.series_run}"
         + (f" --image-run {args.image_run}" if args.image_run else "")
         + f" --independent-per-class {args.independent_per_class} --test-per-class {args.test_per_class}"
         f" --seed {args.seed}` ({members}):",
