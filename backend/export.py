@@ -48,6 +48,21 @@ CROP_NOTE = (
     "found from its long straight lines) "
 )
 
+POLARITY_NOTE = (
+    "; after resizing, an image whose median grey level (mean of R, G, B) is under 128 is inverted "
+    "(255 - x: dark themes become light; backend.data.plotarea.apply_polarity)"
+)
+
+
+def preprocessing_text(preprocessing: dict) -> str:
+    """How an exporter's user must prepare an image, in words, for a checkpoint's ``preprocessing``."""
+    text = PREPROCESSING if preprocessing["crop"] == "none" else CROP_NOTE + PREPROCESSING
+    if preprocessing["polarity"] == "light":
+        head, tail = text.split(" -> float /255", 1)
+        text = head + POLARITY_NOTE + " -> float /255" + tail
+    return text
+
+
 EXPORT_FORMATS: Registry = Registry("export format")
 
 
@@ -244,8 +259,9 @@ def export_checkpoint(
             "class_names": checkpoint["class_names"],
             "image_size": size,
             "normalization": {"mean": mean, "std": std},
-            "preprocessing": PREPROCESSING if checkpoint["preprocessing"]["crop"] == "none" else CROP_NOTE + PREPROCESSING,
+            "preprocessing": preprocessing_text(checkpoint["preprocessing"]),
             "crop": checkpoint["preprocessing"]["crop"],
+            "polarity": checkpoint["preprocessing"]["polarity"],
             "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32"},
             "output": {
                 "name": OUTPUT_NAME,

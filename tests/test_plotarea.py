@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from backend.data.cache import load_dataset_cache
 from backend.data.images import resize_rgb
-from backend.data.plotarea import apply_crop, find_plot_area, prepare_image, preprocessing_of
+from backend.data.plotarea import apply_crop, apply_polarity, find_plot_area, is_dark, prepare_image, preprocessing_of
 from backend.data.render import TEAM_STYLE, RenderStyle, encode_png, render_plot
 from backend.data.series import generate_series
 from backend.models import create_model
@@ -241,12 +241,12 @@ def test_old_checkpoints_predict_whole_images_and_new_ones_crop_as_they_trained(
     old_path = checkpoint_file(tmp_path, None)
     assert "preprocessing" not in torch.load(old_path, weights_only=True)
     _, old = load_checkpoint(old_path)
-    assert old["preprocessing"] == {"crop": "none"} == preprocessing_of({})
+    assert old["preprocessing"] == {"crop": "none", "polarity": "none"} == preprocessing_of({})
     old_predictor = Predictor.from_checkpoint(old_path, device="cpu", precision="fp32")
     np.testing.assert_array_equal(old_predictor.prepare(image), resize_rgb(image, 32))  # unchanged path
 
     new_predictor = Predictor.from_checkpoint(checkpoint_file(tmp_path, {"crop": "plot_area"}), "cpu", "fp32")
-    assert new_predictor.preprocessing == {"crop": "plot_area"}
+    assert new_predictor.preprocessing == {"crop": "plot_area", "polarity": "none"}  # written before polarity
     expected = prepare_image(image, 32, {"crop": "plot_area"})
     np.testing.assert_array_equal(new_predictor.prepare(image), expected)
     assert not np.array_equal(expected, resize_rgb(image, 32))
@@ -274,3 +274,82 @@ def test_gradcam_columns_and_overlay_follow_the_crop():
     changed = np.abs(painted.astype(int) - image.astype(int)).max(axis=2) > 0
     rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
     assert box.top <= rows.min() and rows.max() < box.bottom and box.left <= cols.min() and cols.max() < box.right
+
+
+# --- polarity: dark themes reach the model as light ones -------------------------------------------
+
+DARK = replace(TEAM_STYLE, theme="dark_background")
+
+
+def test_light_polarity_inverts_dark_theme_plots_and_nothing_else():
+    dark, _ = render_plot(series(), style=DARK, size=(160, 120))
+    light, _ = render_plot(series(), size=(160, 120))
+    assert is_dark(dark) and not is_dark(light)
+    np.testing.assert_array_equal(apply_polarity(dark, "light"), 255 - dark)
+    assert apply_polarity(light, "light") is light  # a light plot is left as drawn
+    assert apply_polarity(dark, "none") is dark
+    with pytest.raises(ValueError, match="unknown polarity 'dark'; choose one of: none, light"):
+        apply_polarity(light, "dark")
+    # the model-sized input: crop, resize, then invert; the light plot's input does not change
+    steps = {"crop": "plot_area", "polarity": "light"}
+    np.testing.assert_array_equal(prepare_image(dark, 32, steps), 255 - prepare_image(dark, 32, {"crop": "plot_area"}))
+    np.testing.assert_array_equal(prepare_image(light, 32, steps), prepare_image(light, 32, {"crop": "plot_area"}))
+
+
+def test_train_config_keeps_colours_by_default_and_refuses_unknown_polarities(tiny_dataset):
+    assert TrainConfig.from_dict({"data": str(tiny_dataset)}).polarity == "none"
+    assert TrainConfig.from_dict({"data": str(tiny_dataset), "polarity": "light"}).polarity == "light"
+    with pytest.raises(ConfigError, match="unknown polarity 'dark'; choose one of: none, light"):
+        TrainConfig.from_dict({"data": str(tiny_dataset), "polarity": "dark"})
+
+
+def test_the_cache_is_keyed_by_the_polarity(tmp_path):
+    image, _ = render_plot(series(), style=DARK, size=(160, 120))
+    path = tmp_path / "plot.png"
+    path.write_bytes(encode_png(image))
+    cache = tmp_path / "cache"
+    as_drawn = load_dataset_cache([path], 32, cache_dir=cache, crop="plot_area")
+    inverted = load_dataset_cache([path], 32, cache_dir=cache, crop="plot_area", polarity="light")
+    assert len(list(cache.glob("*.npy"))) == 2  # one file per setting, never shared
+    np.testing.assert_array_equal(inverted, 255 - as_drawn)
+
+
+def test_a_run_trained_with_light_polarity_records_it_and_predicts_dark_plots_as_their_inverse(tmp_path):
+    """End to end: a tiny visual_cnn trained on dark-theme plots with ``polarity="light"`` writes it
+    into its checkpoint, its stored test predictions are reproduced from the inverted images, and the
+    Predict path answers a dark plot as it answers the same plot inverted (a light one)."""
+    import pandas as pd
+
+    from backend import store
+    from backend.config import run_dir
+    from backend.data.images import load_image_rgb
+    from backend.runs.lifecycle import build_config, train_run
+
+    for split, count in (("train", 8), ("test", 3)):
+        for kind in ("mean_shift", "point_anomaly"):
+            folder = tmp_path / "dark" / split / kind
+            folder.mkdir(parents=True)
+            for i in range(count):
+                image, _ = render_plot(series(kind, seed=100 * (split == "test") + i), style=DARK, size=(96, 72))
+                (folder / f"{i}.png").write_bytes(encode_png(image))
+    config = build_config({"data": str(tmp_path / "dark"), "model": "visual_cnn", "image_size": 32, "epochs": 1,
+                           "batch_size": 8, "device": "cpu", "precision": "fp32", "polarity": "light",
+                           "model_kwargs": {"width": 4}})  # fmt: skip
+    result = train_run(config)
+    assert result.status == "completed"
+    run = store.get_run(result.run_id)
+    _, checkpoint = load_checkpoint(run.checkpoint_path)
+    assert checkpoint["preprocessing"] == {"crop": "plot_area", "polarity": "light"}
+
+    stored = pd.read_csv(run_dir(run.id) / "test_predictions.csv")
+    files = [Path(f) for f in stored["file"]]
+    seen = load_dataset_cache(files, 32, **checkpoint["preprocessing"])
+    assert (seen.reshape(len(files), -1).mean(axis=1) > 128).all()  # every dark plot reached the model light
+    predictor = Predictor.from_checkpoint(run.checkpoint_path, device="cpu", precision="fp32")
+    direct, _ = predictor.predict_batch(seen)
+    names = checkpoint["class_names"]
+    assert [names[i] for i in direct.argmax(axis=1)] == list(stored["predicted"])
+
+    dark = load_image_rgb(files[0])
+    answers = predictor.predict_images([dark, 255 - dark])
+    assert np.allclose(list(answers[0].probabilities.values()), list(answers[1].probabilities.values()), atol=0.02)

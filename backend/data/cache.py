@@ -27,7 +27,7 @@ import numpy as np
 
 from backend import config
 from backend.data.images import ImageError, load_image_rgb
-from backend.data.plotarea import PLOT_AREA_VERSION, check_crop, prepare_image
+from backend.data.plotarea import PLOT_AREA_VERSION, check_crop, check_polarity, prepare_image
 
 CACHE_VERSION = 2  # bump when decoding or resizing changes, so old caches are not reused
 _MAX_LISTED = 10  # unreadable files named in one error message
@@ -49,12 +49,14 @@ class UnreadableImages(ImageError):
         )
 
 
-def load_split_caches(splits: Mapping[str, Sequence], image_size: int, crop: str = "none") -> dict[str, np.ndarray]:
+def load_split_caches(
+    splits: Mapping[str, Sequence], image_size: int, crop: str = "none", polarity: str = "none"
+) -> dict[str, np.ndarray]:
     """``load_dataset_cache`` of every split; unreadable files of all splits are reported together."""
     caches, failures = {}, {}
     for name, samples in splits.items():
         try:
-            caches[name] = load_dataset_cache(samples, image_size, crop=crop)
+            caches[name] = load_dataset_cache(samples, image_size, crop=crop, polarity=polarity)
         except UnreadableImages as e:
             failures[name] = [line for lines in e.failures.values() for line in lines]
     if failures:
@@ -63,12 +65,19 @@ def load_split_caches(splits: Mapping[str, Sequence], image_size: int, crop: str
 
 
 def load_dataset_cache(
-    samples: Sequence, image_size: int, cache_dir=None, workers: int | None = None, *, crop: str = "none"
+    samples: Sequence,
+    image_size: int,
+    cache_dir=None,
+    workers: int | None = None,
+    *,
+    crop: str = "none",
+    polarity: str = "none",
 ) -> np.ndarray:
     """Decoded images of ``samples`` (``Sample``s or paths) at ``image_size``, shape (N, S, S, 3) uint8.
 
     ``crop`` is the plot-area crop applied before resizing (``backend.data.plotarea``: "none" or
-    "plot_area"); it is part of the cache key, so the two settings never share a cache file.
+    "plot_area") and ``polarity`` the inversion of dark themes after it ("none" or "light"); both are
+    part of the cache key, so different settings never share a cache file.
 
     Row ``i`` is ``samples[i]``. Loaded from the ``.npy`` cache when the same files were decoded at
     this size before; otherwise decoded with ``workers`` threads (default: one per CPU) and saved
@@ -77,27 +86,28 @@ def load_dataset_cache(
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image size must be a positive whole number of pixels, got {image_size!r}")
     check_crop(crop)
+    check_polarity(polarity)
     paths = [Path(getattr(sample, "path", sample)) for sample in samples]
     workers = workers or min(32, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         digests = _run_all(pool, _file_digest, paths)
-        target = Path(cache_dir or config.cache_dir()) / f"{image_size}px-{_cache_key(digests, image_size, crop)}.npy"
+        target = Path(cache_dir or config.cache_dir()) / f"{image_size}px-{_cache_key(digests, image_size, crop, polarity)}.npy"
         cached = _load_cached(target, (len(paths), image_size, image_size, 3))
         if cached is not None:
             return cached
         images = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
 
         def decode_into(index: int) -> None:
-            images[index] = decode_resized(paths[index], image_size, crop)
+            images[index] = decode_resized(paths[index], image_size, crop, polarity)
 
         _run_all(pool, decode_into, range(len(paths)), names=paths)
     _save_atomic(target, images)
     return images
 
 
-def decode_resized(path: Path, image_size: int, crop: str = "none") -> np.ndarray:
+def decode_resized(path: Path, image_size: int, crop: str = "none", polarity: str = "none") -> np.ndarray:
     """One file -> (S, S, 3) uint8, exactly as prediction prepares an uploaded image."""
-    return prepare_image(load_image_rgb(_read(path)), image_size, {"crop": crop})
+    return prepare_image(load_image_rgb(_read(path)), image_size, {"crop": crop, "polarity": polarity})
 
 
 def _read(path: Path) -> bytes:
@@ -114,11 +124,13 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha1(_read(path)).hexdigest()
 
 
-def _cache_key(digests: list[str], image_size: int, crop: str = "none") -> str:
-    """SHA-1 of the version, the size, the crop (with the plot-area finder's version) and every file's
-    content digest, in sample order. An uncropped cache keeps the key it had before crops existed."""
+def _cache_key(digests: list[str], image_size: int, crop: str = "none", polarity: str = "none") -> str:
+    """SHA-1 of the version, the size, the crop (with the plot-area finder's version), the polarity
+    and every file's content digest, in sample order. A cache without a crop or an inversion keeps
+    the key it had before those existed."""
     crop_part = "" if crop == "none" else f"crop={crop}:" + (f"v{PLOT_AREA_VERSION}:" if PLOT_AREA_VERSION > 1 else "")
-    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}".encode())
+    polarity_part = "" if polarity == "none" else f"polarity={polarity}:"
+    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}{polarity_part}".encode())
     for digest in digests:
         key.update(digest.encode())
     return key.hexdigest()

@@ -42,6 +42,14 @@ themes left whole or cropped to their grid, and one tiny plot whose date labels 
 Preprocessing names (``TrainConfig.crop`` and the checkpoint's ``preprocessing["crop"]``):
 ``"plot_area"`` crops as above, ``"none"`` keeps the whole image (what checkpoints written before
 this existed did).
+
+Polarity (``TrainConfig.polarity``, the checkpoint's ``preprocessing["polarity"]``), after the crop
+and the resize: ``"light"`` inverts an image whose majority colour is dark (a dark theme's axes
+face), so every plot reaches the model as darker lines on a lighter face; ``"none"`` keeps the
+colours (checkpoints written before this existed). A model trained on the product's mixed styles
+reads dark-theme plots worse than light ones (0.864 accuracy against 0.90-0.96) and better when
+they are inverted, even untrained for it (docs/BENCHMARKS_crop.md, "Where the mixed-style test split
+loses").
 """
 
 from __future__ import annotations
@@ -56,7 +64,10 @@ from backend.data.images import resize_rgb
 
 CROPS = ("plot_area", "none")
 DEFAULT_CROP = "plot_area"  # new runs
-LEGACY_PREPROCESSING = {"crop": "none"}  # checkpoints without a "preprocessing" key
+POLARITIES = ("none", "light")
+# Checkpoints without a "preprocessing" key, or without one of its entries, were prepared like this.
+LEGACY_PREPROCESSING = {"crop": "none", "polarity": "none"}
+DARK_FACE = 128  # median grey level (0-255) under which an image counts as a dark theme
 # Bump when find_plot_area finds different boxes, so cropped training caches are decoded again.
 # 2: despined axes found past tick labels and beside data touching a spine; spines win over grids.
 PLOT_AREA_VERSION = 2
@@ -94,6 +105,28 @@ def check_crop(crop: str) -> str:
     if crop not in CROPS:
         raise ValueError(f"unknown crop {crop!r}; choose one of: {', '.join(CROPS)}")
     return crop
+
+
+def check_polarity(polarity: str) -> str:
+    """``polarity`` if it is a known polarity name; ValueError listing the names otherwise."""
+    if polarity not in POLARITIES:
+        raise ValueError(f"unknown polarity {polarity!r}; choose one of: {', '.join(POLARITIES)}")
+    return polarity
+
+
+def apply_polarity(image: np.ndarray, polarity: str) -> np.ndarray:
+    """``image`` ((H, W, 3) uint8) as the polarity setting prepares it: ``"light"`` inverts it when
+    its median grey level is under :data:`DARK_FACE` (most of it is a dark face), ``"none"`` and a
+    light image are returned as they are."""
+    if check_polarity(polarity) == "none" or not is_dark(image):
+        return image
+    return np.subtract(255, image, dtype=np.uint8)
+
+
+def is_dark(image: np.ndarray) -> bool:
+    """Whether most of an (H, W, 3) uint8 image is dark: its median grey level is under :data:`DARK_FACE`."""
+    step = max(1, min(image.shape[:2]) // 64)  # about 64 x 64 samples are plenty for a majority colour
+    return bool(np.median(image[::step, ::step].mean(axis=2)) < DARK_FACE)
 
 
 def preprocessing_of(checkpoint: Mapping) -> dict:
@@ -143,10 +176,11 @@ def apply_crop(image: np.ndarray, crop: str) -> np.ndarray:
 
 def prepare_image(image: np.ndarray, image_size: int, preprocessing: Mapping | None = None) -> np.ndarray:
     """The one way a decoded (H, W, 3) uint8 image becomes model-sized input: crop as
-    ``preprocessing["crop"]`` says (default: no crop, as before preprocessing was recorded), then
-    ``resize_rgb``. Training's cache and prediction both call this."""
-    crop = (preprocessing or LEGACY_PREPROCESSING).get("crop", "none")
-    return resize_rgb(apply_crop(image, crop), image_size)
+    ``preprocessing["crop"]`` says, ``resize_rgb``, then the polarity of ``preprocessing["polarity"]``
+    (a missing entry: as before it was recorded, no crop and no inversion). Training's cache and
+    prediction both call this."""
+    steps = {**LEGACY_PREPROCESSING, **(preprocessing or {})}
+    return apply_polarity(resize_rgb(apply_crop(image, steps["crop"]), image_size), steps["polarity"])
 
 
 def _background(image: np.ndarray) -> np.ndarray:

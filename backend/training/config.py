@@ -46,6 +46,7 @@ class TrainConfig:
     # --- data -----------------------------------------------------------------------------------
     image_size: int = option(128, "square input size in pixels; every image is decoded once to this size")
     crop: str = option("plot_area", "plot_area = crop every image to its axes' data area before resizing (training and prediction alike, recorded in the checkpoint); none = the whole image")
+    polarity: str = option("none", "light = invert dark-theme images (median grey under 128) after resizing, so every plot is darker lines on a lighter face (training and prediction alike, recorded in the checkpoint); none = colours as drawn")
     test_fraction: float = option(0.25, "share of each class held out for testing when the dataset has no test/ folder")
     val_fraction: float = option(0.15, "share of each train class held out for validation (best epoch, plateau, early stop) when the dataset has no val/ folder")
     augmentation: str = option("light", "augmentation preset for training images: none, light, medium, heavy, plot")
@@ -347,11 +348,12 @@ def _check_combinations(c: TrainConfig) -> None:
 
 
 def _check_crop(c: TrainConfig) -> None:
-    """The crop is one of backend.data.plotarea.CROPS."""
-    from backend.data.plotarea import check_crop
+    """The crop is one of backend.data.plotarea.CROPS and the polarity one of POLARITIES."""
+    from backend.data.plotarea import check_crop, check_polarity
 
     try:
         check_crop(c.crop)
+        check_polarity(c.polarity)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
