@@ -21,6 +21,7 @@ from backend.data.render import TEAM_STYLE, RenderStyle, encode_png, render_plot
 from backend.data.series import generate_series
 from backend.models import create_model
 from backend.predict import Predictor
+from backend.runs.lifecycle import build_config
 from backend.training.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
 from backend.training.config import ConfigError, TrainConfig
 
@@ -296,9 +297,11 @@ def test_light_polarity_inverts_dark_theme_plots_and_nothing_else():
     np.testing.assert_array_equal(prepare_image(light, 32, steps), prepare_image(light, 32, {"crop": "plot_area"}))
 
 
-def test_train_config_keeps_colours_by_default_and_refuses_unknown_polarities(tiny_dataset):
-    assert TrainConfig.from_dict({"data": str(tiny_dataset)}).polarity == "none"
-    assert TrainConfig.from_dict({"data": str(tiny_dataset), "polarity": "light"}).polarity == "light"
+def test_new_visual_cnn_runs_invert_dark_themes_and_unknown_polarities_are_refused(tiny_dataset):
+    assert TrainConfig().polarity == "none"  # a config with no model defaults keeps the colours
+    assert build_config({"data": str(tiny_dataset), "model": "visual_cnn"}).polarity == "light"  # registered
+    assert build_config({"data": str(tiny_dataset), "model": "vae_classifier"}).polarity == "none"  # not A/B'ed
+    assert build_config({"data": str(tiny_dataset), "model": "visual_cnn", "polarity": "none"}).polarity == "none"
     with pytest.raises(ConfigError, match="unknown polarity 'dark'; choose one of: none, light"):
         TrainConfig.from_dict({"data": str(tiny_dataset), "polarity": "dark"})
 
@@ -323,7 +326,7 @@ def test_a_run_trained_with_light_polarity_records_it_and_predicts_dark_plots_as
     from backend import store
     from backend.config import run_dir
     from backend.data.images import load_image_rgb
-    from backend.runs.lifecycle import build_config, train_run
+    from backend.runs.lifecycle import train_run
 
     for split, count in (("train", 8), ("test", 3)):
         for kind in ("mean_shift", "point_anomaly"):

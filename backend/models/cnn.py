@@ -68,6 +68,9 @@ def conv_block(c_in: int, c_out: int, convs: int = 1) -> nn.Sequential:
         # builder's own defaults stay the original 4-block, global-pool, one-conv network so
         # checkpoints that stored only width/dropout rebuild.
         "model_kwargs": {"blocks": 5, "head_grid": 2, "convs": 2},
+        # Dark-theme plots reach the network inverted (backend.data.plotarea.apply_polarity): +1.3
+        # points on 600 mixed plots per class, +2.7 on the varied half, paired (docs/BENCHMARKS_crop.md).
+        "polarity": "light",
     }
 )
 def visual_cnn(
