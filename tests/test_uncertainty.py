@@ -43,8 +43,10 @@ def easy_run(tmp_path_factory) -> int:
                      workers=1)  # the default 800x600 drawing, as the CSV path draws  # fmt: skip
     config = build_config({"data": str(data), "model": "visual_cnn", "image_size": 32, "epochs": 8, "batch_size": 8,
                            "workers": 0, "device": "cpu", "precision": "fp32", "augmentation": "none", "seed": 0,
-                           "scheduler": "none", "lr": 0.003,
+                           "scheduler": "none", "lr": 0.003, "polarity": "none",
                            "model_kwargs": {"convs": 1}})  # fmt: skip
+    # Colours as drawn: the planted stripes below are half black, half white, right on the line where
+    # polarity=light (visual_cnn's default) calls an image a dark theme and inverts it.
     # One conv per block: the lighter network learns 16 plots per class in 8 epochs; the default
     # (two per block, built for hundreds of plots per class) is not yet accurate at this size.
     # What the model calls unfamiliar depends on the weights it ends with, and those on the summation
