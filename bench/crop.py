@@ -150,7 +150,10 @@ def build_test_inputs(folder: Path, per_class: int, seed: int) -> list[tuple[str
     """The same clean-room series as a CSV, a varied PNG and an other-tool PNG; (class, index, files).
 
     ``files["traits"]`` is a JSON file of what the other-tool PNG shows (:func:`other_tool_png`).
+    Files live under ``folder/seed-<seed>``: another seed is another draw, never the files of this one
+    (before 2026-12-05 the folder held one draw, and a second seed in the same workdir scored the first).
     """
+    folder = folder / f"seed-{seed}"
     items = []
     for ci, name in enumerate(CLASSES):
         for i in range(per_class):

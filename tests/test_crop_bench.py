@@ -49,3 +49,11 @@ def test_traits_describe_the_drawn_png_and_the_breakdown_counts_what_the_png_los
     stamp = items[0][2]["other"].stat().st_mtime_ns
     build_test_inputs(tmp_path, per_class=2, seed=11)
     assert items[0][2]["other"].stat().st_mtime_ns == stamp
+
+
+def test_another_seed_in_the_same_folder_is_another_draw(tmp_path):
+    first = build_test_inputs(tmp_path, per_class=1, seed=11)
+    second = build_test_inputs(tmp_path, per_class=1, seed=12)
+    csvs = [(a[2]["csv"].read_text(), b[2]["csv"].read_text()) for a, b in zip(first, second, strict=True)]
+    assert all(x != y for x, y in csvs)  # new series, not the files the first seed drew
+
