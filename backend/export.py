@@ -37,10 +37,10 @@ PARITY_TOLERANCE = 1e-3  # max absolute logit difference, fp32
 PARITY_IMAGES = 32  # test images compared, spread over the classes
 ONNX_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
-PREPROCESSING = (
+PREPROCESSING_STEPS = (
     "RGB uint8 plot image (a CSV series is first drawn by backend.data.render.render_series, team style) "
-    "-> resized to image_size x image_size, aspect not kept (PIL bilinear, antialiased) -> float /255 "
-    "-> (x - mean) / std per channel -> NCHW float32"
+    "-> resized to image_size x image_size, aspect not kept (PIL bilinear, antialiased)",
+    " -> float /255 -> (x - mean) / std per channel -> NCHW float32",
 )
 
 CROP_NOTE = (
@@ -55,12 +55,12 @@ POLARITY_NOTE = (
 
 
 def preprocessing_text(preprocessing: dict) -> str:
-    """How an exporter's user must prepare an image, in words, for a checkpoint's ``preprocessing``."""
-    text = PREPROCESSING if preprocessing["crop"] == "none" else CROP_NOTE + PREPROCESSING
-    if preprocessing["polarity"] == "light":
-        head, tail = text.split(" -> float /255", 1)
-        text = head + POLARITY_NOTE + " -> float /255" + tail
-    return text
+    """How an exporter's user must prepare an image, in words, for a checkpoint's ``preprocessing``:
+    the crop before the resize, the inversion after it, as ``backend.data.plotarea.prepare_image``."""
+    resize, normalise = PREPROCESSING_STEPS
+    crop = "" if preprocessing["crop"] == "none" else CROP_NOTE
+    polarity = POLARITY_NOTE if preprocessing["polarity"] == "light" else ""
+    return crop + resize + polarity + normalise
 
 
 EXPORT_FORMATS: Registry = Registry("export format")

@@ -84,6 +84,10 @@ def test_export_matches_pytorch_and_records_it(completed_runs, tiny_dataset, tmp
     assert check["images"] == 27 and check["passed"] and check["top1_agrees"]  # 3 test images x 9 classes
     assert check["max_abs_logit_diff"] < PARITY_TOLERANCE
     assert ("opset" in on_disk) == (fmt == "onnx")
+    steps = store.get_run(run_id).config  # the sidecar says how the run prepared its images
+    assert (on_disk["crop"], on_disk["polarity"]) == (steps["crop"], steps["polarity"])
+    assert ("cropped to the axes" in on_disk["preprocessing"]) == (steps["crop"] == "plot_area")
+    assert ("is inverted" in on_disk["preprocessing"]) == (steps["polarity"] == "light")
 
 
 def test_export_records_the_checkpoint_temperature(completed_runs, tmp_path):
