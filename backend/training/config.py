@@ -111,6 +111,11 @@ class TrainConfig:
         """The run's name: ``name`` if set, else '<model> on <dataset folder name>'."""
         return self.name or f"{self.model} on {Path(self.data).name}"
 
+    def preprocessing(self) -> dict[str, str]:
+        """How an image is prepared around the resize (``backend.data.plotarea.prepare_image``): what
+        the checkpoint records and the training cache is decoded and keyed with."""
+        return {"crop": self.crop, "polarity": self.polarity}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field: what the run row and checkpoints store."""
         return json.loads(json.dumps(asdict(self), default=str))

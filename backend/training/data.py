@@ -161,13 +161,12 @@ def uses_batch_path(presets: Sequence[str], runtime: Runtime) -> bool:
 
 
 def build_training_data(config, split: DatasetInfo, runtime: Runtime) -> TrainingData:
-    """Decode (or load the cached) splits at ``config.image_size`` (cropped as ``config.crop``, dark
-    themes inverted as ``config.polarity``) and set
-    up their batches."""
+    """Decode (or load the cached) splits at ``config.image_size``, prepared as ``config.preprocessing()``
+    says (the plot-area crop, dark themes inverted), and set up their batches."""
     train_labels, val_labels, test_labels = (np.array([s.label for s in samples], dtype=np.int64)
                                              for samples in (split.train, split.val, split.test))  # fmt: skip
     caches = load_split_caches({"train": split.train, "val": split.val, "test": split.test}, config.image_size,
-                               crop=config.crop, polarity=config.polarity)  # fmt: skip
+                               **config.preprocessing())  # fmt: skip
     train_cache, val_cache, test_cache = caches["train"], caches["val"], caches["test"]
     presets = class_presets(config, np.bincount(train_labels, minlength=len(split.classes)))
     generator = torch.Generator().manual_seed(config.seed)

@@ -229,7 +229,7 @@ def fit(
     def checkpoint(epoch: int, metrics: Mapping[str, float]) -> dict:
         return {**build_checkpoint(eval_model, class_names=class_names, image_size=config.image_size,
                                    normalization=NORMALIZATION, epoch=epoch, metrics=metrics,
-                                   config=config.to_dict(), run_id=run_id, preprocessing={"crop": config.crop, "polarity": config.polarity}),
+                                   config=config.to_dict(), run_id=run_id, preprocessing=config.preprocessing()),
                 **getattr(data, "checkpoint_fields", {})}  # a series model's input_kind and series_length
 
     evaluations: list[dict[str, Any]] = []  # which split each evaluation read, in order
