@@ -179,7 +179,7 @@ def report(
         f"`OMP_NUM_THREADS={scoring.threads()} python bench/series_model.py --train-per-class {args.train_per_class} "
         f"--test-per-class {args.test_per_class} --independent-per-class {args.independent_per_class} "
         f"--image-size {args.image_size} --image-epochs {args.image_epochs} --series-epochs {args.series_epochs} "
-        f"--seed {args.seed}` on this 2-core CPU (shared; 1 torch thread). Training set: team-style plots + their "
+        f"--seed {args.seed}` on this 2-core CPU (shared). Training set: team-style plots + their "
         f"CSVs, {args.train_per_class} per class (15% held out for validation, which picks the epoch and "
         "fits the temperature); 9 classes.",
         "",

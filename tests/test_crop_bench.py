@@ -56,4 +56,3 @@ def test_another_seed_in_the_same_folder_is_another_draw(tmp_path):
     second = build_test_inputs(tmp_path, per_class=1, seed=12)
     csvs = [(a[2]["csv"].read_text(), b[2]["csv"].read_text()) for a, b in zip(first, second, strict=True)]
     assert all(x != y for x, y in csvs)  # new series, not the files the first seed drew
-
