@@ -183,7 +183,7 @@ def explain_images(predictor: Predictor, images: Sequence[np.ndarray], names: Se
     cams, targets = gradcam_with_targets(predictor.model, _batch(predictor, images))
     crops = predictor.preprocessing["crop"] != "none"  # then the map covers the plot area the model saw
     return [
-        Explanation(name, image, cam, predictor.class_names[int(target)], box=find_plot_area(image) if crops else None)
+        Explanation(name, image, cam, predictor.class_names[int(target)], box=find_plot_area(image, predictor.preprocessing["finder"]) if crops else None)
         for name, image, cam, target in zip(names, images, cams, targets, strict=True)
     ]
 
@@ -227,7 +227,7 @@ def _seen_columns(predictor: Predictor, image: np.ndarray) -> tuple[int, int]:
     """The image columns ``(left, right)`` the model saw: the plot-area crop's, or the whole width."""
     if predictor.preprocessing["crop"] == "none":
         return 0, image.shape[1]
-    box = find_plot_area(image)
+    box = find_plot_area(image, predictor.preprocessing["finder"])
     return box.left, box.right
 
 

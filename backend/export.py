@@ -44,9 +44,10 @@ PREPROCESSING_STEPS = (
 )
 
 CROP_NOTE = (
-    "first cropped to the axes' data area (backend.data.plotarea.crop_plot_area: inside the frame "
-    "found from its long straight lines) "
+    "first cropped to the axes' data area (backend.data.plotarea.crop_plot_area, plot-area finder "
+    "version {finder}: inside the frame found from its long straight lines{fallback}) "
 )
+LINE_FALLBACK_NOTE = "; without a frame, the drawn line's extent widened by 5% a side"
 
 POLARITY_NOTE = (
     "; after resizing, an image whose median grey level (mean of R, G, B) is under 128 is inverted "
@@ -58,7 +59,9 @@ def preprocessing_text(preprocessing: dict) -> str:
     """How an exporter's user must prepare an image, in words, for a checkpoint's ``preprocessing``:
     the crop before the resize, the inversion after it, as ``backend.data.plotarea.prepare_image``."""
     resize, normalise = PREPROCESSING_STEPS
-    crop = "" if preprocessing["crop"] == "none" else CROP_NOTE
+    finder = preprocessing.get("finder", 2)
+    fallback = LINE_FALLBACK_NOTE if finder >= 3 else ""
+    crop = "" if preprocessing["crop"] == "none" else CROP_NOTE.format(finder=finder, fallback=fallback)
     polarity = POLARITY_NOTE if preprocessing["polarity"] == "light" else ""
     return crop + resize + polarity + normalise
 
@@ -262,6 +265,7 @@ def export_checkpoint(
             "preprocessing": preprocessing_text(checkpoint["preprocessing"]),
             "crop": checkpoint["preprocessing"]["crop"],
             "polarity": checkpoint["preprocessing"]["polarity"],
+            "plot_area_finder": checkpoint["preprocessing"]["finder"],
             "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32"},
             "output": {
                 "name": OUTPUT_NAME,

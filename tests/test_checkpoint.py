@@ -16,6 +16,7 @@ from backend import store
 from backend.config import run_dir
 from backend.data.cache import load_dataset_cache
 from backend.data.dataset import scan_dataset
+from backend.data.plotarea import PLOT_AREA_VERSION
 from backend.device import make_runtime
 from backend.models import create_model
 from backend.runs.lifecycle import build_config, train_run
@@ -70,12 +71,12 @@ def _assert_checkpoint_reproduces_the_runs_predictions(run_id: int) -> None:
     model, checkpoint = load_checkpoint(run.checkpoint_path)
     assert checkpoint["class_names"] == run.class_names and checkpoint["run_id"] == run_id
     assert checkpoint["epoch"] == run.best_epoch and checkpoint["config"] == run.config
-    # new runs record their crop and polarity
-    assert checkpoint["preprocessing"] == {"crop": run.config["crop"], "polarity": run.config["polarity"]}
+    # new runs record their crop, polarity and this build's plot-area finder
+    assert checkpoint["preprocessing"] == {"crop": run.config["crop"], "polarity": run.config["polarity"],
+                                           "finder": PLOT_AREA_VERSION}
     expected = pd.read_csv(run_dir(run_id) / "test_predictions.csv")
     images = load_dataset_cache([Path(f) for f in expected["file"]], checkpoint["image_size"],
-                                crop=checkpoint["preprocessing"]["crop"],
-                                polarity=checkpoint["preprocessing"]["polarity"])  # as the run trained
+                                preprocessing=checkpoint["preprocessing"])  # as the run trained
     with torch.inference_mode():
         logits = model(to_model_input(images, make_runtime("cpu", "fp32")))["logits"]
     # The CSV holds calibrated probabilities: logits divided by the temperature fitted on validation.

@@ -15,6 +15,7 @@ import torch
 
 from backend import store
 from backend.config import REPO_ROOT
+from backend.data.plotarea import PLOT_AREA_VERSION
 from backend.data.transforms import to_tensor_batch
 from backend.export import PARITY_TOLERANCE, ExportError, export_checkpoint, export_run, parity, parity_images
 from backend.predict import run_checkpoint
@@ -88,6 +89,9 @@ def test_export_matches_pytorch_and_records_it(completed_runs, tiny_dataset, tmp
     assert (on_disk["crop"], on_disk["polarity"]) == (steps["crop"], steps["polarity"])
     assert ("cropped to the axes" in on_disk["preprocessing"]) == (steps["crop"] == "plot_area")
     assert ("is inverted" in on_disk["preprocessing"]) == (steps["polarity"] == "light")
+    assert on_disk["plot_area_finder"] == PLOT_AREA_VERSION  # a new run: this build's finder, as it trained
+    if steps["crop"] == "plot_area":
+        assert f"finder version {PLOT_AREA_VERSION}" in on_disk["preprocessing"] and "line's extent" in on_disk["preprocessing"]
 
 
 def test_export_records_the_checkpoint_temperature(completed_runs, tmp_path):

@@ -16,7 +16,16 @@ from matplotlib.figure import Figure
 
 from backend.data.cache import load_dataset_cache
 from backend.data.images import resize_rgb
-from backend.data.plotarea import apply_crop, apply_polarity, find_plot_area, is_dark, prepare_image, preprocessing_of
+from backend.data.plotarea import (
+    PLOT_AREA_VERSION,
+    apply_crop,
+    apply_polarity,
+    crop_plot_area,
+    find_plot_area,
+    is_dark,
+    prepare_image,
+    preprocessing_of,
+)
 from backend.data.render import TEAM_STYLE, RenderStyle, encode_png, render_plot
 from backend.data.series import generate_series
 from backend.models import create_model
@@ -160,11 +169,54 @@ def test_the_crop_keeps_every_drawn_sample_and_the_spike(name):
     assert box.top <= peak_row < box.bottom
 
 
-def test_a_plot_with_no_frame_is_left_whole():
-    image, _ = planted(rect=(0.1, 0.1, 0.8, 0.8), spine="white")  # spines as white as the face
+def test_a_plot_with_no_frame_is_cropped_to_its_line_by_finder_3_and_left_whole_by_finder_2():
+    image, axes = planted(rect=(0.1, 0.1, 0.8, 0.8), spine="white")  # spines as white as the face
+    whole = (0, 0, image.shape[1], image.shape[0])
+    old = find_plot_area(image, version=2)
+    assert (old.left, old.top, old.right, old.bottom) == whole
+    box = find_plot_area(image)  # the line's extent and matplotlib's 5% margins: the axes
+    assert np.allclose((box.left, box.top, box.right, box.bottom), axes, atol=0.01 * max(image.shape) + 2)
+    drawn = line_pixels(image)
+    assert drawn[box.top : box.bottom, box.left : box.right].sum() == drawn.sum()
+    assert apply_crop(image, "plot_area", version=2).shape == image.shape
+
+
+FRAMELESS = {
+    # ggplot and seaborn darkgrid themes with the axes face overridden to the figure's: no frame,
+    # no visible grid, only the line, its labels and a legend (finder 2 kept them whole)
+    "ggplot_white_face": RenderStyle(theme="ggplot", face_color="#ffffff", legend="lower right", title="Channel 3"),
+    "darkgrid_cream_face": RenderStyle(theme="seaborn-v0_8-darkgrid", face_color="#fffdf5", x_axis="date",
+                                       width_in=6, height_in=4, dpi=100),
+    "darkgrid_fill": RenderStyle(theme="seaborn-v0_8-darkgrid", face_color="#ffffff", fill_alpha=0.4, y_label="signal"),
+    # fivethirtyeight: grid lines and no spines; finder 2 cropped to the outermost grid lines
+    "fivethirtyeight": RenderStyle(theme="fivethirtyeight", title="Throughput", x_axis="date"),
+    "fivethirtyeight_small": RenderStyle(theme="fivethirtyeight", width_in=5, height_in=3.2, dpi=80, font_size=7),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRAMELESS))
+def test_frameless_and_grid_only_plots_crop_to_their_axes_with_finder_3(name):
+    values = series("mean_shift", seed=4)
+    stamps = np.datetime64("2024-01-01") + np.arange(len(values)) * np.timedelta64(1, "h")
+    image, area = render_plot(values, timestamps=stamps, style=FRAMELESS[name])
+    truth = np.array((area.left, area.top, area.right, area.bottom))
+
+    def iou(box) -> float:
+        inner = max(0, min(box.right, truth[2]) - max(box.left, truth[0])) * max(0, min(box.bottom, truth[3]) - max(box.top, truth[1]))
+        return inner / (box.width * box.height + (truth[2] - truth[0]) * (truth[3] - truth[1]) - inner)
+
+    new, old = find_plot_area(image), find_plot_area(image, version=2)
+    assert iou(new) >= 0.9, (new, truth)  # on the axes, as bench/crop.py counts it (a legend may widen it)
+    assert iou(old) < 0.9  # what finder 2 found: the whole image or the grid inside the axes
+
+
+def test_a_frame_with_a_legend_against_it_is_not_widened():
+    """A legend box drawn against the frame's top right continues the frame's top edge, not its
+    bottom one: finder 3 leaves that frame as it is."""
+    image, axes = planted(**PLANTED["light"], legend_outside=True)
     box = find_plot_area(image)
-    assert (box.left, box.top, box.right, box.bottom) == (0, 0, image.shape[1], image.shape[0])
-    assert apply_crop(image, "plot_area").shape == image.shape
+    assert np.allclose((box.left, box.top, box.right, box.bottom), axes, atol=0.01 * max(image.shape) + 2)
+    assert find_plot_area(image) == find_plot_area(image, version=2)
 
 
 def test_blank_and_tiny_images_are_left_whole_and_bad_input_is_refused():
@@ -204,27 +256,35 @@ def test_the_cache_is_keyed_by_the_crop_and_holds_cropped_pixels(tmp_path):
     path.write_bytes(encode_png(image))
     cache = tmp_path / "cache"
     whole = load_dataset_cache([path], 32, cache_dir=cache)
-    cropped = load_dataset_cache([path], 32, cache_dir=cache, crop="plot_area")
+    cropped = load_dataset_cache([path], 32, cache_dir=cache, preprocessing={"crop": "plot_area"})
     assert len(list(cache.glob("*.npy"))) == 2  # one file per setting, never shared
     np.testing.assert_array_equal(whole[0], resize_rgb(image, 32))
     np.testing.assert_array_equal(cropped[0], resize_rgb(apply_crop(image, "plot_area"), 32))
     assert not np.array_equal(whole, cropped)
 
 
-def test_a_new_plot_area_version_decodes_cropped_caches_again(tmp_path, monkeypatch):
-    """Boxes found by an older finder are not reused; whole-image caches are untouched."""
-    import backend.data.cache as cache_module
+def test_each_plot_area_finder_has_its_own_cropped_cache_and_whole_images_share_one(tmp_path):
+    """Boxes found by another finder version are never reused; whole-image caches do not depend on it,
+    and a finder-2 crop keeps the key it had before the finder was recorded."""
+    from backend.data.cache import _cache_key
 
+    image, _ = planted(rect=(0.1, 0.1, 0.8, 0.8), spine="white")  # frameless: finders 2 and 3 differ
     path = tmp_path / "plot.png"
-    path.write_bytes(encode_png(render_plot(series(), size=(160, 120))[0]))
+    path.write_bytes(encode_png(image))
     cache = tmp_path / "cache"
+    found = {}
     for crop in ("none", "plot_area"):
-        load_dataset_cache([path], 32, cache_dir=cache, crop=crop)
-    before = set(cache.glob("*.npy"))
-    monkeypatch.setattr(cache_module, "PLOT_AREA_VERSION", cache_module.PLOT_AREA_VERSION + 1)
-    for crop in ("none", "plot_area"):
-        load_dataset_cache([path], 32, cache_dir=cache, crop=crop)
-    assert len(set(cache.glob("*.npy")) - before) == 1  # only the cropped one is decoded again
+        for finder in (2, 3):
+            steps = {"crop": crop, "finder": finder}
+            found[crop, finder] = load_dataset_cache([path], 32, cache_dir=cache, preprocessing=steps)[0]
+            np.testing.assert_array_equal(found[crop, finder], prepare_image(image, 32, steps))
+    assert len(list(cache.glob("*.npy"))) == 3  # one whole, one per finder
+    np.testing.assert_array_equal(found["none", 2], found["none", 3])
+    assert not np.array_equal(found["plot_area", 2], found["plot_area", 3])
+    digests = ["0" * 40]
+    assert _cache_key(digests, 32, {"crop": "plot_area"}) == _cache_key(digests, 32, {"crop": "plot_area", "finder": 2})
+    with pytest.raises(ValueError, match="unknown plot-area finder version 9"):
+        load_dataset_cache([path], 32, cache_dir=cache, preprocessing={"crop": "plot_area", "finder": 9})
 
 
 def checkpoint_file(tmp_path: Path, preprocessing) -> Path:
@@ -242,12 +302,12 @@ def test_old_checkpoints_predict_whole_images_and_new_ones_crop_as_they_trained(
     old_path = checkpoint_file(tmp_path, None)
     assert "preprocessing" not in torch.load(old_path, weights_only=True)
     _, old = load_checkpoint(old_path)
-    assert old["preprocessing"] == {"crop": "none", "polarity": "none"} == preprocessing_of({})
+    assert old["preprocessing"] == {"crop": "none", "polarity": "none", "finder": 2} == preprocessing_of({})
     old_predictor = Predictor.from_checkpoint(old_path, device="cpu", precision="fp32")
     np.testing.assert_array_equal(old_predictor.prepare(image), resize_rgb(image, 32))  # unchanged path
 
     new_predictor = Predictor.from_checkpoint(checkpoint_file(tmp_path, {"crop": "plot_area"}), "cpu", "fp32")
-    assert new_predictor.preprocessing == {"crop": "plot_area", "polarity": "none"}  # written before polarity
+    assert new_predictor.preprocessing == {"crop": "plot_area", "polarity": "none", "finder": 2}  # written before both
     expected = prepare_image(image, 32, {"crop": "plot_area"})
     np.testing.assert_array_equal(new_predictor.prepare(image), expected)
     assert not np.array_equal(expected, resize_rgb(image, 32))
@@ -255,6 +315,21 @@ def test_old_checkpoints_predict_whole_images_and_new_ones_crop_as_they_trained(
     both = new_predictor.predict_images([image])[0].probabilities
     direct, _ = new_predictor.predict_batch(expected[None].copy())
     assert np.allclose(list(both.values()), direct[0], atol=1e-6)
+
+
+def test_checkpoints_predict_with_the_plot_area_finder_they_trained_with(tmp_path):
+    """A frameless plot: a checkpoint that records no finder (written under finder 2) still sees it
+    whole, one written with finder 3 sees the line's extent, as each run's training cache did."""
+    image, _ = planted(rect=(0.1, 0.1, 0.8, 0.8), spine="white")
+    before = Predictor.from_checkpoint(checkpoint_file(tmp_path, {"crop": "plot_area"}), "cpu", "fp32")
+    np.testing.assert_array_equal(before.prepare(image), resize_rgb(image, 32))
+    (tmp_path / "finder3").mkdir()
+    now = Predictor.from_checkpoint(checkpoint_file(tmp_path / "finder3", {"crop": "plot_area", "finder": 3}), "cpu", "fp32")
+    assert now.preprocessing["finder"] == 3
+    np.testing.assert_array_equal(now.prepare(image), resize_rgb(crop_plot_area(image, 3), 32))
+    assert not np.array_equal(now.prepare(image), before.prepare(image))
+    with pytest.raises(ValueError, match="unknown plot-area finder version 1"):
+        prepare_image(image, 32, {"crop": "plot_area", "finder": 1})
 
 
 def test_gradcam_columns_and_overlay_follow_the_crop():
@@ -311,8 +386,8 @@ def test_the_cache_is_keyed_by_the_polarity(tmp_path):
     path = tmp_path / "plot.png"
     path.write_bytes(encode_png(image))
     cache = tmp_path / "cache"
-    as_drawn = load_dataset_cache([path], 32, cache_dir=cache, crop="plot_area")
-    inverted = load_dataset_cache([path], 32, cache_dir=cache, crop="plot_area", polarity="light")
+    as_drawn = load_dataset_cache([path], 32, cache_dir=cache, preprocessing={"crop": "plot_area"})
+    inverted = load_dataset_cache([path], 32, cache_dir=cache, preprocessing={"crop": "plot_area", "polarity": "light"})
     assert len(list(cache.glob("*.npy"))) == 2  # one file per setting, never shared
     np.testing.assert_array_equal(inverted, 255 - as_drawn)
 
@@ -342,11 +417,11 @@ def test_a_run_trained_with_light_polarity_records_it_and_predicts_dark_plots_as
     assert result.status == "completed"
     run = store.get_run(result.run_id)
     _, checkpoint = load_checkpoint(run.checkpoint_path)
-    assert checkpoint["preprocessing"] == {"crop": "plot_area", "polarity": "light"}
+    assert checkpoint["preprocessing"] == {"crop": "plot_area", "polarity": "light", "finder": PLOT_AREA_VERSION}
 
     stored = pd.read_csv(run_dir(run.id) / "test_predictions.csv")
     files = [Path(f) for f in stored["file"]]
-    seen = load_dataset_cache(files, 32, **checkpoint["preprocessing"])
+    seen = load_dataset_cache(files, 32, preprocessing=checkpoint["preprocessing"])
     assert (seen.reshape(len(files), -1).mean(axis=1) > 128).all()  # every dark plot reached the model light
     predictor = Predictor.from_checkpoint(run.checkpoint_path, device="cpu", precision="fp32")
     direct, _ = predictor.predict_batch(seen)

@@ -423,8 +423,8 @@ def test_a_completed_run_stores_test_figures_with_intervals_calibration_and_pred
     runtime = make_runtime("cpu", "fp32")
     with torch.inference_mode():
         seen = checkpoint["preprocessing"]  # the images as the run saw them
-        val_out = model(to_model_input(load_dataset_cache(info.val, 32, **seen), runtime))
-        test_out = model(to_model_input(load_dataset_cache(info.test, 32, **seen), runtime))
+        val_out = model(to_model_input(load_dataset_cache(info.val, 32, preprocessing=seen), runtime))
+        test_out = model(to_model_input(load_dataset_cache(info.test, 32, preprocessing=seen), runtime))
     val_logits, val_labels = val_out["logits"].numpy(), np.array([s.label for s in info.val])
     assert checkpoint["temperature"] == pytest.approx(fit_temperature(val_logits, val_labels), rel=1e-3)
     assert checkpoint["temperature"] == pytest.approx(run.temperature)
@@ -451,7 +451,7 @@ def test_temperature_fitted_on_validation_lowers_the_nll_of_an_overconfident_mod
     run = store.get_run(completed_runs["visual_cnn"])
     info = load_split(TrainConfig(**run.config))
     model, checkpoint = load_checkpoint(run.checkpoint_path)
-    images = load_dataset_cache(info.val, 32, **checkpoint["preprocessing"])
+    images = load_dataset_cache(info.val, 32, preprocessing=checkpoint["preprocessing"])
     with torch.inference_mode():
         logits = 6.0 * model(to_model_input(images, make_runtime("cpu", "fp32")))["logits"]
     labels = np.array([s.label for s in info.val])

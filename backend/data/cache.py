@@ -7,7 +7,9 @@ with a thread pool into one ``(N, H, W, 3)`` uint8 array, saved as ``.npy`` unde
 :data:`CACHE_VERSION`: a changed file or size makes a new key, an unchanged set loads from disk.
 
 Pixels are exactly those of ``images.load_image_rgb`` + ``plotarea.prepare_image`` (the optional
-plot-area crop, then ``images.resize_rgb``): what prediction uses.
+plot-area crop, ``images.resize_rgb``, the optional inversion of dark themes): what prediction uses.
+Which of those steps apply is one ``preprocessing`` mapping (``TrainConfig.preprocessing()``, the
+checkpoint's ``preprocessing``), part of the cache key.
 Every file goes through PIL. ``torchvision.io.decode_png`` was about twice as fast, but a PNG whose
 compressed pixel data is damaged (checksums intact) makes libpng's error path crash the whole
 process, and datasets are user input: a training run must fail with a message, not vanish. The
@@ -27,7 +29,7 @@ import numpy as np
 
 from backend import config
 from backend.data.images import ImageError, load_image_rgb
-from backend.data.plotarea import PLOT_AREA_VERSION, check_crop, check_polarity, prepare_image
+from backend.data.plotarea import check_preprocessing, prepare_image
 
 CACHE_VERSION = 2  # bump when decoding or resizing changes, so old caches are not reused
 _MAX_LISTED = 10  # unreadable files named in one error message
@@ -50,13 +52,13 @@ class UnreadableImages(ImageError):
 
 
 def load_split_caches(
-    splits: Mapping[str, Sequence], image_size: int, crop: str = "none", polarity: str = "none"
+    splits: Mapping[str, Sequence], image_size: int, preprocessing: Mapping | None = None
 ) -> dict[str, np.ndarray]:
     """``load_dataset_cache`` of every split; unreadable files of all splits are reported together."""
     caches, failures = {}, {}
     for name, samples in splits.items():
         try:
-            caches[name] = load_dataset_cache(samples, image_size, crop=crop, polarity=polarity)
+            caches[name] = load_dataset_cache(samples, image_size, preprocessing=preprocessing)
         except UnreadableImages as e:
             failures[name] = [line for lines in e.failures.values() for line in lines]
     if failures:
@@ -70,14 +72,14 @@ def load_dataset_cache(
     cache_dir=None,
     workers: int | None = None,
     *,
-    crop: str = "none",
-    polarity: str = "none",
+    preprocessing: Mapping | None = None,
 ) -> np.ndarray:
     """Decoded images of ``samples`` (``Sample``s or paths) at ``image_size``, shape (N, S, S, 3) uint8.
 
-    ``crop`` is the plot-area crop applied before resizing (``backend.data.plotarea``: "none" or
-    "plot_area") and ``polarity`` the inversion of dark themes after it ("none" or "light"); both are
-    part of the cache key, so different settings never share a cache file.
+    ``preprocessing`` says how each image is prepared (``backend.data.plotarea.prepare_image``: the
+    ``crop`` before resizing with plot-area ``finder`` version, the ``polarity`` after it; missing
+    entries as before they existed: whole images, colours kept). It is part of the cache key, so
+    different settings never share a cache file.
 
     Row ``i`` is ``samples[i]``. Loaded from the ``.npy`` cache when the same files were decoded at
     this size before; otherwise decoded with ``workers`` threads (default: one per CPU) and saved
@@ -85,29 +87,28 @@ def load_dataset_cache(
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image size must be a positive whole number of pixels, got {image_size!r}")
-    check_crop(crop)
-    check_polarity(polarity)
+    steps = check_preprocessing(preprocessing)
     paths = [Path(getattr(sample, "path", sample)) for sample in samples]
     workers = workers or min(32, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         digests = _run_all(pool, _file_digest, paths)
-        target = Path(cache_dir or config.cache_dir()) / f"{image_size}px-{_cache_key(digests, image_size, crop, polarity)}.npy"
+        target = Path(cache_dir or config.cache_dir()) / f"{image_size}px-{_cache_key(digests, image_size, steps)}.npy"
         cached = _load_cached(target, (len(paths), image_size, image_size, 3))
         if cached is not None:
             return cached
         images = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
 
         def decode_into(index: int) -> None:
-            images[index] = decode_resized(paths[index], image_size, crop, polarity)
+            images[index] = decode_resized(paths[index], image_size, steps)
 
         _run_all(pool, decode_into, range(len(paths)), names=paths)
     _save_atomic(target, images)
     return images
 
 
-def decode_resized(path: Path, image_size: int, crop: str = "none", polarity: str = "none") -> np.ndarray:
+def decode_resized(path: Path, image_size: int, preprocessing: Mapping | None = None) -> np.ndarray:
     """One file -> (S, S, 3) uint8, exactly as prediction prepares an uploaded image."""
-    return prepare_image(load_image_rgb(_read(path)), image_size, {"crop": crop, "polarity": polarity})
+    return prepare_image(load_image_rgb(_read(path)), image_size, preprocessing)
 
 
 def _read(path: Path) -> bytes:
@@ -124,11 +125,13 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha1(_read(path)).hexdigest()
 
 
-def _cache_key(digests: list[str], image_size: int, crop: str = "none", polarity: str = "none") -> str:
+def _cache_key(digests: list[str], image_size: int, preprocessing: Mapping | None = None) -> str:
     """SHA-1 of the version, the size, the crop (with the plot-area finder's version), the polarity
     and every file's content digest, in sample order. A cache without a crop or an inversion keeps
-    the key it had before those existed."""
-    crop_part = "" if crop == "none" else f"crop={crop}:" + (f"v{PLOT_AREA_VERSION}:" if PLOT_AREA_VERSION > 1 else "")
+    the key it had before those existed (and one cropped by finder 2 the key it had then)."""
+    steps = check_preprocessing(preprocessing)
+    crop, polarity = steps["crop"], steps["polarity"]
+    crop_part = "" if crop == "none" else f"crop={crop}:v{steps['finder']}:"
     polarity_part = "" if polarity == "none" else f"polarity={polarity}:"
     key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}{polarity_part}".encode())
     for digest in digests:

@@ -29,19 +29,33 @@ How the area is found (:func:`find_plot_area`), numpy + OpenCV, about a millisec
 6. a thin run of long lines at an edge (a spine, at most :func:`_max_spine` pixels, followed by
    lines with little ink) is stepped over so the crop lies inside the frame, whatever the spine's
    colour or width; a thick run (an axes face) is kept;
-7. when no frame is found the whole image is kept: nothing is lost, only not normalised.
+7. a closed frame whose top and bottom edges both run on past its left and right edges (and its
+   left and right edges past the top and bottom) by more than a tick mark is a rectangle of grid
+   lines inside a frameless axes (``fivethirtyeight``): the box is widened to where those lines end,
+   the axes' edges (:func:`_past_grid`, finder version 3);
+8. when no frame is found the box is the extent of the drawn line, the widest connected patch of
+   ink, spanning at least :data:`LINE_SPAN` of the image across and :data:`MIN_SPAN` down, widened
+   by :data:`LINE_MARGIN` of its size on every side as matplotlib's default axes margins are
+   (:func:`_line_extent`, finder version 3): frameless plots whose axes face is the figure's
+   (ggplot or seaborn darkgrid with a white face) are cropped like framed ones;
+9. otherwise the whole image is kept: nothing is lost, only not normalised.
 
-Limits: a plot with no frame, no axes face and no grid (spines hidden, same face colours; dark
-themes whose spines are drawn in the face's colour) is not cropped; one with a grid but no frame
+Limits: finder version 2 (checkpoints that do not record a ``finder``) stops at step 6 and 9:
+a plot with no frame, no axes face and no grid (spines hidden, same face colours; dark themes whose
+spines are drawn in the face's colour) is not cropped, and one with a grid but no frame
 (``fivethirtyeight``) is cropped to its outermost grid lines, which can cut the tip of a spike
-beyond the last grid line. On 300 plain-matplotlib plots in styles the product never draws
+beyond the last grid line. Version 3's line extent assumes the data fill the axes but for default
+margins; a scatter of separate markers has no wide patch and is left whole. On 300 plain-matplotlib plots in styles the product never draws
 (``bench/crop.py``'s ``other_tool_png``, two draws of 300), 5 and 9 crops are off the true axes
 (IoU < 0.9; 23 and 23 before :data:`PLOT_AREA_VERSION` 2, none better then): spine-less dark
 themes left whole or cropped to their grid, and one tiny plot whose date labels overlap.
 
 Preprocessing names (``TrainConfig.crop`` and the checkpoint's ``preprocessing["crop"]``):
 ``"plot_area"`` crops as above, ``"none"`` keeps the whole image (what checkpoints written before
-this existed did).
+this existed did). The checkpoint's ``preprocessing["finder"]`` is the finder version the run
+trained with (:data:`PLOT_AREA_VERSION` for new runs; 2 for checkpoints written before it was
+recorded), and prediction finds boxes with that version, so a model always sees crops like the
+ones it learnt from.
 
 Polarity (``TrainConfig.polarity``, the checkpoint's ``preprocessing["polarity"]``), after the crop
 and the resize: ``"light"`` inverts an image whose majority colour is dark (a dark theme's axes
@@ -65,12 +79,15 @@ from backend.data.images import resize_rgb
 CROPS = ("plot_area", "none")
 DEFAULT_CROP = "plot_area"  # new runs
 POLARITIES = ("none", "light")
-# Checkpoints without a "preprocessing" key, or without one of its entries, were prepared like this.
-LEGACY_PREPROCESSING = {"crop": "none", "polarity": "none"}
-DARK_FACE = 128  # median grey level (0-255) under which an image counts as a dark theme
-# Bump when find_plot_area finds different boxes, so cropped training caches are decoded again.
+# Bump when find_plot_area finds different boxes (keeping the old behaviour behind ``version``), so
+# cropped training caches are decoded again and old checkpoints still predict with their finder.
 # 2: despined axes found past tick labels and beside data touching a spine; spines win over grids.
-PLOT_AREA_VERSION = 2
+# 3: grid rectangles widened to the axes' edges; frameless plots cropped to the line's extent.
+PLOT_AREA_VERSION = 3
+FINDER_VERSIONS = (2, 3)  # what find_plot_area can reproduce (version 1 checkpoints predict with 2)
+# Checkpoints without a "preprocessing" key, or without one of its entries, were prepared like this.
+LEGACY_PREPROCESSING = {"crop": "none", "polarity": "none", "finder": 2}
+DARK_FACE = 128  # median grey level (0-255) under which an image counts as a dark theme
 
 INK_THRESHOLD = 12  # per-channel difference (0-255) from the background that counts as drawn
 LONG_FRACTION = 0.3  # share of a row's (column's) pixels that must be ink for a frame line
@@ -80,6 +97,8 @@ OUTSIDE_COVER = 0.5  # most ink allowed on the line just outside a frame edge
 SPINE_OUTSIDE_COVER = 0.2  # most ink on the clearest line just outside an open frame's spine (tick marks)
 _L_TRIES = 40  # outermost candidates tried for each spine of an open (L-shaped) frame (past tick labels)
 _MAX_TRIES = 40  # candidate edges tried before giving up (no crop)
+LINE_SPAN = 0.4  # the drawn line of a frameless plot spans at least this share of the image across
+LINE_MARGIN = 0.05  # matplotlib's default axes margin: the data's span over 1 + 2 x this is the axes'
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,13 @@ def check_crop(crop: str) -> str:
     if crop not in CROPS:
         raise ValueError(f"unknown crop {crop!r}; choose one of: {', '.join(CROPS)}")
     return crop
+
+
+def check_finder(version) -> int:
+    """``version`` if :func:`find_plot_area` can reproduce that finder; ValueError naming the ones it can."""
+    if isinstance(version, bool) or version not in FINDER_VERSIONS:
+        raise ValueError(f"unknown plot-area finder version {version!r}; this build has {', '.join(map(str, FINDER_VERSIONS))}")
+    return int(version)
 
 
 def check_polarity(polarity: str) -> str:
@@ -135,13 +161,15 @@ def preprocessing_of(checkpoint: Mapping) -> dict:
     return dict(LEGACY_PREPROCESSING) if not found else {**LEGACY_PREPROCESSING, **found}
 
 
-def find_plot_area(image: np.ndarray) -> Box:
-    """The axes' data area of an (H, W, 3) uint8 plot image (see the module docstring).
+def find_plot_area(image: np.ndarray, version: int = PLOT_AREA_VERSION) -> Box:
+    """The axes' data area of an (H, W, 3) uint8 plot image (see the module docstring), as finder
+    ``version`` finds it (one of :data:`FINDER_VERSIONS`; a checkpoint's ``preprocessing["finder"]``).
 
-    Always a box inside the image; the whole image when no frame is found.
+    Always a box inside the image; the whole image when neither a frame nor a line is found.
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"find_plot_area expects an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
+    check_finder(version)
     height, width = image.shape[:2]
     whole = Box(0, 0, width, height)
     if height < 16 or width < 16:
@@ -151,36 +179,52 @@ def find_plot_area(image: np.ndarray) -> Box:
     cols = cv2.reduce(ink, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()  # per column
     long_rows, long_cols = np.flatnonzero(rows >= LONG_FRACTION), np.flatnonzero(cols >= LONG_FRACTION)
     frame, open_frame = _frame(ink, long_rows, long_cols), _open_frame(ink, long_rows, long_cols)
-    if open_frame is not None and (frame is None or _contains(open_frame, frame)):
+    is_open = open_frame is not None and (frame is None or _contains(open_frame, frame))
+    if is_open:
         frame = open_frame  # a rectangle of grid lines inside the spines is not the frame
+    if frame is not None and version >= 3:
+        frame = _past_grid(ink, frame, is_open)  # grid lines in a frameless axes: to the axes' edges
     if frame is None:
-        return whole
+        line = _line_extent(ink) if version >= 3 else None
+        return whole if line is None else line
     top, bottom, left, right = frame
     top, bottom = _inside(rows, top, bottom)
     left, right = _inside(cols, left, right)
     return Box(left, top, right + 1, bottom + 1)
 
 
-def crop_plot_area(image: np.ndarray) -> np.ndarray:
+def crop_plot_area(image: np.ndarray, version: int = PLOT_AREA_VERSION) -> np.ndarray:
     """``image`` cropped to :func:`find_plot_area` (a view, no copy)."""
-    box = find_plot_area(image)
+    box = find_plot_area(image, version)
     return image[box.top : box.bottom, box.left : box.right]
 
 
-def apply_crop(image: np.ndarray, crop: str) -> np.ndarray:
-    """``image`` as the crop setting ``crop`` prepares it, before resizing."""
+def apply_crop(image: np.ndarray, crop: str, version: int = PLOT_AREA_VERSION) -> np.ndarray:
+    """``image`` as the crop setting ``crop`` (finder ``version``) prepares it, before resizing."""
     if check_crop(crop) == "none":
         return image
-    return np.ascontiguousarray(crop_plot_area(image))
+    return np.ascontiguousarray(crop_plot_area(image, version))
+
+
+def check_preprocessing(preprocessing: Mapping | None) -> dict:
+    """Every step of ``preprocessing`` (missing ones as before they were recorded: no crop, no
+    inversion, finder 2), each checked; ValueError for an unknown name or version."""
+    steps = {**LEGACY_PREPROCESSING, **(preprocessing or {})}
+    unknown = set(steps) - set(LEGACY_PREPROCESSING)
+    if unknown:
+        raise ValueError(f"unknown preprocessing step(s) {', '.join(sorted(unknown))}; known: {', '.join(LEGACY_PREPROCESSING)}")
+    check_crop(steps["crop"]), check_polarity(steps["polarity"]), check_finder(steps["finder"])
+    return steps
 
 
 def prepare_image(image: np.ndarray, image_size: int, preprocessing: Mapping | None = None) -> np.ndarray:
     """The one way a decoded (H, W, 3) uint8 image becomes model-sized input: crop as
-    ``preprocessing["crop"]`` says, ``resize_rgb``, then the polarity of ``preprocessing["polarity"]``
-    (a missing entry: as before it was recorded, no crop and no inversion). Training's cache and
-    prediction both call this."""
-    steps = {**LEGACY_PREPROCESSING, **(preprocessing or {})}
-    return apply_polarity(resize_rgb(apply_crop(image, steps["crop"]), image_size), steps["polarity"])
+    ``preprocessing["crop"]`` says (with plot-area finder ``preprocessing["finder"]``), ``resize_rgb``,
+    then the polarity of ``preprocessing["polarity"]`` (a missing entry: as before it was recorded).
+    Training's cache and prediction both call this."""
+    steps = check_preprocessing(preprocessing)
+    cropped = apply_crop(image, steps["crop"], steps["finder"])
+    return apply_polarity(resize_rgb(cropped, image_size), steps["polarity"])
 
 
 def _background(image: np.ndarray) -> np.ndarray:
@@ -266,6 +310,56 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
             if outside <= SPINE_OUTSIDE_COVER and inside < FRAME_COVER:
                 return top, int(bottom), int(left), right
     return None
+
+
+def _past_grid(ink: np.ndarray, frame: tuple[int, int, int, int], is_open: bool) -> tuple[int, int, int, int]:
+    """``frame`` (top, bottom, left, right) widened where its edges are grid lines of a frameless
+    axes, which run on to the axes' edges while a real frame's edges stop at its corners, give or
+    take a tick mark.
+
+    A closed rectangle is widened on each side where both edges across it run on past the corner
+    by more than a tick mark, to where the nearer of the two ends, and only when they do so both
+    across and down (a legend box drawn against the frame continues one edge, not both). An open
+    one (an L) is widened to the left and downwards where its bottom and left line run on past
+    their corner: its top and right already are where those lines end.
+    """
+    top, bottom, left, right = frame
+    height, width = ink.shape
+    columns = np.ascontiguousarray(ink.T)
+    if is_open:
+        return (top, bottom + _run_on(columns, (left, left), bottom, +1, height),
+                left - _run_on(ink, (bottom, bottom), left, -1, width), right)  # fmt: skip
+    left_run = _run_on(ink, (top, bottom), left, -1, width)
+    right_run = _run_on(ink, (top, bottom), right, +1, width)
+    top_run = _run_on(columns, (left, right), top, -1, height)
+    bottom_run = _run_on(columns, (left, right), bottom, +1, height)
+    if not (left_run or right_run) or not (top_run or bottom_run):
+        return frame  # grid lines run on both ways; a frame's edges at most a tick mark
+    return top - top_run, bottom + bottom_run, left - left_run, right + right_run
+
+
+def _run_on(lines: np.ndarray, pair: tuple[int, int], corner: int, step: int, length: int) -> int:
+    """How far both ``lines[pair[0]]`` and ``lines[pair[1]]`` run on in ink past index ``corner``
+    (towards ``step``): the shorter run, or 0 when it is no longer than a tick mark."""
+    tails = [lines[index, corner + 1 :] if step > 0 else lines[index, :corner][::-1] for index in pair]
+    run = min(_run(tail) for tail in tails)
+    return run if run > _tick(length) else 0
+
+
+def _line_extent(ink: np.ndarray) -> Box | None:
+    """The drawn line of a frameless plot: the widest connected patch of ink, when it spans at least
+    LINE_SPAN of the image across and MIN_SPAN down, widened by LINE_MARGIN of its size on each side
+    (the axes' default margins); None otherwise."""
+    height, width = ink.shape
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if count < 2:
+        return None
+    widest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_WIDTH]))
+    x, y, w, h = (int(stats[widest, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    if w < LINE_SPAN * width or h < MIN_SPAN * height:
+        return None
+    pad_x, pad_y = round(LINE_MARGIN * w), round(LINE_MARGIN * h)
+    return Box(max(0, x - pad_x), max(0, y - pad_y), min(width, x + w + pad_x), min(height, y + h + pad_y))
 
 
 def _tick(length: int) -> int:

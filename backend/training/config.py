@@ -111,10 +111,14 @@ class TrainConfig:
         """The run's name: ``name`` if set, else '<model> on <dataset folder name>'."""
         return self.name or f"{self.model} on {Path(self.data).name}"
 
-    def preprocessing(self) -> dict[str, str]:
+    def preprocessing(self) -> dict[str, Any]:
         """How an image is prepared around the resize (``backend.data.plotarea.prepare_image``): what
-        the checkpoint records and the training cache is decoded and keyed with."""
-        return {"crop": self.crop, "polarity": self.polarity}
+        the checkpoint records and the training cache is decoded and keyed with. The plot-area
+        finder is this build's (``PLOT_AREA_VERSION``), not an option: prediction uses the
+        checkpoint's, so a run keeps the crops it trained on when the finder improves."""
+        from backend.data.plotarea import PLOT_AREA_VERSION
+
+        return {"crop": self.crop, "polarity": self.polarity, "finder": PLOT_AREA_VERSION}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field: what the run row and checkpoints store."""

@@ -166,7 +166,7 @@ def build_training_data(config, split: DatasetInfo, runtime: Runtime) -> Trainin
     train_labels, val_labels, test_labels = (np.array([s.label for s in samples], dtype=np.int64)
                                              for samples in (split.train, split.val, split.test))  # fmt: skip
     caches = load_split_caches({"train": split.train, "val": split.val, "test": split.test}, config.image_size,
-                               **config.preprocessing())  # fmt: skip
+                               config.preprocessing())  # fmt: skip
     train_cache, val_cache, test_cache = caches["train"], caches["val"], caches["test"]
     presets = class_presets(config, np.bincount(train_labels, minlength=len(split.classes)))
     generator = torch.Generator().manual_seed(config.seed)
