@@ -137,6 +137,8 @@ def other_tool_png(values: np.ndarray, stamps: list[str], rng: np.random.Generat
         if coin("legend_outside", 0.2):
             axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
         canvas.draw()
+        box, height = axes.get_window_extent(), canvas.get_width_height()[1]  # display origin: bottom left
+        drawn["axes_box"] = [round(box.x0, 1), round(height - box.y1, 1), round(box.x1, 1), round(height - box.y0, 1)]
         return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 

@@ -20,7 +20,25 @@ def test_recording_traits_leaves_the_drawing_unchanged():
 
     traits: dict = {}
     assert np.array_equal(draw(None), draw(traits))
-    assert set(traits) == set(TRAITS) | {"theme"}
+    assert set(traits) == set(TRAITS) | {"theme", "axes_box"}
+
+
+def test_the_plot_area_bench_scores_each_finder_against_the_recorded_axes():
+    """bench/plot_area.py: matplotlib's own axes box (recorded by other_tool_png) is where the finder
+    looks; IoU is 1 for the same box and 0 for disjoint ones; finder 3 keeps what finder 2 found."""
+    from backend.data.plotarea import FINDER_VERSIONS, Box
+    from bench.plot_area import iou, other_plots, score, table
+
+    assert iou(Box(10, 20, 110, 70), (10, 20, 110, 70)) == 1.0
+    assert iou(Box(0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert iou(Box(0, 0, 10, 10), (0, 0, 10, 20)) == 0.5
+    result = score(other_plots(12, seed=5))
+    ious = {v: np.concatenate([np.array(x) for x in result["iou"][v].values()]) for v in FINDER_VERSIONS}
+    assert all(len(values) == 12 for values in ious.values())
+    assert np.mean(ious[FINDER_VERSIONS[-1]] >= 0.9) >= 0.75  # the recorded boxes are the axes the finder finds
+    assert not result["worse"]
+    lines = table("other", result)
+    assert any(line.startswith("| **all** | 12 |") for line in lines)
 
 
 def test_traits_describe_the_drawn_png_and_the_breakdown_counts_what_the_png_lost(tmp_path):

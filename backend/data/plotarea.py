@@ -45,10 +45,12 @@ a plot with no frame, no axes face and no grid (spines hidden, same face colours
 spines are drawn in the face's colour) is not cropped, and one with a grid but no frame
 (``fivethirtyeight``) is cropped to its outermost grid lines, which can cut the tip of a spike
 beyond the last grid line. Version 3's line extent assumes the data fill the axes but for default
-margins; a scatter of separate markers has no wide patch and is left whole. On 300 plain-matplotlib plots in styles the product never draws
-(``bench/crop.py``'s ``other_tool_png``, two draws of 300), 5 and 9 crops are off the true axes
-(IoU < 0.9; 23 and 23 before :data:`PLOT_AREA_VERSION` 2, none better then): spine-less dark
-themes left whole or cropped to their grid, and one tiny plot whose date labels overlap.
+margins; a scatter of separate markers has no wide patch and is left whole.
+
+How often the box is off the true axes (IoU < 0.9; ``bench/plot_area.py``, docs/BENCHMARKS_crop.md):
+on 1,350 mixed-style generated test plots 58 with finder 2, 7 with finder 3 (``fivethirtyeight``
+plots whose outer grid line runs on less than a tick mark); on 600 plain-matplotlib plots in styles
+the product never draws (``bench/crop.py``'s ``other_tool_png``) 8 and 3 (spine-less dark themes).
 
 Preprocessing names (``TrainConfig.crop`` and the checkpoint's ``preprocessing["crop"]``):
 ``"plot_area"`` crops as above, ``"none"`` keeps the whole image (what checkpoints written before
