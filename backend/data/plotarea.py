@@ -40,7 +40,7 @@ How the area is found (:func:`find_plot_area`), numpy + OpenCV, about a millisec
    (ggplot or seaborn darkgrid with a white face) are cropped like framed ones;
 9. otherwise the whole image is kept: nothing is lost, only not normalised.
 
-Limits: finder version 2 (checkpoints that do not record a ``finder``) stops at step 6 and 9:
+Limits: finder version 2 (checkpoints that do not record a ``finder``) skips steps 7 and 8:
 a plot with no frame, no axes face and no grid (spines hidden, same face colours; dark themes whose
 spines are drawn in the face's colour) is not cropped, and one with a grid but no frame
 (``fivethirtyeight``) is cropped to its outermost grid lines, which can cut the tip of a spike
