@@ -52,7 +52,8 @@ from backend.training.regularize import build_sampler
 
 EVAL_BATCH_SIZE = 256
 PLOT_READ_PROBABILITY = 0.5  # share of training series replaced by their PNG's line read back (augmentation on)
-PLOT_READ_VERSION = 2  # bump when backend.data.digitize changes what it reads, so old caches are not reused
+PLOT_READ_VERSION = 3  # bump when backend.data.digitize changes what it reads, so old caches are not reused
+# 3: plot-area finder 3 (frameless plots read inside their line's extent, fivethirtyeight past its grid)
 _MAX_LISTED = 5
 
 Batch = tuple[torch.Tensor, torch.Tensor]
