@@ -332,6 +332,47 @@ def test_checkpoints_predict_with_the_plot_area_finder_they_trained_with(tmp_pat
         prepare_image(image, 32, {"crop": "plot_area", "finder": 1})
 
 
+def test_a_run_can_train_with_an_older_finder_and_keeps_it(tmp_path):
+    """``finder`` picks the plot-area finder a run crops with (to A/B a finder or match an older run):
+    validated, written into the checkpoint, and the one its stored predictions come from."""
+    import pandas as pd
+
+    from backend import store
+    from backend.config import run_dir
+    from backend.runs.lifecycle import train_run
+
+    style = FRAMELESS["fivethirtyeight_small"]  # finders 2 and 3 crop these differently
+    for split, count in (("train", 6), ("test", 3)):
+        for kind in ("mean_shift", "point_anomaly"):
+            folder = tmp_path / "grid_only" / split / kind
+            folder.mkdir(parents=True)
+            for i in range(count):
+                image, _ = render_plot(series(kind, seed=50 * (split == "test") + i), style=style)
+                (folder / f"{i}.png").write_bytes(encode_png(image))
+    options = {"data": str(tmp_path / "grid_only"), "model": "visual_cnn", "image_size": 32, "epochs": 1,
+               "batch_size": 6, "device": "cpu", "precision": "fp32", "model_kwargs": {"width": 4}}  # fmt: skip
+    assert build_config(options).finder == PLOT_AREA_VERSION
+    for bad, message in ((1, "unknown plot-area finder version 1; this build has 2, 3"), ("new", "finder must be a whole number")):
+        with pytest.raises(ConfigError, match=message):
+            build_config({**options, "finder": bad})
+
+    result = train_run(build_config({**options, "finder": "2"}))  # as the CLI's --finder 2 gives it
+    assert result.status == "completed"
+    run = store.get_run(result.run_id)
+    assert run.config["finder"] == 2
+    _, checkpoint = load_checkpoint(run.checkpoint_path)
+    assert checkpoint["preprocessing"]["finder"] == 2
+    stored = pd.read_csv(run_dir(run.id) / "test_predictions.csv")
+    files = [Path(f) for f in stored["file"]]
+    seen = load_dataset_cache(files, 32, preprocessing=checkpoint["preprocessing"])
+    newest = load_dataset_cache(files, 32, preprocessing={**checkpoint["preprocessing"], "finder": PLOT_AREA_VERSION})
+    assert not np.array_equal(seen, newest)  # the older finder's crops, not the newest's
+    predictor = Predictor.from_checkpoint(run.checkpoint_path, device="cpu", precision="fp32")
+    direct, _ = predictor.predict_batch(seen)
+    names = checkpoint["class_names"]
+    assert [names[i] for i in direct.argmax(axis=1)] == list(stored["predicted"])
+
+
 def test_gradcam_columns_and_overlay_follow_the_crop():
     from backend.explain import Explanation, anomaly_columns
 

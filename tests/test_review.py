@@ -22,6 +22,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from backend import lineage, store
+from backend.data.plotarea import FINDER_VERSIONS, PLOT_AREA_VERSION
 from tests.fixtures.comparison import CLASSES
 
 HOME = Path(__file__).resolve().parent.parent / "dashboard" / "Home.py"
@@ -345,6 +346,11 @@ def test_train_form_shows_only_the_options_that_apply(reviewed_run):
     assert shown("warmup_epochs") and not shown("plateau_factor")
     at.selectbox(key="train_visual_cnn_loss").set_value("focal").run()
     assert shown("gamma") and not shown("tau") and not shown("beta")
+    # the plot-area finder only matters while images are cropped to their axes
+    finders = [w for w in at.selectbox if w.key == "train_visual_cnn_finder"]
+    assert finders and finders[0].value == PLOT_AREA_VERSION and finders[0].options == [str(v) for v in FINDER_VERSIONS]
+    at.selectbox(key="train_visual_cnn_crop").set_value("none").run()
+    assert not any(w.key == "train_visual_cnn_finder" for w in at.selectbox)
     assert at.button(key="train_launch").label == "Launch run"
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import data_dir
+from backend.data.plotarea import FINDER_VERSIONS, PLOT_AREA_VERSION
 from backend.errors import WorkbenchError
 
 
@@ -46,6 +47,7 @@ class TrainConfig:
     # --- data -----------------------------------------------------------------------------------
     image_size: int = option(128, "square input size in pixels; every image is decoded once to this size")
     crop: str = option("plot_area", "plot_area = crop every image to its axes' data area before resizing (training and prediction alike, recorded in the checkpoint); none = the whole image")
+    finder: int = option(PLOT_AREA_VERSION, f"plot-area finder version for crop = plot_area, one of {', '.join(map(str, FINDER_VERSIONS))} (docs/CROP.md): this build's newest by default; an older one reproduces an older run's crops, to A/B a finder")
     polarity: str = option("none", "light = invert dark-theme images (median grey under 128) after resizing, so every plot is darker lines on a lighter face (training and prediction alike, recorded in the checkpoint); none = colours as drawn")
     test_fraction: float = option(0.25, "share of each class held out for testing when the dataset has no test/ folder")
     val_fraction: float = option(0.15, "share of each train class held out for validation (best epoch, plateau, early stop) when the dataset has no val/ folder")
@@ -114,11 +116,9 @@ class TrainConfig:
     def preprocessing(self) -> dict[str, Any]:
         """How an image is prepared around the resize (``backend.data.plotarea.prepare_image``): what
         the checkpoint records and the training cache is decoded and keyed with. The plot-area
-        finder is this build's (``PLOT_AREA_VERSION``), not an option: prediction uses the
+        finder defaults to this build's newest (``PLOT_AREA_VERSION``); prediction uses the
         checkpoint's, so a run keeps the crops it trained on when the finder improves."""
-        from backend.data.plotarea import PLOT_AREA_VERSION
-
-        return {"crop": self.crop, "polarity": self.polarity, "finder": PLOT_AREA_VERSION}
+        return {"crop": self.crop, "polarity": self.polarity, "finder": self.finder}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field: what the run row and checkpoints store."""
@@ -357,11 +357,13 @@ def _check_combinations(c: TrainConfig) -> None:
 
 
 def _check_crop(c: TrainConfig) -> None:
-    """The crop is one of backend.data.plotarea.CROPS and the polarity one of POLARITIES."""
-    from backend.data.plotarea import check_crop, check_polarity
+    """The crop is one of backend.data.plotarea.CROPS, the finder one of FINDER_VERSIONS and the
+    polarity one of POLARITIES."""
+    from backend.data.plotarea import check_crop, check_finder, check_polarity
 
     try:
         check_crop(c.crop)
+        check_finder(c.finder)
         check_polarity(c.polarity)
     except ValueError as e:
         raise ConfigError(str(e)) from None
