@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from backend.data.images import load_image_rgb
 from bench.crop import TRAITS, build_test_inputs, other_tool_png, style_breakdown, timestamps
@@ -74,3 +75,32 @@ def test_another_seed_in_the_same_folder_is_another_draw(tmp_path):
     second = build_test_inputs(tmp_path, per_class=1, seed=12)
     csvs = [(a[2]["csv"].read_text(), b[2]["csv"].read_text()) for a, b in zip(first, second, strict=True)]
     assert all(x != y for x, y in csvs)  # new series, not the files the first seed drew
+
+
+def test_the_paired_style_bench_splits_a_comparison_by_the_recorded_style(tmp_path):
+    """bench/paired_by_style.py: every test plot of a mixed dataset lands in the team group or its
+    theme's, and a difference planted on the team plots shows there and nowhere else."""
+    from backend.data.generate import generate_dataset
+    from backend.data.series import CLASSES
+    from bench.paired_by_style import TEAM, markdown, paired_rows, style_groups
+
+    generate_dataset(tmp_path / "mixed", train_per_class=1, test_per_class=4, seed=3, style="mixed", workers=1)
+    manifest = json.loads((tmp_path / "mixed" / "manifest.json").read_text())
+    groups = style_groups(manifest)
+    tests = [s for s in manifest["samples"] if s["split"] == "test"]
+    assert sorted(groups) == sorted(s["png"] for s in tests)
+    team = [s["png"] for s in tests if groups[s["png"]] == TEAM]
+    assert 0 < len(team) < len(tests)  # mixed: both halves
+    assert {groups[s["png"]] for s in tests} - {TEAM} <= {s["style"]["theme"] for s in tests}
+
+    paths = [s["png"] for s in tests]
+    y_true = np.array([CLASSES.index(s["class"]) for s in tests])
+    pred_b = y_true.copy()
+    pred_a = np.where(np.isin(paths, team), (y_true + 1) % len(CLASSES), y_true)  # A misses every team plot
+    rows = {row["group"]: row for row in paired_rows(paths, y_true, pred_a, pred_b, CLASSES, groups, resamples=200)}
+    assert rows["all"]["n"] == len(tests) and rows[TEAM]["n"] == len(team)
+    assert rows[TEAM]["diff"] == 1.0 and rows[TEAM]["accuracy_a"] == 0.0
+    assert rows["varied"]["diff"] == 0.0 and rows["varied"]["p"] == 1.0
+    assert rows["all"]["diff"] == pytest.approx(len(team) / len(tests))
+    assert sum(row["n"] for name, row in rows.items() if name.startswith("varied,")) == len(tests) - len(team)
+    assert "| team style |" in markdown(list(rows.values()), 1, 2)

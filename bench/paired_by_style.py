@@ -1,0 +1,126 @@
+"""Two stored runs, paired on the same test plots, overall and by how each plot was drawn.
+
+The Compare page and ``python -m backend compare`` give one paired figure for the whole test split.
+An image preprocessing change (a crop, a polarity step, a finder version) moves some drawing styles
+and leaves the rest alone, so this splits the same comparison by the style the generator recorded
+for each test plot in the dataset's manifest: the team style, the varied styles together, and each
+theme of the varied half. Per group: both runs' accuracy with a stratified bootstrap interval, the
+paired difference (B minus A, percentage points) with its paired bootstrap interval, and McNemar's
+exact p (``backend.evaluation.stats``).
+
+    RUNS_DB_URL=sqlite:///STORE/runs.db python bench/paired_by_style.py 1 2 --data DATASET
+
+Prints a markdown table; docs/BENCHMARKS_crop.md holds the figures it produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from backend import store  # noqa: E402
+from backend.data.render import TEAM_STYLE  # noqa: E402
+from backend.evaluation.stats import bootstrap_metrics, paired_comparison  # noqa: E402
+
+TEAM = "team style"
+MIN_ITEMS = 10  # themes with fewer test plots are reported together as "other themes"
+
+
+def style_groups(manifest: dict) -> dict[str, str]:
+    """Each test plot's path (as stored with predictions: relative to the dataset) -> its group: the
+    team style, or the varied style's theme."""
+    team = asdict(TEAM_STYLE)
+    groups = {}
+    for sample in manifest["samples"]:
+        if sample["split"] == "test" and "style" in sample:
+            style = sample["style"]
+            groups[sample["png"]] = TEAM if style == team else style["theme"]
+    return groups
+
+
+def paired_rows(paths, y_true, pred_a, pred_b, class_names, groups: dict[str, str], *, resamples: int = 1000) -> list[dict]:
+    """One row per group (all, team style, varied, then each varied theme, largest first): n, both
+    runs' accuracy and interval, the paired difference B - A and its interval, McNemar's p."""
+    paths = np.asarray(paths)
+    missing = sorted({p for p in paths if p not in groups})
+    if missing:
+        raise ValueError(f"{len(missing)} test item(s) have no style in the manifest, e.g. {missing[0]}")
+    group = np.array([groups[p] for p in paths])
+    y_true, pred_a, pred_b = (np.asarray(v) for v in (y_true, pred_a, pred_b))
+    counts = {name: int((group == name).sum()) for name in set(group) if name != TEAM}
+    themes = sorted((n for n, c in counts.items() if c >= MIN_ITEMS), key=lambda n: (-counts[n], n))
+    selections = [("all", np.ones(len(group), bool)), (TEAM, group == TEAM), ("varied", group != TEAM)]
+    selections += [(f"varied, {theme}", group == theme) for theme in themes]
+    small = np.isin(group, [n for n in counts if n not in themes])
+    if small.any():
+        selections.append(("varied, other themes", small))
+    rows = []
+    for name, mask in selections:
+        if not mask.any():
+            continue
+        a = bootstrap_metrics(y_true[mask], pred_a[mask], class_names, n_resamples=resamples)
+        b = bootstrap_metrics(y_true[mask], pred_b[mask], class_names, n_resamples=resamples)
+        paired = paired_comparison(y_true[mask], pred_b[mask], pred_a[mask], class_names, n_resamples=resamples)
+        rows.append({
+            "group": name, "n": int(mask.sum()),
+            "accuracy_a": a["accuracy"], "accuracy_a_ci": a["accuracy_ci"],
+            "accuracy_b": b["accuracy"], "accuracy_b_ci": b["accuracy_ci"],
+            "diff": paired["accuracy_diff"], "diff_ci": paired["accuracy_diff_ci"], "p": paired["mcnemar_p"],
+        })  # fmt: skip
+    return rows
+
+
+def markdown(rows: list[dict], run_a: int, run_b: int) -> str:
+    def acc(value, ci) -> str:
+        return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+    def points(value) -> str:
+        return f"{100 * value:+.1f}"
+
+    lines = [
+        f"| test plots | n | run {run_a} | run {run_b} | {run_b} - {run_a} [95%], McNemar p |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lo, hi = row["diff_ci"]
+        lines.append(
+            f"| {row['group']} | {row['n']} | {acc(row['accuracy_a'], row['accuracy_a_ci'])} | "
+            f"{acc(row['accuracy_b'], row['accuracy_b_ci'])} | "
+            f"{points(row['diff'])} [{points(lo)}, {points(hi)}], p = {row['p']:.2g} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_a", type=int)
+    parser.add_argument("run_b", type=int)
+    parser.add_argument("--data", type=Path, required=True, help="the generated dataset both runs tested on")
+    parser.add_argument("--resamples", type=int, default=1000)
+    args = parser.parse_args(argv)
+    frames = [store.predictions(run_id) for run_id in (args.run_a, args.run_b)]
+    if any(frame.empty for frame in frames):
+        parser.error("both runs need stored test predictions")
+    a, b = (frame.set_index("path") for frame in frames)
+    if set(a.index) != set(b.index) or a.index.has_duplicates:
+        parser.error("the two runs were not tested on the same plots")
+    b = b.loc[a.index]
+    names = store.get_run(args.run_a).class_names
+    if list(store.get_run(args.run_b).class_names) != list(names):
+        parser.error("the two runs have different class names")
+    groups = style_groups(json.loads((args.data / "manifest.json").read_text()))
+    rows = paired_rows(a.index, a["true_index"], a["pred_index"], b["pred_index"], names, groups, resamples=args.resamples)
+    print(markdown(rows, args.run_a, args.run_b))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
