@@ -13,6 +13,7 @@ import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 from backend.data.cache import load_dataset_cache
 from backend.data.images import resize_rgb
@@ -472,3 +473,11 @@ def test_a_run_trained_with_light_polarity_records_it_and_predicts_dark_plots_as
     dark = load_image_rgb(files[0])
     answers = predictor.predict_images([dark, 255 - dark])
     assert np.allclose(list(answers[0].probabilities.values()), list(answers[1].probabilities.values()), atol=0.02)
+
+
+def test_tiny_team_plots_keep_their_frame_with_finder_3(tiny_dataset):
+    """At 96x72 px a y tick label at the frame's corner touches its tick mark and looked like grid
+    lines running on past the corner: finder 3 widened two of these frames over the labels."""
+    for path in sorted(tiny_dataset.glob("*/*/*.png")):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        assert find_plot_area(image) == find_plot_area(image, version=2), path.name

@@ -32,7 +32,8 @@ How the area is found (:func:`find_plot_area`), numpy + OpenCV, about a millisec
 7. a closed frame whose top and bottom edges both run on past its left and right edges (and its
    left and right edges past the top and bottom) by more than a tick mark is a rectangle of grid
    lines inside a frameless axes (``fivethirtyeight``): the box is widened to where those lines end,
-   the axes' edges (:func:`_past_grid`, finder version 3);
+   the axes' edges (:func:`_past_grid`, finder version 3), in images at least
+   :data:`GRID_MIN_SIDE` pixels a side (smaller, a tick label touching its tick mark looks the same);
 8. when no frame is found the box is the extent of the drawn line, the widest connected patch of
    ink, spanning at least :data:`LINE_SPAN` of the image across and :data:`MIN_SPAN` down, widened
    by :data:`LINE_MARGIN` of its size on every side as matplotlib's default axes margins are
@@ -98,6 +99,9 @@ FRAME_COVER = 0.9  # share of each frame edge that must be ink between the other
 OUTSIDE_COVER = 0.5  # most ink allowed on the line just outside a frame edge
 SPINE_OUTSIDE_COVER = 0.2  # most ink on the clearest line just outside an open frame's spine (tick marks)
 _L_TRIES = 40  # outermost candidates tried for each spine of an open (L-shaped) frame (past tick labels)
+# Below this many pixels a side, a tick label touches its tick mark and reads as a line running on
+# past the frame's corner (a 96x72 team plot), so finder 3 does not widen frames there.
+GRID_MIN_SIDE = 120
 _MAX_TRIES = 40  # candidate edges tried before giving up (no crop)
 LINE_SPAN = 0.4  # the drawn line of a frameless plot spans at least this share of the image across
 LINE_MARGIN = 0.05  # matplotlib's default axes margin: the data's span over 1 + 2 x this is the axes'
@@ -184,7 +188,7 @@ def find_plot_area(image: np.ndarray, version: int = PLOT_AREA_VERSION) -> Box:
     is_open = open_frame is not None and (frame is None or _contains(open_frame, frame))
     if is_open:
         frame = open_frame  # a rectangle of grid lines inside the spines is not the frame
-    if frame is not None and version >= 3:
+    if frame is not None and version >= 3 and min(height, width) >= GRID_MIN_SIDE:
         frame = _past_grid(ink, frame, is_open)  # grid lines in a frameless axes: to the axes' edges
     if frame is None:
         line = _line_extent(ink) if version >= 3 else None
