@@ -24,11 +24,14 @@ FIELDS = {"confidence", "tta_agreement", "tta_spread", "feature_distance", "unce
 EASY_CLASSES = ["deterministic_trend", "point_anomaly", "variance_shift"]
 
 
-def stripes_image(width: int = 4) -> np.ndarray:
-    """Vertical black and white stripes: nothing like a plot the model was trained on (on the easy
-    model below its feature distance is about 3x the validation threshold; noise, oddly, is not)."""
-    row = ((np.arange(96) // width % 2) * 255).astype(np.uint8)
-    return np.ascontiguousarray(np.broadcast_to(row[None, :, None], (72, 96, 3)))
+def checkerboard_image(square: int = 8) -> np.ndarray:
+    """Black and white squares: nothing like a plot the model was trained on. Its feature distance on
+    the easy model below was 3.2x the validation threshold where this was chosen; vertical 4-px
+    stripes, used before, ranged from about 3x down to 1.0x between CPUs (the tiny model's weights
+    follow the machine's arithmetic), too close to the line to plant an unfamiliar input."""
+    rows, cols = np.mgrid[:72, :96]
+    board = ((rows // square + cols // square) % 2 * 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(board[:, :, None], 3, axis=2))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def easy_run(tmp_path_factory) -> int:
                            "workers": 0, "device": "cpu", "precision": "fp32", "augmentation": "none", "seed": 0,
                            "scheduler": "none", "lr": 0.003, "polarity": "none",
                            "model_kwargs": {"convs": 1}})  # fmt: skip
-    # Colours as drawn: the planted stripes below are half black, half white, right on the line where
+    # Colours as drawn: the planted checkerboard below is half black, half white, right on the line where
     # polarity=light (visual_cnn's default) calls an image a dark theme and inverts it.
     # One conv per block: the lighter network learns 16 plots per class in 8 epochs; the default
     # (two per block, built for hundreds of plots per class) is not yet accurate at this size.
@@ -93,7 +96,7 @@ def test_checkpoint_thresholds_and_temperature_are_used(easy):
     assert predictor.policy.confidence_threshold == pytest.approx(stored["confidence_threshold"])
     assert predictor.policy.distance_threshold == pytest.approx(stored["ood_threshold"])
     # confidence is the softmax of logits / T: check against the model itself
-    image = resize_rgb(stripes_image(), predictor.image_size)
+    image = resize_rgb(checkerboard_image(), predictor.image_size)
     model, _ = load_checkpoint(run_checkpoint(predictor.run_id))
     batch = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
     mean, std = torch.tensor(predictor.mean).view(1, 3, 1, 1), torch.tensor(predictor.std).view(1, 3, 1, 1)
@@ -109,7 +112,7 @@ def test_an_overconfident_unfamiliar_input_is_flagged_as_unfamiliar(easy):
     predictor, _ = easy
     overconfident = Predictor(predictor.model, {**_checkpoint(predictor), "temperature": 0.01}, predictor.runtime,
                               check_precision=False)  # fmt: skip
-    prediction = overconfident.predict_images([stripes_image()])[0]
+    prediction = overconfident.predict_images([checkerboard_image()])[0]
     assert prediction.confidence > 0.99
     assert prediction.uncertain
     assert "unfamiliar input: feature distance" in prediction.uncertain_reason
@@ -150,10 +153,10 @@ def test_certain_in_distribution_inputs_are_mostly_not_flagged(easy):
 def test_predict_json_carries_every_uncertainty_field(easy, tmp_path):
     predictor, data = easy
     csv = sorted((data / "csv" / "test").glob("*/*.csv"))[0]
-    noise = tmp_path / "stripes.png"
+    noise = tmp_path / "checkerboard.png"
     from PIL import Image
 
-    Image.fromarray(stripes_image()).save(noise)
+    Image.fromarray(checkerboard_image()).save(noise)
     done = run_cli("predict", "--run", str(predictor.run_id), "--json", str(csv), str(noise))  # the CLI's main
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
@@ -174,13 +177,13 @@ def test_predict_page_shows_the_uncertain_badge_and_no_headline(easy, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     predictor, data = easy
-    noise = tmp_path / "stripes.png"
-    Image.fromarray(stripes_image()).save(noise)
+    noise = tmp_path / "checkerboard.png"
+    Image.fromarray(checkerboard_image()).save(noise)
     at = AppTest.from_file(str(REPO_ROOT / "dashboard" / "Home.py"), default_timeout=120)
     at.run()
     at.switch_page("../pages/predict.py").run()
     at.selectbox(key="predict_run").set_value(predictor.run_id).run()
-    at.file_uploader(key="predict_files").set_value([("stripes.png", noise.read_bytes(), "image/png")]).run()
+    at.file_uploader(key="predict_files").set_value([("checkerboard.png", noise.read_bytes(), "image/png")]).run()
     assert not at.exception, [e.value for e in at.exception]
     results = at.dataframe[0].value
     assert bool(results.loc[0, "uncertain"]) and "unfamiliar input" in results.loc[0, "uncertain_reason"]
