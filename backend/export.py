@@ -59,7 +59,7 @@ def preprocessing_text(preprocessing: dict) -> str:
     """How an exporter's user must prepare an image, in words, for a checkpoint's ``preprocessing``:
     the crop before the resize, the inversion after it, as ``backend.data.plotarea.prepare_image``."""
     resize, normalise = PREPROCESSING_STEPS
-    finder = preprocessing.get("finder", 2)
+    finder = preprocessing["finder"]
     fallback = LINE_FALLBACK_NOTE if finder >= 3 else ""
     crop = "" if preprocessing["crop"] == "none" else CROP_NOTE.format(finder=finder, fallback=fallback)
     polarity = POLARITY_NOTE if preprocessing["polarity"] == "light" else ""

@@ -219,7 +219,9 @@ def check_preprocessing(preprocessing: Mapping | None) -> dict:
     unknown = set(steps) - set(LEGACY_PREPROCESSING)
     if unknown:
         raise ValueError(f"unknown preprocessing step(s) {', '.join(sorted(unknown))}; known: {', '.join(LEGACY_PREPROCESSING)}")
-    check_crop(steps["crop"]), check_polarity(steps["polarity"]), check_finder(steps["finder"])
+    check_crop(steps["crop"])
+    check_polarity(steps["polarity"])
+    check_finder(steps["finder"])
     return steps
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import data_dir
-from backend.data.plotarea import FINDER_VERSIONS, PLOT_AREA_VERSION
+from backend.data.plotarea import FINDER_VERSIONS, PLOT_AREA_VERSION, check_crop, check_finder, check_polarity
 from backend.errors import WorkbenchError
 
 
@@ -359,8 +359,6 @@ def _check_combinations(c: TrainConfig) -> None:
 def _check_crop(c: TrainConfig) -> None:
     """The crop is one of backend.data.plotarea.CROPS, the finder one of FINDER_VERSIONS and the
     polarity one of POLARITIES."""
-    from backend.data.plotarea import check_crop, check_finder, check_polarity
-
     try:
         check_crop(c.crop)
         check_finder(c.finder)
