@@ -110,15 +110,19 @@ def shoot(env: dict[str, str], home: Path, out: Path) -> None:
     varied = home / "data" / "varied"
     upload = [sorted((varied / "test" / "mean_shift").glob("*.png"))[0],
               sorted((varied / "csv" / "test" / "point_anomaly").glob("*.csv"))[0]]  # fmt: skip
-    pages = [("Home", "home"), ("Data", "data"), ("Train", "train"), ("Compare", "compare"),
-             ("Class metrics", "class_metrics"), ("Predict", "predict")]  # fmt: skip
+    # (sidebar link, file name, the page's own title): the title is waited for after the click, since
+    # the script may not have started rerunning when the first idle check looks (a blank train.png)
+    pages = [("Home", "home", "Anomaly Workbench"), ("Data", "data", "Data"), ("Train", "train", "Train"),
+             ("Compare", "compare", "Compare runs"), ("Class metrics", "class_metrics", "Class metrics"),
+             ("Predict", "predict", "Predict")]  # fmt: skip
     try:
         browser.find_chromium()  # before the server starts
         with browser.dashboard_server(env, home / "server.log") as base, browser.chromium_page(PAGE_MS) as page:
             page.goto(base)
             wait_idle(page)
-            for title, name in pages:
-                page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+            for link, name, title in pages:
+                page.locator("[data-testid='stSidebarNav'] a", has_text=link).first.click()
+                page.locator("h1", has_text=title).first.wait_for(timeout=PAGE_MS)
                 wait_idle(page)
                 if name == "predict":
                     page.locator("input[type='file']").first.set_input_files([str(p) for p in upload])
