@@ -29,6 +29,15 @@ ensemble of the two runs (one of each kind) the same way.
 
     RUNS_DB_URL=sqlite:///STORE/runs.db python bench/crop.py --run 3 --ensemble-run 4 --workdir W
 
+``--run A --against B`` scores two stored runs on the same series and compares them item by item:
+each input's macro-F1, B minus A with a paired bootstrap interval and McNemar's test, and the change
+of each PNG family's gap from A to B (``backend.evaluation.stats.paired_gap_change``: one resample of
+the series for all four predictions, so a run that is simply better or worse on this draw does not
+read as a gap closed). Use it to A/B a change aimed at the gap: two runs' gaps bootstrapped apart
+moved by 2-3 points between two trainings of one recipe, as much as the aim itself.
+
+    RUNS_DB_URL=sqlite:///STORE/runs.db python bench/crop.py --run 1 --against 2 --workdir W
+
 Each other-tool PNG's style is recorded beside it (``other/<class>/<i>.json``: :func:`other_tool_png`'s
 traits) and every report ends with the gap broken down by those traits (:func:`style_breakdown`).
 """
@@ -59,7 +68,12 @@ from matplotlib.figure import Figure  # noqa: E402
 from backend.data.plotarea import find_plot_area  # noqa: E402
 from backend.data.render import encode_png, render_series, varied_style  # noqa: E402
 from backend.data.series import CLASSES  # noqa: E402
-from backend.evaluation.stats import bootstrap_metrics, format_interval, paired_comparison  # noqa: E402
+from backend.evaluation.stats import (  # noqa: E402
+    bootstrap_metrics,
+    format_interval,
+    paired_comparison,
+    paired_gap_change,
+)
 from bench.independent_series import generate  # noqa: E402
 
 OUT = REPO / "docs" / "BENCHMARKS_crop.md"
@@ -296,7 +310,11 @@ def main(argv=None) -> int:
     parser.add_argument("--run", type=int, default=None, help="score this stored run instead of training (prints only)")
     parser.add_argument("--ensemble-run", type=int, default=None,
                         help="with --run: score the image + series ensemble of the two runs (one of each kind)")
+    parser.add_argument("--against", type=int, default=None,
+                        help="with --run A: also score run B on the same series and compare the two item by item")
     args = parser.parse_args(argv)
+    if args.against is not None and (args.run is None or args.ensemble_run is not None):
+        parser.error("--against needs --run and cannot be combined with --ensemble-run")
     started = time.perf_counter()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crop-bench-"))
     if args.run is not None:
@@ -338,16 +356,24 @@ def gap_figures(y_true: list[int], predicted: dict[str, list[int]], names: list[
             for kind in ("varied", "other")]  # fmt: skip
 
 
-def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) -> int:
-    """``--run N``: the gap for one stored run (its own crop setting), printed as a markdown section."""
+def stored_run(run_id: int):
+    """A completed run with a checkpoint from the store ``RUNS_DB_URL`` names, or a clear exit."""
     from backend import store
 
     try:
-        run = store.get_run(args.run)
+        run = store.get_run(run_id)
     except store.RunNotFound:
         run = None
     if run is None or run.status != "completed" or not run.checkpoint_path:
-        raise SystemExit(f"run {args.run} is not a completed run with a checkpoint in {os.environ.get('RUNS_DB_URL')}")
+        raise SystemExit(f"run {run_id} is not a completed run with a checkpoint in {os.environ.get('RUNS_DB_URL')}")
+    return run
+
+
+def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) -> int:
+    """``--run N``: the gap for one stored run (its own crop setting), printed as a markdown section."""
+    if args.against is not None:
+        return compare_stored_runs(args, workdir, started)
+    run = stored_run(args.run)
     predictor = None
     if args.ensemble_run is not None:
         from backend.predict import PredictError
@@ -395,6 +421,53 @@ def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) ->
     lines += ["", *breakdown_lines(style_breakdown(items, y_true, predicted))]
     print("\n".join(lines) + "\n")
     return 0
+
+
+def compare_stored_runs(args: argparse.Namespace, workdir: Path, started: float) -> int:
+    """``--run A --against B``: both runs on the same series, compared item by item (B minus A)."""
+    run_a, run_b = stored_run(args.run), stored_run(args.against)
+    names = list(run_a.class_names)
+    if list(run_b.class_names) != names:
+        raise SystemExit(f"runs {args.run} and {args.against} predict different classes; nothing to pair")
+    items = build_test_inputs(workdir / "clean_room", args.test_per_class, seed=1000 + args.seed)
+    y_true = [names.index(name) for name, _, _ in items]
+    a = score(Path(run_a.checkpoint_path), items, names)
+    b = score(Path(run_b.checkpoint_path), items, names)
+    print(comparison_section(args, run_a, run_b, y_true, a, b, names, (time.perf_counter() - started) / 60))
+    return 0
+
+
+def comparison_section(args, run_a, run_b, y_true, a: dict, b: dict, names: list[str], minutes: float) -> str:
+    """The markdown for ``--against``: each input's scores and each PNG family's gap, A against B."""
+    def own(run) -> str:
+        metrics = run.test_metrics or {}
+        return format_interval(metrics.get("macro_f1"), metrics.get("macro_f1_ci"))
+
+    lines = [
+        f"## Runs {run_a.id} and {run_b.id} on the same series",
+        "",
+        f"`python bench/crop.py --run {run_a.id} --against {run_b.id} --test-per-class {args.test_per_class} "
+        f"--seed {args.seed}` ({dt.date.today().isoformat()}, {minutes:.1f} min): {len(y_true)} clean-room "
+        f"series, each as CSV, varied-style PNG and other-tool PNG. Run A = {run_a.id} ({run_a.name}, own test "
+        f"{own(run_a)}), run B = {run_b.id} ({run_b.name}, own test {own(run_b)}).",
+        "",
+        "| input | A macro-F1 | B macro-F1 | B - A [95% CI] | only A right / only B right | McNemar p |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for kind in ("csv", "varied", "other"):
+        pair = paired_comparison(y_true, b[kind], a[kind], names)
+        lines.append(f"| {kind} | {pair['macro_f1_b']:.3f} | {pair['macro_f1_a']:.3f} | "
+                     f"{format_interval(pair['macro_f1_diff'], pair['macro_f1_diff_ci'])} | "
+                     f"{pair['discordant'][1]} / {pair['discordant'][0]} | {pair['mcnemar_p']:.3f} |")  # fmt: skip
+    lines += ["", "| PNG family | gap A (CSV - PNG) | gap B | change B - A [95% CI] | closed by B |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for kind in ("varied", "other"):
+        change = paired_gap_change(y_true, a["csv"], a[kind], b["csv"], b[kind], names)
+        verdict = "yes" if change["significant"] and change["change"] < 0 else (
+            "wider" if change["significant"] else "not shown")
+        lines.append(f"| {kind} | {change['gap_a']:+.3f} | {change['gap_b']:+.3f} | "
+                     f"{format_interval(change['change'], change['change_ci'])} | {verdict} |")
+    return "\n".join(lines) + "\n"
 
 
 def report(rows, timing, args, seconds, per_setting, y_true, names, items) -> str:

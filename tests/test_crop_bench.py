@@ -104,3 +104,39 @@ def test_the_paired_style_bench_splits_a_comparison_by_the_recorded_style(tmp_pa
     assert rows["all"]["diff"] == pytest.approx(len(team) / len(tests))
     assert sum(row["n"] for name, row in rows.items() if name.startswith("varied,")) == len(tests) - len(team)
     assert "| team style |" in markdown(list(rows.values()), 1, 2)
+
+
+def test_two_runs_are_compared_item_by_item_and_a_closed_gap_shows(tmp_path):
+    """bench/crop.py --run A --against B: each input's score B - A, and each PNG family's gap change
+    on one resample of the series; run records are the store's fields the section reads."""
+    from types import SimpleNamespace
+
+    from backend.data.series import CLASSES
+    from bench.crop import comparison_section, main
+
+    rng = np.random.default_rng(5)
+    y_true = list(np.repeat(np.arange(len(CLASSES)), 20))
+    right = np.array(y_true)
+    wrong = (right + 1) % len(CLASSES)
+    lost = rng.random(right.size) < 0.3  # run A loses 30% of the series as other-tool PNGs
+    a = {"csv": list(right), "varied": list(right), "other": list(np.where(lost, wrong, right))}
+    b = {"csv": list(right), "varied": list(right), "other": list(right)}  # run B loses none
+    run_a = SimpleNamespace(id=1, name="before", test_metrics={"macro_f1": 0.9, "macro_f1_ci": [0.88, 0.92]})
+    run_b = SimpleNamespace(id=2, name="after", test_metrics={})
+    text = comparison_section(SimpleNamespace(test_per_class=20, seed=0), run_a, run_b, y_true, a, b,
+                              list(CLASSES), 1.0)  # fmt: skip
+    scores_text, gaps_text = text.split("| PNG family")
+
+    def rows(part: str) -> dict[str, list[str]]:
+        return {cells[0]: cells for line in part.splitlines() if line.startswith("| ")
+                for cells in [[c.strip() for c in line.strip("|").split("|")]]}  # fmt: skip
+
+    scores, gaps = rows(scores_text), rows(gaps_text)
+    assert scores["csv"][1:] == ["1.000", "1.000", "0.000 [0.000, 0.000]", "0 / 0", "1.000"]
+    assert scores["other"][4] == f"0 / {int(lost.sum())}"  # only B right on every series A lost
+    assert float(scores["other"][3].split()[0]) > 0.2 and float(scores["other"][5]) < 0.001
+    assert gaps["other"][4] == "yes" and float(gaps["other"][3].split()[0]) < -0.2  # B closed the gap
+    assert gaps["varied"][1:] == ["+0.000", "+0.000", "0.000 [0.000, 0.000]", "not shown"]
+    assert "Run A = 1 (before, own test 0.900 [0.880, 0.920])" in text and "own test —" in text
+    with pytest.raises(SystemExit):
+        main(["--against", "2"])  # --against needs --run

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
-from backend.evaluation.stats import bootstrap_metrics, format_interval, paired_comparison
+from backend.evaluation.stats import bootstrap_metrics, format_interval, paired_comparison, paired_gap_change
 
 CLASSES = [f"c{i}" for i in range(9)]
 
@@ -121,6 +121,51 @@ def test_large_planted_difference_is_significant_and_small_one_is_not():
     slightly[flip[:3]] = (y_true[flip[:3]] + 1) % 9  # 3 items of 900: noise
     result = paired_comparison(y_true, strong, slightly, CLASSES)
     assert not result["significant"] and result["mcnemar_p"] > 0.05
+
+
+def _wrong(y_true: np.ndarray, y_pred: np.ndarray, items: np.ndarray) -> np.ndarray:
+    out = y_pred.copy()
+    out[items] = (y_true[items] + 1) % 9
+    return out
+
+
+def test_gap_change_equals_the_difference_of_sklearn_gaps():
+    y_true, csv_a = planted(360, 0.95, seed=20)
+    rng = np.random.default_rng(21)
+    png_a = _wrong(y_true, csv_a, rng.choice(360, 30, replace=False))
+    csv_b = _wrong(y_true, csv_a, rng.choice(360, 10, replace=False))
+    png_b = _wrong(y_true, csv_b, rng.choice(360, 12, replace=False))
+
+    def f1(pred):
+        return f1_score(y_true, pred, average="macro", labels=range(9), zero_division=0)
+
+    result = paired_gap_change(y_true, csv_a, png_a, csv_b, png_b, CLASSES)
+    assert result["gap_a"] == pytest.approx(f1(csv_a) - f1(png_a))
+    assert result["gap_b"] == pytest.approx(f1(csv_b) - f1(png_b))
+    assert result["change"] == pytest.approx(result["gap_b"] - result["gap_a"])
+    assert result["change_ci"][0] <= result["change"] <= result["change_ci"][1]
+
+
+def test_a_closed_gap_is_significant_and_noise_shared_by_both_inputs_cancels():
+    y_true, csv = planted(900, 0.95, seed=22)
+    right = np.flatnonzero(csv == y_true)
+    png_a = _wrong(y_true, csv, right[:90])  # run A loses 90 series as PNGs
+    png_b = _wrong(y_true, csv, right[:9])  # run B loses 9
+    closed = paired_gap_change(y_true, csv, png_a, csv, png_b, CLASSES)
+    assert closed["change"] < -0.07 and closed["change_ci"][1] < 0 and closed["significant"]
+    # run B is worse on 60 series whichever way they come, with the same PNG losses as A: the runs
+    # differ, their gaps do not, and the interval of the change is exactly zero
+    shared = right[200:260]
+    same = paired_gap_change(y_true, csv, csv, _wrong(y_true, csv, shared), _wrong(y_true, csv, shared), CLASSES)
+    assert same["change"] == 0.0 and same["change_ci"] == [0.0, 0.0] and not same["significant"]
+
+
+def test_gap_change_rejects_unpaired_predictions():
+    y_true, pred = planted(90, 0.9, seed=23)
+    with pytest.raises(ValueError, match="90 items"):
+        paired_gap_change(y_true, pred, pred, pred, pred[:-1], CLASSES)
+    with pytest.raises(ValueError, match="no paired items"):
+        paired_gap_change([], [], [], [], [], CLASSES)
 
 
 def test_format_interval():
