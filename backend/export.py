@@ -49,6 +49,12 @@ CROP_NOTE = (
 )
 LINE_FALLBACK_NOTE = "; without a frame, the drawn line's extent widened by 5% a side"
 
+INK_NOTE = (
+    " after thickening what is drawn by the squeeze factor (a grey-level minimum filter, a maximum "
+    "one when the median grey level is under 128, over round(H / image_size) x round(W / image_size) "
+    "pixels: backend.data.plotarea.apply_resize)"
+)
+
 POLARITY_NOTE = (
     "; after resizing, an image whose median grey level (mean of R, G, B) is under 128 is inverted "
     "(255 - x: dark themes become light; backend.data.plotarea.apply_polarity)"
@@ -62,8 +68,9 @@ def preprocessing_text(preprocessing: dict) -> str:
     finder = preprocessing["finder"]
     fallback = LINE_FALLBACK_NOTE if finder >= 3 else ""
     crop = "" if preprocessing["crop"] == "none" else CROP_NOTE.format(finder=finder, fallback=fallback)
+    ink = INK_NOTE if preprocessing["resize"] == "ink" else ""
     polarity = POLARITY_NOTE if preprocessing["polarity"] == "light" else ""
-    return crop + resize + polarity + normalise
+    return crop + resize + ink + polarity + normalise
 
 
 EXPORT_FORMATS: Registry = Registry("export format")
@@ -266,6 +273,7 @@ def export_checkpoint(
             "crop": checkpoint["preprocessing"]["crop"],
             "polarity": checkpoint["preprocessing"]["polarity"],
             "plot_area_finder": checkpoint["preprocessing"]["finder"],
+            "resize": checkpoint["preprocessing"]["resize"],
             "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32"},
             "output": {
                 "name": OUTPUT_NAME,

@@ -21,7 +21,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.data.plotarea import CROPS, FINDER_VERSIONS, POLARITIES
+from backend.data.plotarea import CROPS, FINDER_VERSIONS, POLARITIES, RESIZES
 from backend.data.transforms import AUGMENTATIONS
 from backend.device import PRECISIONS
 from backend.models import MODELS, model_defaults, model_input_kind
@@ -33,7 +33,7 @@ from backend.training.regularize import SAMPLERS
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Model": ("name", "model_kwargs"),
-    "Data": ("data", "image_size", "crop", "finder", "polarity", "test_fraction", "val_fraction", "workers"),
+    "Data": ("data", "image_size", "crop", "finder", "resize", "polarity", "test_fraction", "val_fraction", "workers"),
     "Optimisation": (
         "epochs", "batch_size", "lr", "optimizer", "weight_decay", "momentum", "nesterov", "scheduler",
         "plateau_factor", "plateau_patience", "warmup_epochs", "grad_clip", "ema_decay", "early_stopping_patience",
@@ -56,6 +56,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "crop": lambda: list(CROPS),
     "finder": lambda: list(FINDER_VERSIONS),
     "polarity": lambda: list(POLARITIES),
+    "resize": lambda: list(RESIZES),
 }
 COLUMNS = 3
 EXECUTOR_FIELD, ADDRESS_FIELD = "executor", "ray_address"  # in config_form's result, not TrainConfig options
@@ -74,11 +75,12 @@ APPLIES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "gamma": lambda v: v.get("loss") in {"focal", "cb_focal"},
     "tau": lambda v: v.get("loss") == "logit_adjusted",
     "severity": lambda v: v.get("augmentation") not in {None, "none"},
-    # A series model reads the CSV's numbers: image size, plot crop, polarity and image mixing do nothing for it.
+    # A series model reads the CSV's numbers: image size, plot crop, resize, polarity and image mixing do nothing for it.
     "image_size": lambda v: _reads_images(v),
     "crop": lambda v: _reads_images(v),
     "finder": lambda v: _reads_images(v) and v.get("crop", "plot_area") == "plot_area",
     "polarity": lambda v: _reads_images(v),
+    "resize": lambda v: _reads_images(v),
     "mixup_alpha": lambda v: _reads_images(v),
     "cutmix_alpha": lambda v: _reads_images(v),
 }

@@ -89,6 +89,7 @@ def test_export_matches_pytorch_and_records_it(completed_runs, tiny_dataset, tmp
     assert (on_disk["crop"], on_disk["polarity"]) == (steps["crop"], steps["polarity"])
     assert ("cropped to the axes" in on_disk["preprocessing"]) == (steps["crop"] == "plot_area")
     assert ("is inverted" in on_disk["preprocessing"]) == (steps["polarity"] == "light")
+    assert on_disk["resize"] == steps["resize"] == "bilinear" and "thickening" not in on_disk["preprocessing"]
     assert on_disk["plot_area_finder"] == PLOT_AREA_VERSION  # a new run: this build's finder, as it trained
     if steps["crop"] == "plot_area":
         assert f"finder version {PLOT_AREA_VERSION}" in on_disk["preprocessing"] and "line's extent" in on_disk["preprocessing"]
@@ -154,3 +155,13 @@ def test_the_predict_page_exports_onnx_and_offers_it(completed_runs, tiny_datase
     assert run_export_path(run_id, "onnx").is_file()
     keys = {button.proto.id for button in at.get("download_button")}
     assert any("download_onnx" in key for key in keys) and any("download_onnx_sidecar" in key for key in keys)
+
+
+def test_the_ink_resize_is_written_out_for_an_exporters_user():
+    from backend.export import preprocessing_text
+
+    steps = {"crop": "plot_area", "polarity": "light", "finder": 3, "resize": "ink"}
+    text = preprocessing_text(steps)
+    assert "thickening what is drawn by the squeeze factor" in text and "minimum filter" in text
+    assert text.index("cropped") < text.index("thickening") < text.index("is inverted")  # the order applied
+    assert "thickening" not in preprocessing_text({**steps, "resize": "bilinear"})

@@ -21,6 +21,7 @@ from backend.data.plotarea import (
     PLOT_AREA_VERSION,
     apply_crop,
     apply_polarity,
+    apply_resize,
     crop_plot_area,
     find_plot_area,
     is_dark,
@@ -303,12 +304,12 @@ def test_old_checkpoints_predict_whole_images_and_new_ones_crop_as_they_trained(
     old_path = checkpoint_file(tmp_path, None)
     assert "preprocessing" not in torch.load(old_path, weights_only=True)
     _, old = load_checkpoint(old_path)
-    assert old["preprocessing"] == {"crop": "none", "polarity": "none", "finder": 2} == preprocessing_of({})
+    assert old["preprocessing"] == {"crop": "none", "polarity": "none", "finder": 2, "resize": "bilinear"} == preprocessing_of({})
     old_predictor = Predictor.from_checkpoint(old_path, device="cpu", precision="fp32")
     np.testing.assert_array_equal(old_predictor.prepare(image), resize_rgb(image, 32))  # unchanged path
 
     new_predictor = Predictor.from_checkpoint(checkpoint_file(tmp_path, {"crop": "plot_area"}), "cpu", "fp32")
-    assert new_predictor.preprocessing == {"crop": "plot_area", "polarity": "none", "finder": 2}  # written before both
+    assert new_predictor.preprocessing == {"crop": "plot_area", "polarity": "none", "finder": 2, "resize": "bilinear"}  # written before all three
     expected = prepare_image(image, 32, {"crop": "plot_area"})
     np.testing.assert_array_equal(new_predictor.prepare(image), expected)
     assert not np.array_equal(expected, resize_rgb(image, 32))
@@ -459,7 +460,8 @@ def test_a_run_trained_with_light_polarity_records_it_and_predicts_dark_plots_as
     assert result.status == "completed"
     run = store.get_run(result.run_id)
     _, checkpoint = load_checkpoint(run.checkpoint_path)
-    assert checkpoint["preprocessing"] == {"crop": "plot_area", "polarity": "light", "finder": PLOT_AREA_VERSION}
+    assert checkpoint["preprocessing"] == {"crop": "plot_area", "polarity": "light", "finder": PLOT_AREA_VERSION,
+                                           "resize": "bilinear"}
 
     stored = pd.read_csv(run_dir(run.id) / "test_predictions.csv")
     files = [Path(f) for f in stored["file"]]
@@ -473,6 +475,53 @@ def test_a_run_trained_with_light_polarity_records_it_and_predicts_dark_plots_as
     dark = load_image_rgb(files[0])
     answers = predictor.predict_images([dark, 255 - dark])
     assert np.allclose(list(answers[0].probabilities.values()), list(answers[1].probabilities.values()), atol=0.02)
+
+
+# --- resize: thin strokes keep their contrast at the model's size --------------------------------
+
+
+def test_the_ink_resize_keeps_a_one_pixel_line_dark_on_either_face():
+    light = np.full((600, 800, 3), 255, np.uint8)
+    light[300, 40:760] = (31, 119, 180)  # a one-pixel line across, in matplotlib's blue
+    light[100:500, 400] = 0  # and one down
+    drawn = apply_resize(light, 128, "bilinear")
+    inked = apply_resize(light, 128, "ink")
+    assert drawn.min() > 180  # squeezed 6x: the line keeps a sixth of its contrast
+    assert inked.min() < 60 and (inked.min(axis=2) < 128).sum() >= 2 * 100  # both lines, dark and whole
+    assert inked[:, :, 2].max() == 255 and inked[0, 0].tolist() == [255, 255, 255]  # the face stays white
+    dark = 255 - light  # a light line on a dark face is widened the other way
+    assert apply_resize(dark, 128, "ink").max() > 195 and apply_resize(dark, 128, "bilinear").max() < 75
+    small = light[::8, ::8].copy()  # 75 x 100: not squeezed, nothing to thicken
+    np.testing.assert_array_equal(apply_resize(small, 128, "ink"), resize_rgb(small, 128))
+    with pytest.raises(ValueError, match="unknown resize 'nearest'; choose one of: bilinear, ink"):
+        apply_resize(light, 128, "nearest")
+
+
+def test_checkpoints_and_caches_keep_the_resize_they_trained_with(tmp_path, tiny_dataset):
+    from backend.data.cache import _cache_key
+
+    image, _ = render_plot(series(kind="point_anomaly"), size=(800, 600))  # the team's figure size
+    path = tmp_path / "plot.png"
+    path.write_bytes(encode_png(image))
+    steps = {"crop": "plot_area", "finder": 3}
+    inked = prepare_image(image, 64, {**steps, "resize": "ink"})
+    assert inked.min() < prepare_image(image, 64, steps).min() - 40  # the line reaches the model darker
+    cache = tmp_path / "cache"
+    for resize in ("bilinear", "ink"):
+        cached = load_dataset_cache([path], 64, cache_dir=cache, preprocessing={**steps, "resize": resize})[0]
+        np.testing.assert_array_equal(cached, prepare_image(image, 64, {**steps, "resize": resize}))
+    assert len(list(cache.glob("*.npy"))) == 2  # one file per setting
+    digests = ["0" * 40]  # a cache decoded before the resize was recorded keeps its key
+    assert _cache_key(digests, 64, steps) == _cache_key(digests, 64, {**steps, "resize": "bilinear"})
+
+    (tmp_path / "ink").mkdir()
+    predictor = Predictor.from_checkpoint(checkpoint_file(tmp_path / "ink", {**steps, "resize": "ink"}), "cpu", "fp32")
+    assert predictor.preprocessing["resize"] == "ink"
+    np.testing.assert_array_equal(predictor.prepare(image), prepare_image(image, 32, {**steps, "resize": "ink"}))
+    assert build_config({"data": str(tiny_dataset), "model": "visual_cnn"}).resize == "bilinear"  # until A/B'ed
+    assert build_config({"data": str(tiny_dataset), "model": "visual_cnn", "resize": "ink"}).preprocessing()["resize"] == "ink"
+    with pytest.raises(ConfigError, match="unknown resize 'area'"):
+        TrainConfig.from_dict({"data": str(tiny_dataset), "resize": "area"})
 
 
 def test_tiny_team_plots_keep_their_frame_with_finder_3(tiny_dataset):

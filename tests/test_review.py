@@ -349,6 +349,8 @@ def test_train_form_shows_only_the_options_that_apply(reviewed_run):
     # the plot-area finder only matters while images are cropped to their axes
     finders = [w for w in at.selectbox if w.key == "train_visual_cnn_finder"]
     assert finders and finders[0].value == PLOT_AREA_VERSION and finders[0].options == [str(v) for v in FINDER_VERSIONS]
+    resizes = [w for w in at.selectbox if w.key == "train_visual_cnn_resize"]
+    assert resizes and resizes[0].value == "bilinear" and resizes[0].options == ["bilinear", "ink"]
     at.selectbox(key="train_visual_cnn_crop").set_value("none").run()
     assert not any(w.key == "train_visual_cnn_finder" for w in at.selectbox)
     assert at.button(key="train_launch").label == "Launch run"

@@ -77,8 +77,8 @@ def load_dataset_cache(
     """Decoded images of ``samples`` (``Sample``s or paths) at ``image_size``, shape (N, S, S, 3) uint8.
 
     ``preprocessing`` says how each image is prepared (``backend.data.plotarea.prepare_image``: the
-    ``crop`` before resizing with plot-area ``finder`` version, the ``polarity`` after it; missing
-    entries as before they existed: whole images, colours kept). It is part of the cache key, so
+    ``crop`` before resizing with plot-area ``finder`` version, the ``resize``, the ``polarity``
+    after it; missing entries as before they existed: whole images, bilinear, colours kept). It is part of the cache key, so
     different settings never share a cache file.
 
     Row ``i`` is ``samples[i]``. Loaded from the ``.npy`` cache when the same files were decoded at
@@ -126,14 +126,15 @@ def _file_digest(path: Path) -> str:
 
 
 def _cache_key(digests: list[str], image_size: int, preprocessing: Mapping | None = None) -> str:
-    """SHA-1 of the version, the size, the crop (with the plot-area finder's version), the polarity
-    and every file's content digest, in sample order. A cache without a crop or an inversion keeps
-    the key it had before those existed (and one cropped by finder 2 the key it had then)."""
+    """SHA-1 of the version, the size, the crop (with the plot-area finder's version), the polarity,
+    the resize and every file's content digest, in sample order. A cache without a crop, an
+    inversion or the ink resize keeps the key it had before those existed (and one cropped by finder 2 the key it had then)."""
     steps = check_preprocessing(preprocessing)
-    crop, polarity = steps["crop"], steps["polarity"]
+    crop, polarity, resize = steps["crop"], steps["polarity"], steps["resize"]
     crop_part = "" if crop == "none" else f"crop={crop}:v{steps['finder']}:"
     polarity_part = "" if polarity == "none" else f"polarity={polarity}:"
-    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}{polarity_part}".encode())
+    resize_part = "" if resize == "bilinear" else f"resize={resize}:"
+    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}{polarity_part}{resize_part}".encode())
     for digest in digests:
         key.update(digest.encode())
     return key.hexdigest()

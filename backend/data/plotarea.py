@@ -67,6 +67,14 @@ colours (checkpoints written before this existed). A model trained on the produc
 reads dark-theme plots worse than light ones (0.864 accuracy against 0.90-0.96) and better when
 they are inverted, even untrained for it (docs/BENCHMARKS_crop.md, "Where the mixed-style test split
 loses").
+
+Resize (``TrainConfig.resize``, the checkpoint's ``preprocessing["resize"]``): ``"bilinear"`` squeezes
+the crop to the model's size with PIL's antialiased bilinear filter (every checkpoint before this
+existed), so a 1-pixel line in an 800-pixel plot reaches a 128-pixel input at a sixth of its contrast
+and a short spike almost vanishes; ``"ink"`` first thickens what is drawn by the squeeze factor
+(a grey-level erosion on a light face, a dilation on a dark one, with a kernel of the factor in each
+direction), so every stroke arrives at least about one model pixel wide at full contrast, however
+large the plot was drawn (:func:`apply_resize`).
 """
 
 from __future__ import annotations
@@ -82,6 +90,7 @@ from backend.data.images import resize_rgb
 CROPS = ("plot_area", "none")
 DEFAULT_CROP = "plot_area"  # new runs
 POLARITIES = ("none", "light")
+RESIZES = ("bilinear", "ink")
 # Bump when find_plot_area finds different boxes (keeping the old behaviour behind ``version``), so
 # cropped training caches are decoded again and old checkpoints still predict with their finder.
 # 2: despined axes found past tick labels and beside data touching a spine; spines win over grids.
@@ -89,7 +98,7 @@ POLARITIES = ("none", "light")
 PLOT_AREA_VERSION = 3
 FINDER_VERSIONS = (2, 3)  # what find_plot_area can reproduce (version 1 checkpoints predict with 2)
 # Checkpoints without a "preprocessing" key, or without one of its entries, were prepared like this.
-LEGACY_PREPROCESSING = {"crop": "none", "polarity": "none", "finder": 2}
+LEGACY_PREPROCESSING = {"crop": "none", "polarity": "none", "finder": 2, "resize": "bilinear"}
 DARK_FACE = 128  # median grey level (0-255) under which an image counts as a dark theme
 
 INK_THRESHOLD = 12  # per-channel difference (0-255) from the background that counts as drawn
@@ -153,6 +162,31 @@ def apply_polarity(image: np.ndarray, polarity: str) -> np.ndarray:
     if check_polarity(polarity) == "none" or not is_dark(image):
         return image
     return np.subtract(255, image, dtype=np.uint8)
+
+
+def check_resize(resize: str) -> str:
+    """``resize`` if it is a known resize name; ValueError listing the names otherwise."""
+    if resize not in RESIZES:
+        raise ValueError(f"unknown resize {resize!r}; choose one of: {', '.join(RESIZES)}")
+    return resize
+
+
+def apply_resize(image: np.ndarray, image_size: int, resize: str) -> np.ndarray:
+    """``image`` ((H, W, 3) uint8) squeezed to ``image_size`` square as the resize setting says.
+
+    ``"ink"`` thickens the drawing first: a minimum filter (a maximum one when most of the image is
+    dark, :func:`is_dark`) over a window of the squeeze factor in each direction (``H / image_size``
+    rows by ``W / image_size`` columns, rounded), so a line one source pixel wide covers about one
+    output pixel after the antialiased resize instead of a fraction of one. An image no larger than
+    the input in a direction is not thickened in it; ``"bilinear"`` resizes as drawn.
+    """
+    if check_resize(resize) == "ink":
+        rows = max(1, round(image.shape[0] / image_size))
+        cols = max(1, round(image.shape[1] / image_size))
+        if rows > 1 or cols > 1:
+            kernel = np.ones((rows, cols), np.uint8)
+            image = cv2.dilate(image, kernel) if is_dark(image) else cv2.erode(image, kernel)
+    return resize_rgb(image, image_size)
 
 
 def is_dark(image: np.ndarray) -> bool:
@@ -222,17 +256,19 @@ def check_preprocessing(preprocessing: Mapping | None) -> dict:
     check_crop(steps["crop"])
     check_polarity(steps["polarity"])
     check_finder(steps["finder"])
+    check_resize(steps["resize"])
     return steps
 
 
 def prepare_image(image: np.ndarray, image_size: int, preprocessing: Mapping | None = None) -> np.ndarray:
     """The one way a decoded (H, W, 3) uint8 image becomes model-sized input: crop as
-    ``preprocessing["crop"]`` says (with plot-area finder ``preprocessing["finder"]``), ``resize_rgb``,
-    then the polarity of ``preprocessing["polarity"]`` (a missing entry: as before it was recorded).
-    Training's cache and prediction both call this."""
+    ``preprocessing["crop"]`` says (with plot-area finder ``preprocessing["finder"]``), resize as
+    ``preprocessing["resize"]`` says (:func:`apply_resize`), then the polarity of
+    ``preprocessing["polarity"]`` (a missing entry: as before it was recorded). Training's cache and
+    prediction both call this."""
     steps = check_preprocessing(preprocessing)
     cropped = apply_crop(image, steps["crop"], steps["finder"])
-    return apply_polarity(resize_rgb(cropped, image_size), steps["polarity"])
+    return apply_polarity(apply_resize(cropped, image_size, steps["resize"]), steps["polarity"])
 
 
 def _background(image: np.ndarray) -> np.ndarray:

@@ -6,15 +6,16 @@ Format (``docs/ARCHITECTURE.md``), loadable with ``torch.load(path, weights_only
      "image_size": int, "normalization": {"mean": [3 floats], "std": [3 floats]},
      "state_dict": dict[str, Tensor], "epoch": int, "metrics": dict[str, float], "config": dict,
      "run_id": int | None, "temperature": float, "uncertainty": dict | None,
-     "preprocessing": {"crop": "plot_area" | "none", "polarity": "light" | "none"}}
+     "preprocessing": {"crop": "plot_area" | "none", "polarity": "light" | "none", "finder": 2 | 3,
+                       "resize": "bilinear" | "ink"}}
 
 ``temperature`` (fitted on validation at the end of a run; divide logits by it) and ``uncertainty``
 (``{"confidence_threshold", "ood", "ood_threshold"}``, see ``backend/evaluation/ood.py``) are filled
 in when the run finishes; checkpoints written before they existed read back with 1.0 and None.
 ``preprocessing`` says how an image was prepared around the resize (``backend.data.plotarea``:
 the crop before it, the polarity after it); a checkpoint without it was trained on whole images
-as drawn and reads back as ``{"crop": "none", "polarity": "none"}``, one without ``polarity`` (written
-before it existed) with ``"polarity": "none"``.
+as drawn and reads back as ``{"crop": "none", "polarity": "none", "finder": 2, "resize": "bilinear"}``;
+one without an entry written before that entry existed reads back with that entry's value there.
 
 The architecture comes back from the checkpoint (``model_name`` + ``model_kwargs``), never from the
 current defaults, and the class list is the one the run trained with.

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import data_dir
-from backend.data.plotarea import FINDER_VERSIONS, PLOT_AREA_VERSION, check_crop, check_finder, check_polarity
+from backend.data.plotarea import (
+    FINDER_VERSIONS,
+    PLOT_AREA_VERSION,
+    RESIZES,
+    check_crop,
+    check_finder,
+    check_polarity,
+    check_resize,
+)
 from backend.errors import WorkbenchError
 
 
@@ -49,6 +57,7 @@ class TrainConfig:
     crop: str = option("plot_area", "plot_area = crop every image to its axes' data area before resizing (training and prediction alike, recorded in the checkpoint); none = the whole image")
     finder: int = option(PLOT_AREA_VERSION, f"plot-area finder version for crop = plot_area, one of {', '.join(map(str, FINDER_VERSIONS))} (docs/CROP.md): this build's newest by default; an older one reproduces an older run's crops, to A/B a finder")
     polarity: str = option("none", "light = invert dark-theme images (median grey under 128) after resizing, so every plot is darker lines on a lighter face (training and prediction alike, recorded in the checkpoint); none = colours as drawn")
+    resize: str = option("bilinear", f"how the crop is squeezed to image_size, one of {', '.join(RESIZES)}: ink = thicken the drawing by the squeeze factor first, so thin lines keep their contrast (training and prediction alike, recorded in the checkpoint); bilinear = as drawn")
     test_fraction: float = option(0.25, "share of each class held out for testing when the dataset has no test/ folder")
     val_fraction: float = option(0.15, "share of each train class held out for validation (best epoch, plateau, early stop) when the dataset has no val/ folder")
     augmentation: str = option("light", "augmentation preset for training images: none, light, medium, heavy, plot")
@@ -118,7 +127,7 @@ class TrainConfig:
         the checkpoint records and the training cache is decoded and keyed with. The plot-area
         finder defaults to this build's newest (``PLOT_AREA_VERSION``); prediction uses the
         checkpoint's, so a run keeps the crops it trained on when the finder improves."""
-        return {"crop": self.crop, "polarity": self.polarity, "finder": self.finder}
+        return {"crop": self.crop, "polarity": self.polarity, "finder": self.finder, "resize": self.resize}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field: what the run row and checkpoints store."""
@@ -357,12 +366,13 @@ def _check_combinations(c: TrainConfig) -> None:
 
 
 def _check_crop(c: TrainConfig) -> None:
-    """The crop is one of backend.data.plotarea.CROPS, the finder one of FINDER_VERSIONS and the
-    polarity one of POLARITIES."""
+    """The crop is one of backend.data.plotarea.CROPS, the finder one of FINDER_VERSIONS, the
+    polarity one of POLARITIES and the resize one of RESIZES."""
     try:
         check_crop(c.crop)
         check_finder(c.finder)
         check_polarity(c.polarity)
+        check_resize(c.resize)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
