@@ -36,13 +36,18 @@ MIN_ITEMS = 10  # themes with fewer test plots are reported together as "other t
 
 def style_groups(manifest: dict) -> dict[str, str]:
     """Each test plot's path (as stored with predictions: relative to the dataset) -> its group: the
-    team style, or the varied style's theme."""
+    team style, or the varied style's theme. A dataset generated all in team style records no
+    style per plot (``options.style`` says it); each of its plots is in the team group."""
     team = asdict(TEAM_STYLE)
+    all_team = manifest.get("options", {}).get("style") == "team"
     groups = {}
     for sample in manifest["samples"]:
-        if sample["split"] == "test" and "style" in sample:
-            style = sample["style"]
-            groups[sample["png"]] = TEAM if style == team else style["theme"]
+        if sample["split"] != "test":
+            continue
+        if "style" in sample:
+            groups[sample["png"]] = TEAM if sample["style"] == team else sample["style"]["theme"]
+        elif all_team:
+            groups[sample["png"]] = TEAM
     return groups
 
 
@@ -78,15 +83,16 @@ def paired_rows(paths, y_true, pred_a, pred_b, class_names, groups: dict[str, st
     return rows
 
 
-def markdown(rows: list[dict], run_a: int, run_b: int) -> str:
+def markdown(rows: list[dict], run_a: int | str, run_b: int | str) -> str:
     def acc(value, ci) -> str:
         return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
     def points(value) -> str:
         return f"{100 * value:+.1f}"
 
+    a, b = (f"run {r}" if isinstance(r, int) else str(r) for r in (run_a, run_b))  # a run id, or a name
     lines = [
-        f"| test plots | n | run {run_a} | run {run_b} | {run_b} - {run_a} [95%], McNemar p |",
+        f"| test plots | n | {a} | {b} | {run_b} - {run_a} [95%], McNemar p |",
         "| --- | --- | --- | --- | --- |",
     ]
     for row in rows:

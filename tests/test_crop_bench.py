@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from backend import store
 from backend.data.images import load_image_rgb
 from bench.crop import TRAITS, build_test_inputs, other_tool_png, style_breakdown, timestamps
 from bench.independent_series import generate
@@ -140,3 +141,23 @@ def test_two_runs_are_compared_item_by_item_and_a_closed_gap_shows(tmp_path):
     assert "Run A = 1 (before, own test 0.900 [0.880, 0.920])" in text and "own test —" in text
     with pytest.raises(SystemExit):
         main(["--against", "2"])  # --against needs --run
+
+
+def test_the_tta_bench_scores_a_runs_own_test_split_with_each_mode(completed_runs, tiny_dataset, capsys):
+    """bench/tta_split.py: one view reproduces the run's stored test figure (the images are prepared
+    as the run trained on them), flip4 is paired with it on the same plots, and the style table
+    covers every test plot (the tiny set is all team style)."""
+    from bench.tta_split import main
+
+    run = store.get_run(completed_runs["visual_cnn"])
+    assert main([str(run.id), "--data", str(tiny_dataset), "--resamples", "50"]) == 0
+    out = capsys.readouterr().out
+    rows = {cells[1]: cells for line in out.splitlines() if line.startswith(f"| {run.id} |")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}  # fmt: skip
+    assert set(rows) == {"none", "flip4"}
+    assert float(rows["none"][2]) == pytest.approx(run.test_metrics["macro_f1"], abs=1e-3)
+    only_flip4, only_none = map(int, rows["flip4"][4].split(" / "))
+    assert float(rows["flip4"][3].split()[0]) == pytest.approx(float(rows["flip4"][2]) - float(rows["none"][2]), abs=1e-3)
+    assert only_flip4 + only_none <= 27 and "| team style | 27 |" in out and "| all | 27 |" in out
+    with pytest.raises(SystemExit):
+        main([str(run.id), "--data", str(tiny_dataset), "--modes", "rot8"])
