@@ -28,7 +28,7 @@ from backend.training.loop import loss_terms, train_one_epoch
 from backend.training.losses import build_loss
 from backend.training.metrics import RunningMeans
 from backend.training.optim import build_optimizer, build_schedule
-from backend.training.regularize import build_ema, build_sampler
+from backend.training.regularize import build_ema, build_sampler, ema_decay_at
 from tests.fixtures.runs import EPOCHS
 
 TINY = {"image_size": 32, "batch_size": 16, "epochs": 1, "workers": 0, "device": "cpu"}
@@ -284,6 +284,28 @@ def test_ema_weights_trail_the_trained_weights(tiny_dataset):
     weight = "features.0.0.weight"
     assert torch.isfinite(averaged[weight]).all()
     assert not torch.equal(trained[weight], averaged[weight])
+
+
+def test_the_ema_follows_the_model_at_first_and_reaches_its_decay_later():
+    """Warmed up: after the copy, update n mixes in the model with weight 1 - min(decay, (1+n)/(10+n)),
+    so a long decay does not keep the random start (0.999 ** 430 = 65% of it, the old behaviour)."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = build_ema(model, 0.999)
+    expected = None
+    for n in range(400):
+        with torch.no_grad():
+            model[0].weight.fill_(float(n))  # the trained weights move every step
+            model[1].running_mean.fill_(float(n))
+        ema.update_parameters(model)
+        d = ema_decay_at(0.999, n)
+        expected = 0.0 if n == 0 else d * expected + (1 - d) * n
+        if n == 3:  # three steps in, the average sits near the model, not near its start
+            assert ema.module[0].weight[0, 0].item() == pytest.approx(expected) and expected > 2.0
+    assert ema.module[0].weight[0, 0].item() == pytest.approx(expected, rel=1e-4)
+    assert ema.module[1].running_mean[0].item() == pytest.approx(expected, rel=1e-4)  # buffers too
+    assert 300 < expected < 399  # trails the model by about the warmed-up horizon, holds no start
+    assert ema_decay_at(0.999, 1) == pytest.approx(2 / 11) and ema_decay_at(0.999, 10_000) == 0.999
+    assert int(ema.module[1].num_batches_tracked) == 0  # an integer buffer averages without failing
 
 
 def test_loss_terms_add_the_models_weighted_auxiliary_losses():

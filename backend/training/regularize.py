@@ -56,8 +56,34 @@ def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, num_classes: int) -
     return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
+EMA_WARMUP = 10.0  # the decay at update n is min(decay, (1 + n) / (EMA_WARMUP + n))
+
+
+def ema_decay_at(decay: float, updates: int) -> float:
+    """The decay used at the ``updates``-th averaging step (0 = the copy): ``decay``, warmed up.
+
+    A fixed 0.999 from the first step keeps ``0.999 ** steps`` of the random initial weights in the
+    average (65% after 430 steps, 6% after a whole 20-epoch run of 2,870), so the averaged model
+    scored chance for the first epochs of a product-sized run and still held its start at the end.
+    Warmed up, the average follows the model at first (decay 0.18 at step 1, 0.5 at step 8, 0.9 at
+    step 81) and reaches ``decay`` after about ``9 / (1 - decay)`` steps (timm's and TensorFlow's
+    ``num_updates`` rule)."""
+    return min(decay, (1.0 + updates) / (EMA_WARMUP + updates))
+
+
 def build_ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
-    """An EMA copy of ``model`` (weights and BatchNorm buffers); None when ``decay`` is 0 (off)."""
+    """An EMA copy of ``model`` (weights and BatchNorm buffers) with the warmed-up decay of
+    :func:`ema_decay_at`; None when ``decay`` is 0 (off)."""
     if decay <= 0:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    holder: list[AveragedModel] = []
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], _) -> None:
+        # the count lives on the CPU: reading it does not wait for an accelerator
+        step = ema_decay_at(decay, int(holder[0].n_averaged))
+        get_ema_multi_avg_fn(step)(averaged, current, None)
+
+    ema = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+    holder.append(ema)
+    return ema
