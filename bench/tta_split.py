@@ -43,7 +43,8 @@ def predict_modes(predictor, images: np.ndarray, modes: list[str], batch_size: i
 
 
 def summary_lines(run_id: int, y_true, predicted: dict[str, np.ndarray], names: list[str]) -> list[str]:
-    """One row per mode: macro-F1 and accuracy, and the paired difference against ``none``."""
+    """One row per mode: macro-F1, and the paired difference against ``none`` (interval, items only
+    one of the two got right, McNemar's p)."""
     lines = ["| run | TTA | macro-F1 | mode - none [95% CI] | only mode right / only none right | McNemar p |",
              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for mode, pred in predicted.items():

@@ -78,8 +78,8 @@ def load_dataset_cache(
 
     ``preprocessing`` says how each image is prepared (``backend.data.plotarea.prepare_image``: the
     ``crop`` before resizing with plot-area ``finder`` version, the ``resize``, the ``polarity``
-    after it; missing entries as before they existed: whole images, bilinear, colours kept). It is part of the cache key, so
-    different settings never share a cache file.
+    after it; missing entries as before they existed: whole images, bilinear, colours kept). It is
+    part of the cache key, so different settings never share a cache file.
 
     Row ``i`` is ``samples[i]``. Loaded from the ``.npy`` cache when the same files were decoded at
     this size before; otherwise decoded with ``workers`` threads (default: one per CPU) and saved
@@ -128,7 +128,8 @@ def _file_digest(path: Path) -> str:
 def _cache_key(digests: list[str], image_size: int, preprocessing: Mapping | None = None) -> str:
     """SHA-1 of the version, the size, the crop (with the plot-area finder's version), the polarity,
     the resize and every file's content digest, in sample order. A cache without a crop, an
-    inversion or the ink resize keeps the key it had before those existed (and one cropped by finder 2 the key it had then)."""
+    inversion or the ink resize keeps the key it had before those existed (and one cropped by
+    finder 2 the key it had then)."""
     steps = check_preprocessing(preprocessing)
     crop, polarity, resize = steps["crop"], steps["polarity"], steps["resize"]
     crop_part = "" if crop == "none" else f"crop={crop}:v{steps['finder']}:"

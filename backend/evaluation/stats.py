@@ -31,6 +31,18 @@ def _check_pair(y_true: np.ndarray, y_pred: np.ndarray) -> None:
         raise ValueError(f"y_true has {y_true.size} items but predictions have {y_pred.size}")
 
 
+def _paired_labels(y_true, predictions: dict[str, Sequence[int]], k: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``y_true`` and each named prediction as checked index arrays of one length; ValueError when
+    a prediction's length differs or there are no items."""
+    y_true = _labels(y_true, k, "y_true")
+    arrays = [_labels(values, k, name) for name, values in predictions.items()]
+    for array in arrays:
+        _check_pair(y_true, array)
+    if y_true.size == 0:
+        raise ValueError("no paired items to compare: the two runs share no test item")
+    return y_true, arrays
+
+
 def stratified_resamples(y_true: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     """An ``(n_resamples, n)`` matrix of item indices, drawn with replacement within each true class."""
     rng = np.random.default_rng(seed)
@@ -144,12 +156,7 @@ def paired_comparison(
     """
     _check_resampling(n_resamples, 1.0 - alpha)
     k = len(class_names)
-    y_true = _labels(y_true, k, "y_true")
-    pred_a, pred_b = _labels(pred_a, k, "pred_a"), _labels(pred_b, k, "pred_b")
-    _check_pair(y_true, pred_a)
-    _check_pair(y_true, pred_b)
-    if y_true.size == 0:
-        raise ValueError("no paired items to compare: the two runs share no test item")
+    y_true, (pred_a, pred_b) = _paired_labels(y_true, {"pred_a": pred_a, "pred_b": pred_b}, k)
     f1_a = _f1_per_class(y_true[None, :], pred_a[None, :], k)[0].mean()
     f1_b = _f1_per_class(y_true[None, :], pred_b[None, :], k)[0].mean()
     correct_a, correct_b = y_true == pred_a, y_true == pred_b
@@ -202,13 +209,8 @@ def paired_gap_change(
     """
     _check_resampling(n_resamples, 1.0 - alpha)
     k = len(class_names)
-    y_true = _labels(y_true, k, "y_true")
-    predictions = [_labels(p, k, what) for p, what in ((a_reference, "a_reference"), (a_test, "a_test"),
-                                                        (b_reference, "b_reference"), (b_test, "b_test"))]  # fmt: skip
-    for p in predictions:
-        _check_pair(y_true, p)
-    if y_true.size == 0:
-        raise ValueError("no paired items to compare")
+    y_true, predictions = _paired_labels(y_true, {"a_reference": a_reference, "a_test": a_test,
+                                                  "b_reference": b_reference, "b_test": b_test}, k)  # fmt: skip
     point = [_f1_per_class(y_true[None, :], p[None, :], k)[0].mean() for p in predictions]
     index = stratified_resamples(y_true, n_resamples, seed)
     samples = [_f1_per_class(y_true[index], p[index], k).mean(axis=1) for p in predictions]
