@@ -11,7 +11,8 @@ Two families of plots whose true axes box is known:
 For every plot and every finder version in ``backend.data.plotarea.FINDER_VERSIONS`` it computes the
 IoU of ``find_plot_area(image, version)`` with the true box; a crop is *on the axes* at IoU >= 0.9.
 It reports, per family and per theme, the share on the axes and the median IoU for each version,
-the plots a newer version moved off the axes (should be none), and the finder's time per image.
+the plots a newer version moved off the axes (should be none), the finder's time per image, and
+the time of each ``--resize`` setting (``bilinear``, ``ink``) squeezing the found crop to 128 px.
 
     OMP_NUM_THREADS=1 python bench/plot_area.py --data data/mixed600 --other 300   # ~2 min
     python bench/plot_area.py --per-class 4 --other 40                              # smoke run
@@ -37,13 +38,14 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image  # noqa: E402
 
-from backend.data.plotarea import FINDER_VERSIONS, Box, find_plot_area  # noqa: E402
+from backend.data.plotarea import FINDER_VERSIONS, RESIZES, Box, apply_resize, find_plot_area  # noqa: E402
 from backend.data.series import CLASSES  # noqa: E402
 from bench.crop import other_tool_png, timestamps  # noqa: E402
 from bench.independent_series import generate  # noqa: E402
 
 HEADING = "## Plot-area finder versions on plots with known axes"
 ON_AXES = 0.9
+RESIZE_TO = 128  # visual_cnn's default input size: the squeeze the ink resize thickens for
 
 
 def iou(box: Box, truth) -> float:
@@ -78,9 +80,10 @@ def other_plots(count: int, seed: int):
 
 
 def score(plots) -> dict:
-    """Per version: IoUs by theme and the finder's milliseconds per image; plus what moved off."""
+    """Per version: IoUs by theme and the finder's milliseconds per image; plus what moved off; and per
+    resize setting (``RESIZES``) the milliseconds to squeeze the newest finder's crop to ``RESIZE_TO`` px."""
     result = {"iou": {v: defaultdict(list) for v in FINDER_VERSIONS}, "ms": {v: [] for v in FINDER_VERSIONS},
-              "worse": []}  # fmt: skip
+              "worse": [], "resize_ms": {r: [] for r in RESIZES}}  # fmt: skip
     for theme, image, truth in plots:
         found = {}
         for version in FINDER_VERSIONS:
@@ -89,6 +92,11 @@ def score(plots) -> dict:
             result["ms"][version].append(1000 * (time.perf_counter() - start))
             found[version] = iou(box, truth)
             result["iou"][version][theme].append(found[version])
+        crop = np.ascontiguousarray(image[box.top : box.bottom, box.left : box.right])  # box: the newest finder's
+        for resize in RESIZES:
+            start = time.perf_counter()
+            apply_resize(crop, RESIZE_TO, resize)
+            result["resize_ms"][resize].append(1000 * (time.perf_counter() - start))
         newest, previous = FINDER_VERSIONS[-1], FINDER_VERSIONS[-2]
         if found[previous] >= ON_AXES > found[newest]:
             result["worse"].append((theme, image.shape[:2], round(found[previous], 3), round(found[newest], 3)))
@@ -112,7 +120,10 @@ def table(name: str, result: dict) -> list[str]:
         lines.append(f"| {label} | {count} | {' | '.join(cells)} |")
     timing = ", ".join(f"v{v} median {np.median(result['ms'][v]):.2f} ms (95th pct {np.percentile(result['ms'][v], 95):.2f})"
                        for v in versions)  # fmt: skip
-    lines += ["", f"Finder time per image: {timing}.", ""]
+    resizing = ", ".join(f"{r} median {np.median(ms):.2f} ms (95th pct {np.percentile(ms, 95):.2f})"
+                         for r, ms in result["resize_ms"].items())  # fmt: skip
+    lines += ["", f"Finder time per image: {timing}.", "",
+              f"Resize of the crop to {RESIZE_TO} px per image (`--resize`): {resizing}.", ""]  # fmt: skip
     if result["worse"]:
         lines += [f"Moved off the axes by v{versions[-1]}: {len(result['worse'])}: "
                   + "; ".join(f"{t} {h}x{w} IoU {a} -> {b}" for t, (h, w), a, b in result["worse"][:8]), ""]  # fmt: skip

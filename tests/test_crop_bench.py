@@ -39,8 +39,10 @@ def test_the_plot_area_bench_scores_each_finder_against_the_recorded_axes():
     assert all(len(values) == 12 for values in ious.values())
     assert np.mean(ious[FINDER_VERSIONS[-1]] >= 0.9) >= 0.75  # the recorded boxes are the axes the finder finds
     assert not result["worse"]
+    assert {r: len(ms) for r, ms in result["resize_ms"].items()} == {"bilinear": 12, "ink": 12}
     lines = table("other", result)
     assert any(line.startswith("| **all** | 12 |") for line in lines)
+    assert any(line.startswith("Resize of the crop to 128 px") and "ink median" in line for line in lines)
 
 
 def test_traits_describe_the_drawn_png_and_the_breakdown_counts_what_the_png_lost(tmp_path):
