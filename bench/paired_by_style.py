@@ -51,26 +51,55 @@ def style_groups(manifest: dict) -> dict[str, str]:
     return groups
 
 
-def paired_rows(paths, y_true, pred_a, pred_b, class_names, groups: dict[str, str], *, resamples: int = 1000) -> list[dict]:
-    """One row per group (all, team style, varied, then each varied theme, largest first): n, both
-    runs' accuracy and interval, the paired difference B - A and its interval, McNemar's p."""
-    paths = np.asarray(paths)
+def aligned_predictions(run_ids) -> tuple[list[str], np.ndarray, list[np.ndarray], list[str]]:
+    """The stored test predictions of ``run_ids`` (in the store ``RUNS_DB_URL`` names) on their shared
+    plots, in the first run's order: ``(paths, y_true, [pred of each run], class_names)``. ValueError
+    when a run has no predictions, the runs were tested on different plots or name other classes."""
+    frames = [store.predictions(run_id) for run_id in run_ids]
+    for run_id, frame in zip(run_ids, frames, strict=True):
+        if frame.empty:
+            raise ValueError(f"run {run_id} has no stored test predictions")
+    first = frames[0].set_index("path")
+    if first.index.has_duplicates:
+        raise ValueError(f"run {run_ids[0]} stores some test plot twice")
+    aligned = []
+    for run_id, frame in zip(run_ids, frames, strict=True):
+        indexed = frame.set_index("path")
+        if set(indexed.index) != set(first.index) or indexed.index.has_duplicates:
+            raise ValueError(f"runs {run_ids[0]} and {run_id} were not tested on the same plots")
+        if not np.array_equal(indexed.loc[first.index, "true_index"], first["true_index"]):
+            raise ValueError(f"runs {run_ids[0]} and {run_id} label the same plots differently")
+        aligned.append(indexed.loc[first.index, "pred_index"].to_numpy())
+    names = list(store.get_run(run_ids[0]).class_names)
+    for run_id in run_ids[1:]:
+        if list(store.get_run(run_id).class_names) != names:
+            raise ValueError(f"runs {run_ids[0]} and {run_id} have different class names")
+    return list(first.index), first["true_index"].to_numpy(), aligned, names
+
+
+def style_selections(paths, groups: dict[str, str]) -> list[tuple[str, np.ndarray]]:
+    """(group name, boolean mask over ``paths``) for all, team style, varied, then each varied theme
+    with at least ``MIN_ITEMS`` plots (largest first) and the smaller themes together; empty groups
+    are left out. ValueError when a path has no group."""
     missing = sorted({p for p in paths if p not in groups})
     if missing:
         raise ValueError(f"{len(missing)} test item(s) have no style in the manifest, e.g. {missing[0]}")
     group = np.array([groups[p] for p in paths])
-    y_true, pred_a, pred_b = (np.asarray(v) for v in (y_true, pred_a, pred_b))
     counts = {name: int((group == name).sum()) for name in set(group) if name != TEAM}
     themes = sorted((n for n, c in counts.items() if c >= MIN_ITEMS), key=lambda n: (-counts[n], n))
     selections = [("all", np.ones(len(group), bool)), (TEAM, group == TEAM), ("varied", group != TEAM)]
     selections += [(f"varied, {theme}", group == theme) for theme in themes]
-    small = np.isin(group, [n for n in counts if n not in themes])
-    if small.any():
-        selections.append(("varied, other themes", small))
+    selections.append(("varied, other themes", np.isin(group, [n for n in counts if n not in themes])))
+    return [(name, mask) for name, mask in selections if mask.any()]
+
+
+def paired_rows(paths, y_true, pred_a, pred_b, class_names, groups: dict[str, str], *, resamples: int = 1000) -> list[dict]:
+    """One row per group (all, team style, varied, then each varied theme, largest first): n, both
+    runs' accuracy and interval, the paired difference B - A and its interval, McNemar's p."""
+    selections = style_selections(list(paths), groups)
+    y_true, pred_a, pred_b = (np.asarray(v) for v in (y_true, pred_a, pred_b))
     rows = []
     for name, mask in selections:
-        if not mask.any():
-            continue
         a = bootstrap_metrics(y_true[mask], pred_a[mask], class_names, n_resamples=resamples)
         b = bootstrap_metrics(y_true[mask], pred_b[mask], class_names, n_resamples=resamples)
         paired = paired_comparison(y_true[mask], pred_b[mask], pred_a[mask], class_names, n_resamples=resamples)
@@ -112,18 +141,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the generated dataset both runs tested on")
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args(argv)
-    frames = [store.predictions(run_id) for run_id in (args.run_a, args.run_b)]
-    if any(frame.empty for frame in frames):
-        parser.error("both runs need stored test predictions")
-    a, b = (frame.set_index("path") for frame in frames)
-    if set(a.index) != set(b.index) or a.index.has_duplicates:
-        parser.error("the two runs were not tested on the same plots")
-    b = b.loc[a.index]
-    names = store.get_run(args.run_a).class_names
-    if list(store.get_run(args.run_b).class_names) != list(names):
-        parser.error("the two runs have different class names")
+    try:
+        paths, y_true, (pred_a, pred_b), names = aligned_predictions([args.run_a, args.run_b])
+    except ValueError as error:
+        parser.error(str(error))
     groups = style_groups(json.loads((args.data / "manifest.json").read_text()))
-    rows = paired_rows(a.index, a["true_index"], a["pred_index"], b["pred_index"], names, groups, resamples=args.resamples)
+    rows = paired_rows(paths, y_true, pred_a, pred_b, names, groups, resamples=args.resamples)
     print(markdown(rows, args.run_a, args.run_b))
     return 0
 

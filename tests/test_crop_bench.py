@@ -4,6 +4,9 @@ down by those traits (which styles cost the image model)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ from backend import store
 from backend.data.images import load_image_rgb
 from bench.crop import TRAITS, build_test_inputs, other_tool_png, style_breakdown, timestamps
 from bench.independent_series import generate
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_recording_traits_leaves_the_drawing_unchanged():
@@ -163,3 +168,55 @@ def test_the_tta_bench_scores_a_runs_own_test_split_with_each_mode(completed_run
     assert only_flip4 + only_none <= 27 and "| team style | 27 |" in out and "| all | 27 |" in out
     with pytest.raises(SystemExit):
         main([str(run.id), "--data", str(tiny_dataset), "--modes", "rot8"])
+
+
+def test_the_seeds_bench_pools_an_ab_over_runs_stored_per_seed(tmp_path, monkeypatch):
+    """bench/seeds_ab.py: four stored runs (two seeds, recipes A and B) on the same test plots, one of
+    them stored in another order; B fixes team-style plots in both seeds, so the pooled row finds it on
+    the team group, both seeds point the same way, and the varied group does not move."""
+    from backend.data.generate import generate_dataset
+    from backend.data.series import CLASSES
+    from bench.paired_by_style import TEAM, style_groups
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    monkeypatch.setenv("RUNS_DB_URL", url)
+    data = tmp_path / "mixed"
+    generate_dataset(data, train_per_class=1, test_per_class=6, seed=4, style="mixed", workers=1)
+    manifest = json.loads((data / "manifest.json").read_text())
+    groups = style_groups(manifest)
+    tests = [s for s in manifest["samples"] if s["split"] == "test"]
+    y_true = np.array([CLASSES.index(s["class"]) for s in tests])
+    team = np.array([groups[s["png"]] == TEAM for s in tests])
+    assert 6 <= team.sum() <= len(tests) - 6
+
+    def stored(pred, order) -> int:
+        run_id = store.create_run(name="r", model="visual_cnn", config={}, dataset=str(data), status="completed",
+                                  class_names=list(CLASSES))  # fmt: skip
+        store.save_predictions(run_id, [{"item_hash": tests[i]["png"], "path": tests[i]["png"],
+                                         "true_index": int(y_true[i]), "pred_index": int(pred[i])} for i in order])  # fmt: skip
+        return run_id
+
+    wrong = (y_true + 1) % len(CLASSES)
+    rng = np.random.default_rng(0)
+    runs = []
+    for seed in range(2):
+        misses = rng.random(len(tests)) < 0.2  # each seed's A misses its own fifth of the plots
+        a = np.where(misses, wrong, y_true)
+        b = np.where(misses & ~team, wrong, y_true)  # B gets every team plot right
+        order = np.arange(len(tests)) if seed == 0 else rng.permutation(len(tests))
+        runs += [stored(a, order), stored(b, order[::-1])]
+    command = [sys.executable, "bench/seeds_ab.py", "--pair", str(runs[0]), str(runs[1]), "--pair", str(runs[2]),
+               str(runs[3]), "--data", str(data), "--names", "old", "new", "--resamples", "200"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in done.stdout.splitlines() if line.startswith("| ")]
+    rows = {row[0]: row for row in cells}
+    assert f"runs {runs[0]}, {runs[1]}" in rows and f"runs {runs[2]}, {runs[3]}" in rows
+    assert rows["all"][1] == str(len(tests)) and rows[TEAM][1] == str(int(team.sum()))
+    assert rows[TEAM][8] == "yes" and all(float(v) > 0 for v in rows[TEAM][3].split(","))  # both seeds gain on team plots
+    assert rows["varied"][3] == "+0.0, +0.0" and rows["varied"][6] == "0 / 0"  # and none elsewhere
+    only_new = int(rows["all"][6].split(" / ")[1])
+    assert rows["all"][6] == f"0 / {only_new}" and only_new > 0
+
+    done = subprocess.run([*command[:2], "--pair", str(runs[0]), "999"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "run 999 has no stored test predictions" in done.stderr

@@ -9,7 +9,13 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
-from backend.evaluation.stats import bootstrap_metrics, format_interval, paired_comparison, paired_gap_change
+from backend.evaluation.stats import (
+    bootstrap_metrics,
+    format_interval,
+    paired_comparison,
+    paired_gap_change,
+    paired_over_seeds,
+)
 
 CLASSES = [f"c{i}" for i in range(9)]
 
@@ -166,6 +172,59 @@ def test_gap_change_rejects_unpaired_predictions():
         paired_gap_change(y_true, pred, pred, pred, pred[:-1], CLASSES)
     with pytest.raises(ValueError, match="no paired items"):
         paired_gap_change([], [], [], [], [], CLASSES)
+
+
+def test_one_seed_over_seeds_is_the_paired_comparison_turned_round():
+    y_true, pred_a = planted(900, 0.9, seed=30)
+    _, pred_b = planted(900, 0.93, seed=31)
+    single = paired_comparison(y_true, pred_a, pred_b, CLASSES)  # A minus B
+    pooled = paired_over_seeds(y_true, [(pred_a, pred_b)], CLASSES)  # B minus A
+    assert pooled["n_pairs"] == 1 and pooled["n_paired"] == 900
+    assert pooled["macro_f1_diff"] == pytest.approx(-single["macro_f1_diff"])
+    assert pooled["macro_f1_diff_ci"] == pytest.approx([-single["macro_f1_diff_ci"][1], -single["macro_f1_diff_ci"][0]])
+    assert pooled["discordant"] == single["discordant"] and pooled["mcnemar_p"] == pytest.approx(single["mcnemar_p"])
+
+
+def test_seeds_pool_their_differences_and_discordant_items():
+    y_true, base = planted(900, 0.9, seed=32)
+    right = np.flatnonzero(base == y_true)
+    wrong = np.flatnonzero(base != y_true)
+
+    def f1(pred):
+        return f1_score(y_true, pred, average="macro", labels=range(9), zero_division=0)
+
+    # seed 1: B fixes 12 of A's errors; seed 2: B fixes 6 and loses 2 others A gets right
+    a1, b1 = base, base.copy()
+    b1[wrong[:12]] = y_true[wrong[:12]]
+    a2, b2 = _wrong(y_true, base, right[:5]), base.copy()
+    b2[wrong[20:26]] = y_true[wrong[20:26]]
+    b2 = _wrong(y_true, b2, right[100:102])
+    result = paired_over_seeds(y_true, [(a1, b1), (a2, b2)], CLASSES)
+    per_seed = [f1(b1) - f1(a1), f1(b2) - f1(a2)]
+    assert [row["macro_f1_diff"] for row in result["per_pair"]] == pytest.approx(per_seed)
+    assert result["macro_f1_diff"] == pytest.approx(np.mean(per_seed))
+    assert result["macro_f1_a"] == pytest.approx((f1(a1) + f1(a2)) / 2)
+    assert result["per_pair"][1]["discordant"] == [2, 5 + 6]  # only A right, only B right
+    assert result["discordant"] == [2, 12 + 11]
+    assert result["mcnemar_p"] == pytest.approx(binomtest(23, 25, 0.5).pvalue)
+    assert result["same_sign"] and result["significant"] and result["macro_f1_diff_ci"][0] > 0
+    assert result["accuracy_diff"] == pytest.approx(((b1 == y_true).mean() - (a1 == y_true).mean()
+                                                     + (b2 == y_true).mean() - (a2 == y_true).mean()) / 2)  # fmt: skip
+
+
+def test_seeds_that_disagree_cancel_and_are_flagged():
+    y_true, base = planted(900, 0.9, seed=33)
+    wrong = np.flatnonzero(base != y_true)
+    better = base.copy()
+    better[wrong[:15]] = y_true[wrong[:15]]  # the same 15 items, fixed by B in seed 1 and by A in seed 2
+    result = paired_over_seeds(y_true, [(base, better), (better, base)], CLASSES)
+    assert result["macro_f1_diff"] == pytest.approx(0.0, abs=1e-12)
+    assert result["discordant"] == [15, 15] and result["mcnemar_p"] == 1.0
+    assert not result["same_sign"] and not result["significant"]
+    with pytest.raises(ValueError, match="no run pairs"):
+        paired_over_seeds(y_true, [], CLASSES)
+    with pytest.raises(ValueError, match="900 items"):
+        paired_over_seeds(y_true, [(base, better[:-1])], CLASSES)
 
 
 def test_format_interval():

@@ -229,6 +229,77 @@ def paired_gap_change(
     }
 
 
+def paired_over_seeds(
+    y_true: Sequence[int],
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    class_names: Sequence[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict:
+    """An A/B of two recipes trained on several seeds, each pair ``(pred_a, pred_b)`` one seed's two
+    runs, all predicting the same items: differences are **B minus A**, the change recipe B brings.
+
+    The pooled difference is the mean over seeds of each seed's macro-F1 (and accuracy) difference.
+    Its interval comes from one stratified resample of the items shared by every seed's pair, so it
+    reflects which items were drawn, not how far a third seed could land: the seed-to-seed spread is
+    shown by the per-seed figures (``per_pair``), not estimated (two or three seeds cannot).
+
+    ``mcnemar_p`` is the exact sign test on the discordant items of all pairs together (only A right
+    against only B right, summed over seeds), which treats each seed's discordant items as
+    independent coin flips under the null of no recipe effect, as McNemar's test does within one seed.
+    ``significant`` requires it below alpha AND the interval to exclude 0. ``same_sign``: every seed's
+    macro-F1 difference points the same way as the pooled one (a zero difference counts as not).
+
+    Keys: n_paired, n_pairs, macro_f1_a, macro_f1_b (means over seeds), macro_f1_diff,
+    macro_f1_diff_ci, accuracy_diff, accuracy_diff_ci, mcnemar_p, discordant, per_pair (per seed:
+    macro_f1_a, macro_f1_b, macro_f1_diff, accuracy_diff, discordant), same_sign, alpha,
+    n_resamples, significant.
+    """
+    _check_resampling(n_resamples, 1.0 - alpha)
+    if not pairs:
+        raise ValueError("no run pairs to compare: give one (pred_a, pred_b) pair per seed")
+    k = len(class_names)
+    named = {f"pair {i + 1} {side}": values for i, pair in enumerate(pairs) for side, values in zip("ab", pair, strict=True)}
+    y_true, arrays = _paired_labels(y_true, named, k)
+    index = stratified_resamples(y_true, n_resamples, seed)
+    per_pair, f1_diffs, accuracy_diffs = [], [], []
+    only_a = only_b = 0
+    for pred_a, pred_b in zip(arrays[::2], arrays[1::2], strict=True):
+        f1_a, f1_b = (_f1_per_class(y_true[None, :], p[None, :], k)[0].mean() for p in (pred_a, pred_b))
+        correct_a, correct_b = y_true == pred_a, y_true == pred_b
+        _, b, c = mcnemar_exact_p(correct_a, correct_b)
+        only_a, only_b = only_a + b, only_b + c
+        f1_diffs.append(_f1_per_class(y_true[index], pred_b[index], k).mean(axis=1)
+                        - _f1_per_class(y_true[index], pred_a[index], k).mean(axis=1))  # fmt: skip
+        accuracy_diffs.append(correct_b[index].mean(axis=1) - correct_a[index].mean(axis=1))
+        per_pair.append({
+            "macro_f1_a": float(f1_a), "macro_f1_b": float(f1_b), "macro_f1_diff": float(f1_b - f1_a),
+            "accuracy_diff": float(correct_b.mean() - correct_a.mean()), "discordant": [b, c],
+        })  # fmt: skip
+    diff = float(np.mean([row["macro_f1_diff"] for row in per_pair]))
+    ci = _percentile_interval(np.mean(f1_diffs, axis=0), 1.0 - alpha)
+    p = 1.0 if only_a + only_b == 0 else float(binomtest(only_b, only_a + only_b, 0.5).pvalue)
+    return {
+        "n_paired": int(y_true.size),
+        "n_pairs": len(per_pair),
+        "macro_f1_a": float(np.mean([row["macro_f1_a"] for row in per_pair])),
+        "macro_f1_b": float(np.mean([row["macro_f1_b"] for row in per_pair])),
+        "macro_f1_diff": diff,
+        "macro_f1_diff_ci": ci,
+        "accuracy_diff": float(np.mean([row["accuracy_diff"] for row in per_pair])),
+        "accuracy_diff_ci": _percentile_interval(np.mean(accuracy_diffs, axis=0), 1.0 - alpha),
+        "mcnemar_p": p,
+        "discordant": [only_a, only_b],
+        "per_pair": per_pair,
+        "same_sign": bool(diff != 0 and all(np.sign(row["macro_f1_diff"]) == np.sign(diff) for row in per_pair)),
+        "alpha": float(alpha),
+        "n_resamples": int(n_resamples),
+        "significant": bool(p < alpha and (ci[0] > 0 or ci[1] < 0)),
+    }
+
+
 def format_interval(value: float | None, ci: Sequence[float] | None, digits: int = 3) -> str:
     """``0.909 [0.890, 0.927]``; the bare value when there is no interval, an em dash when no value."""
     if value is None or (isinstance(value, float) and np.isnan(value)):

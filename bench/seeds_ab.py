@@ -1,0 +1,119 @@
+"""An A/B of two training recipes over several seeds, paired on the same test plots.
+
+One seed's A/B (``bench/paired_by_style.py``, the Compare page) says whether two *runs* differ; a
+recipe change of a point or less is the size of one recipe's seed-to-seed spread on these splits, so
+the question that decides a default is whether the change holds over seeds. Give one ``--pair A B``
+per seed (run A trained with the old recipe, run B with the new, same seed, same dataset); every run
+must have predicted the same test plots. For each seed it prints both runs' macro-F1, the difference
+B - A with its paired bootstrap interval and McNemar's p; then the pooled figure
+(``backend.evaluation.stats.paired_over_seeds``): the mean of the seeds' differences, its interval
+from one resample of the shared items, the sign test on every seed's discordant items together, and
+whether every seed points the same way. With ``--data`` the pooled figure is also split by the style
+the dataset's manifest records for each plot (team style, varied, each theme).
+
+    RUNS_DB_URL=sqlite:///STORE/runs.db python bench/seeds_ab.py --pair 1 3 --pair 5 6 --data DATASET \\
+        --names defaults ink
+
+The interval reflects which items were drawn, not where a further seed would land: two or three
+seeds show their spread (the per-seed rows), they cannot estimate it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from backend.evaluation.stats import paired_comparison, paired_over_seeds  # noqa: E402
+from bench.paired_by_style import aligned_predictions, style_groups, style_selections  # noqa: E402
+
+
+def points(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def interval(ci) -> str:
+    return f"[{points(ci[0])}, {points(ci[1])}]"
+
+
+def seed_rows(y_true, pairs, run_pairs, class_names, *, resamples: int = 1000) -> list[dict]:
+    """One row per seed: run ids, both macro-F1s, B - A with its interval, discordant counts, p."""
+    rows = []
+    for (run_a, run_b), (pred_a, pred_b) in zip(run_pairs, pairs, strict=True):
+        paired = paired_comparison(y_true, pred_b, pred_a, class_names, n_resamples=resamples)  # B minus A
+        rows.append({
+            "runs": (run_a, run_b), "macro_f1_a": paired["macro_f1_b"], "macro_f1_b": paired["macro_f1_a"],
+            "diff": paired["macro_f1_diff"], "diff_ci": paired["macro_f1_diff_ci"],
+            "discordant": paired["discordant"][::-1], "p": paired["mcnemar_p"],
+        })  # fmt: skip
+    return rows
+
+
+def pooled_by_group(paths, y_true, pairs, class_names, groups: dict[str, str] | None, *, resamples: int = 1000):
+    """(group, pooled result) for all plots and, given the manifest's groups, every style group."""
+    selections = style_selections(paths, groups) if groups else [("all", np.ones(len(paths), bool))]
+    return [
+        (name, paired_over_seeds(y_true[mask], [(a[mask], b[mask]) for a, b in pairs], class_names, n_resamples=resamples))
+        for name, mask in selections
+    ]
+
+
+def markdown(rows: list[dict], pooled: list[tuple[str, dict]], names: tuple[str, str]) -> str:
+    a, b = names
+    lines = [
+        f"| seed: runs ({a}, {b}) | macro-F1 {a} | macro-F1 {b} | {b} - {a} [95%] | only {a} / only {b} right | McNemar p |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        only_a, only_b = row["discordant"]
+        lines.append(f"| runs {row['runs'][0]}, {row['runs'][1]} | {row['macro_f1_a']:.3f} | {row['macro_f1_b']:.3f} | "
+                     f"{points(row['diff'])} {interval(row['diff_ci'])} | {only_a} / {only_b} | {row['p']:.2g} |")  # fmt: skip
+    lines += [
+        "",
+        f"| test plots | n | macro-F1 {a} -> {b} (mean of {len(rows)} seed{'s' * (len(rows) != 1)}) | {b} - {a} per seed | pooled {b} - {a} [95%] "
+        f"| accuracy {b} - {a} [95%] | only {a} / only {b} right | sign test p | every seed same way |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for group, result in pooled:
+        per_seed = ", ".join(points(row["macro_f1_diff"]) for row in result["per_pair"])
+        only_a, only_b = result["discordant"]
+        lines.append(
+            f"| {group} | {result['n_paired']} | {result['macro_f1_a']:.3f} -> {result['macro_f1_b']:.3f} | {per_seed} | "
+            f"{points(result['macro_f1_diff'])} {interval(result['macro_f1_diff_ci'])} | "
+            f"{points(result['accuracy_diff'])} {interval(result['accuracy_diff_ci'])} | {only_a} / {only_b} | "
+            f"{result['mcnemar_p']:.2g} | {'yes' if result['same_sign'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", nargs=2, type=int, action="append", required=True, metavar=("A", "B"),
+                        help="one seed's two runs: A with the old recipe, B with the new (repeat per seed)")  # fmt: skip
+    parser.add_argument("--data", type=Path, default=None, help="the generated dataset, to split by drawing style")
+    parser.add_argument("--names", nargs=2, default=("A", "B"), metavar=("A", "B"), help="labels of the two recipes")
+    parser.add_argument("--resamples", type=int, default=1000)
+    args = parser.parse_args(argv)
+    run_ids = [run for pair in args.pair for run in pair]
+    if len(set(run_ids)) != len(run_ids):
+        parser.error("each run may appear in one pair only")
+    try:
+        paths, y_true, predictions, class_names = aligned_predictions(run_ids)
+        groups = style_groups(json.loads((args.data / "manifest.json").read_text())) if args.data else None
+        pairs = list(zip(predictions[::2], predictions[1::2], strict=True))
+        rows = seed_rows(y_true, pairs, args.pair, class_names, resamples=args.resamples)
+        pooled = pooled_by_group(paths, y_true, pairs, class_names, groups, resamples=args.resamples)
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
+    print(markdown(rows, pooled, tuple(args.names)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
