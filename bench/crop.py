@@ -33,8 +33,10 @@ ensemble of the two runs (one of each kind) the same way.
 each input's macro-F1, B minus A with a paired bootstrap interval and McNemar's test, and the change
 of each PNG family's gap from A to B (``backend.evaluation.stats.paired_gap_change``: one resample of
 the series for all four predictions, so a run that is simply better or worse on this draw does not
-read as a gap closed). Use it to A/B a change aimed at the gap: two runs' gaps bootstrapped apart
-moved by 2-3 points between two trainings of one recipe, as much as the aim itself.
+read as a gap closed), and which other-tool styles B wins or loses on against A. Use it to A/B a
+change aimed at the gap: two runs' gaps bootstrapped apart moved by 2-3 points between two trainings
+of one recipe, as much as the aim itself. The four predictions per series are kept in the workdir
+(``against_A_B_seedS.json``) to be read again without rescoring.
 
     RUNS_DB_URL=sqlite:///STORE/runs.db python bench/crop.py --run 1 --against 2 --workdir W
 
@@ -216,20 +218,49 @@ def style_breakdown(items, y_true: list[int], predicted: dict[str, list[int]], m
     """Per other-tool trait value: items, CSV and PNG accuracy on the same series, and how many the
     PNG lost (CSV right, PNG wrong) or won; worst PNG-minus-CSV first. Values on fewer than
     ``min_items`` series are left out (too few to read)."""
-    traits = [json.loads(files["traits"].read_text()) for _, _, files in items]
     csv_ok = np.array(predicted["csv"]) == np.array(y_true)
     png_ok = np.array(predicted["other"]) == np.array(y_true)
-    rows = []
+    rows = [{"trait": trait, "value": value, "n": int(chosen.sum()),
+             "csv_acc": float(csv_ok[chosen].mean()), "png_acc": float(png_ok[chosen].mean()),
+             "lost": int((csv_ok & ~png_ok)[chosen].sum()), "won": int((~csv_ok & png_ok)[chosen].sum())}
+            for trait, value, chosen in trait_groups(items, min_items)]  # fmt: skip
+    return sorted(rows, key=lambda row: (row["png_acc"] - row["csv_acc"], row["trait"]))
+
+
+def trait_groups(items, min_items: int = 10):
+    """(trait, value, boolean mask over ``items``) for every other-tool trait value drawn on at least
+    ``min_items`` of the series (read from the ``traits`` JSON beside each other-tool PNG)."""
+    traits = [json.loads(files["traits"].read_text()) for _, _, files in items]
     for trait in TRAITS:
         values = np.array([_trait_value(trait, t[trait]) for t in traits])
         for value in sorted(set(values)):
             chosen = values == value
-            if chosen.sum() < min_items:
-                continue
-            rows.append({"trait": trait, "value": value, "n": int(chosen.sum()),
-                         "csv_acc": float(csv_ok[chosen].mean()), "png_acc": float(png_ok[chosen].mean()),
-                         "lost": int((csv_ok & ~png_ok)[chosen].sum()), "won": int((~csv_ok & png_ok)[chosen].sum())})  # fmt: skip
-    return sorted(rows, key=lambda row: (row["png_acc"] - row["csv_acc"], row["trait"]))
+            if chosen.sum() >= min_items:
+                yield trait, value, chosen
+
+
+def change_breakdown(items, y_true: list[int], a_other: list[int], b_other: list[int], min_items: int = 10) -> list[dict]:
+    """Per other-tool trait value: how run B's answers on the other-tool PNGs differ from run A's on
+    the same series (both accuracies, items only A or only B gets right); B's worst change first."""
+    truth = np.array(y_true)
+    a_ok, b_ok = np.array(a_other) == truth, np.array(b_other) == truth
+    rows = [{"trait": trait, "value": value, "n": int(chosen.sum()), "a_acc": float(a_ok[chosen].mean()),
+             "b_acc": float(b_ok[chosen].mean()), "only_a": int((a_ok & ~b_ok)[chosen].sum()),
+             "only_b": int((~a_ok & b_ok)[chosen].sum())}
+            for trait, value, chosen in trait_groups(items, min_items)]  # fmt: skip
+    return sorted(rows, key=lambda row: (row["b_acc"] - row["a_acc"], row["trait"]))
+
+
+def change_breakdown_lines(rows: list[dict], limit: int = 8) -> list[str]:
+    """The ``limit`` trait values where B lost most and the ``limit`` where it gained most, as markdown."""
+    chosen = rows if len(rows) <= 2 * limit else [*rows[:limit], *rows[-limit:]]
+    lines = [f"Other-tool PNGs by style, run B against run A (the {limit} trait values B lost most on, then the "
+             f"{limit} it gained most on):", "",
+             "| trait | value | series | A accuracy | B accuracy | only A right / only B right |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines += [f"| {r['trait']} | {r['value']} | {r['n']} | {r['a_acc']:.3f} | {r['b_acc']:.3f} | {r['only_a']} / {r['only_b']} |"
+              for r in chosen]  # fmt: skip
+    return lines
 
 
 def breakdown_lines(rows: list[dict], limit: int = 12) -> list[str]:
@@ -433,12 +464,18 @@ def compare_stored_runs(args: argparse.Namespace, workdir: Path, started: float)
     y_true = [names.index(name) for name, _, _ in items]
     a = score(Path(run_a.checkpoint_path), items, names)
     b = score(Path(run_b.checkpoint_path), items, names)
-    print(comparison_section(args, run_a, run_b, y_true, a, b, names, (time.perf_counter() - started) / 60))
+    kept = workdir / f"against_{args.run}_{args.against}_seed{args.seed}.json"  # to read again without rescoring
+    kept.write_text(json.dumps({"class_names": names, "y_true": y_true, "a": a, "b": b,
+                                "items": [[name, i] for name, i, _ in items]}, default=int))  # fmt: skip
+    minutes = (time.perf_counter() - started) / 60
+    print(comparison_section(args, run_a, run_b, y_true, a, b, names, minutes, items))
     return 0
 
 
-def comparison_section(args, run_a, run_b, y_true, a: dict, b: dict, names: list[str], minutes: float) -> str:
-    """The markdown for ``--against``: each input's scores and each PNG family's gap, A against B."""
+def comparison_section(args, run_a, run_b, y_true, a: dict, b: dict, names: list[str], minutes: float,
+                       items=None) -> str:  # fmt: skip
+    """The markdown for ``--against``: each input's scores and each PNG family's gap, A against B;
+    given the scored ``items``, also B against A on the other-tool PNGs by style trait."""
     def own(run) -> str:
         metrics = run.test_metrics or {}
         return format_interval(metrics.get("macro_f1"), metrics.get("macro_f1_ci"))
@@ -467,6 +504,8 @@ def comparison_section(args, run_a, run_b, y_true, a: dict, b: dict, names: list
             "wider" if change["significant"] else "not shown")
         lines.append(f"| {kind} | {change['gap_a']:+.3f} | {change['gap_b']:+.3f} | "
                      f"{format_interval(change['change'], change['change_ci'])} | {verdict} |")
+    if items is not None:
+        lines += ["", *change_breakdown_lines(change_breakdown(items, y_true, a["other"], b["other"]))]
     return "\n".join(lines) + "\n"
 
 

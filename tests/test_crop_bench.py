@@ -13,7 +13,15 @@ import pytest
 
 from backend import store
 from backend.data.images import load_image_rgb
-from bench.crop import TRAITS, build_test_inputs, other_tool_png, style_breakdown, timestamps
+from bench.crop import (
+    TRAITS,
+    build_test_inputs,
+    change_breakdown,
+    change_breakdown_lines,
+    other_tool_png,
+    style_breakdown,
+    timestamps,
+)
 from bench.independent_series import generate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,6 +80,14 @@ def test_traits_describe_the_drawn_png_and_the_breakdown_counts_what_the_png_los
     light_row = next(r for r in rows if r["trait"] == "dark" and r["value"] == "false")
     assert light_row["png_acc"] == 1.0 and light_row["lost"] == 0
     assert rows[0]["png_acc"] - rows[0]["csv_acc"] == min(r["png_acc"] - r["csv_acc"] for r in rows)
+    # run B (the PNG answers above) against run A (right on every PNG): B loses the dark plots only
+    changes = change_breakdown(items, y_true, y_true, png, min_items=1)
+    assert changes[0]["b_acc"] - changes[0]["a_acc"] == -1.0  # the worst change first: a trait all dark
+    dark_change = next(r for r in changes if r["trait"] == "dark" and r["value"] == "true")
+    assert dark_change == {"trait": "dark", "value": "true", "n": sum(dark), "a_acc": 1.0, "b_acc": 0.0,
+                           "only_a": sum(dark), "only_b": 0}  # fmt: skip
+    table = change_breakdown_lines(changes, limit=3)
+    assert len(table) == 4 + 6 and table[4].split(" | ")[-1] == f"{changes[0]['only_a']} / 0 |"
     # a second call finds every file drawn and redraws nothing
     stamp = items[0][2]["other"].stat().st_mtime_ns
     build_test_inputs(tmp_path, per_class=2, seed=11)
