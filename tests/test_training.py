@@ -331,6 +331,18 @@ def test_batch_path_is_used_where_the_device_can_augment_alone():
     assert not uses_batch_path(["light", "medium"], cuda)
 
 
+@pytest.mark.parametrize("polarity", ["none", "light"])
+def test_the_plot_preset_inverts_only_runs_that_keep_dark_plots(tiny_dataset, polarity):
+    """A run with polarity light sees only light faces, so its loader's plot pipelines carry no inversion."""
+    import albumentations as A
+
+    config = build_config(tiny(tiny_dataset, augmentation="plot", polarity=polarity, batch_size=8))
+    data = build_training_data(config, scan_dataset(tiny_dataset), make_runtime("cpu", "fp32"))
+    pipelines = data.loader.dataset.transforms
+    inverts = [any(isinstance(t, A.InvertImg) for t in pipeline.transforms) for pipeline in pipelines]
+    assert inverts == [polarity == "none"] * len(pipelines)
+
+
 @pytest.mark.parametrize("augmentation, workers", [("none", 0), ("light", 0), ("medium", 1)])
 def test_batches_are_normalised_channels_last_on_the_device(tiny_dataset, augmentation, workers):
     config = build_config(tiny(tiny_dataset, augmentation=augmentation, workers=workers, batch_size=8))

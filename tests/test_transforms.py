@@ -82,6 +82,22 @@ def test_plot_preset_keeps_the_line_visible():
         assert line_pixels(out) >= 0.3 * line_pixels(image)
 
 
+def test_plot_preset_inverts_only_where_the_run_keeps_dark_plots():
+    """Under polarity light the model never meets a dark face, so the plot preset stops making one;
+    with colours as drawn (polarity none) it turns about a fifth of the light plots dark."""
+    image = plot_image(64, seed=3)
+    assert image.mean() > 128
+
+    def dark_share(polarity: str) -> float:
+        transform = train_transform("plot", 64, seed=0, polarity=polarity)
+        return float(np.mean([transform(image=image)["image"].mean() < 128 for _ in range(200)]))
+
+    assert 0.1 <= dark_share("none") <= 0.3
+    assert dark_share("light") == 0.0
+    medium = train_transform("medium", 64, seed=0, polarity="light")  # a preset without inversion: unchanged
+    assert len(medium.transforms) == len(train_transform("medium", 64, seed=0).transforms)
+
+
 @pytest.mark.parametrize("dark_theme", [False, True])
 def test_line_weight_thickens_and_thins_on_either_theme(dark_theme):
     image = plot_image(64, seed=2)

@@ -36,16 +36,24 @@ MINORITY_FRACTION = 0.5  # a class with fewer than this fraction of the largest 
 _EDGE = {"border_mode": cv2.BORDER_REPLICATE}
 
 
-def train_transform(preset: str, image_size: int, seed: int | None = None) -> A.Compose:
+def train_transform(preset: str, image_size: int, seed: int | None = None, polarity: str = "none") -> A.Compose:
     """The albumentations pipeline of ``preset`` for images of ``image_size`` (uint8 HWC in and out).
 
     ``seed`` makes the pipeline reproducible. Compose keeps its own random state, so DataLoader
     workers forked from one pipeline repeat each other's draws unless each calls
     ``transform.set_random_seed(...)`` with a per-worker seed in its ``worker_init_fn``.
+
+    ``polarity`` is the run's polarity step (``backend.data.plotarea``), applied before augmentation:
+    under ``"light"`` every image the model is trained on or asked about has a light face, so a
+    preset's inversion (``plot``'s ``InvertImg``) is left out: it would only teach the model a dark
+    polarity it never meets, which is what the polarity step exists to spare it.
     """
     if image_size < 1:
         raise ValueError(f"image size must be a positive number of pixels, got {image_size}")
-    return A.Compose(AUGMENTATIONS.get(preset)(image_size), seed=seed)
+    transforms = AUGMENTATIONS.get(preset)(image_size)
+    if polarity == "light":
+        transforms = [t for t in transforms if not isinstance(t, A.InvertImg)]
+    return A.Compose(transforms, seed=seed)
 
 
 def severity_presets(counts: Sequence[int], base: str) -> list[str]:

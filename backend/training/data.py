@@ -195,7 +195,8 @@ def build_training_data(config, split: DatasetInfo, runtime: Runtime) -> Trainin
 def _worker_loader(config, images: np.ndarray, labels: np.ndarray, presets: Sequence[str],
                    generator: torch.Generator, runtime: Runtime) -> DataLoader:  # fmt: skip
     """A DataLoader applying each class's albumentations preset to the uint8 cache in workers."""
-    by_preset = {name: train_transform(name, config.image_size, seed=config.seed) for name in set(presets)}
+    by_preset = {name: train_transform(name, config.image_size, seed=config.seed, polarity=config.polarity)
+                 for name in set(presets)}  # fmt: skip
     dataset = AugmentedImages(images, labels, [by_preset[name] for name in presets])
     sampler = build_sampler(config.sampler, labels, generator)
     return DataLoader(
