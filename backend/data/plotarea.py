@@ -79,6 +79,7 @@ large the plot was drawn (:func:`apply_resize`).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -328,18 +329,27 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
     give the whole box as (top, bottom, left, right), or None."""
     height, width = ink.shape
     columns = np.ascontiguousarray(ink.T)
-    for bottom in long_rows[::-1][:_L_TRIES]:
-        for left in long_cols[:_L_TRIES]:
+    bottoms, lefts = long_rows[::-1][:_L_TRIES], long_cols[:_L_TRIES]
+    # Where each candidate row and column has no ink, found once when first needed: every run below
+    # is a lookup in these (up to _L_TRIES squared corners are tried, each reading four runs).
+    row_gaps: dict[int, list[int]] = {}
+    column_gaps: dict[int, list[int]] = {}
+    for bottom in bottoms:
+        for left in lefts:
             if not ink[bottom, left]:
                 continue
-            along = _run(ink[bottom, left:])  # the bottom spine, rightwards from the corner
-            up = _run(ink[bottom::-1, left])  # the left spine, upwards from the corner
+            if (row := row_gaps.get(int(bottom))) is None:
+                row = row_gaps[int(bottom)] = np.flatnonzero(ink[bottom] == 0).tolist()
+            if (column := column_gaps.get(int(left))) is None:
+                column = column_gaps[int(left)] = np.flatnonzero(columns[left] == 0).tolist()
+            along = _run_after(row, int(left), width)  # the bottom spine, rightwards from the corner
+            up = _run_before(column, int(bottom))  # the left spine, upwards from the corner
             if along < MIN_SPAN * width or up < MIN_SPAN * height:
                 continue
             top, right = int(bottom - up + 1), int(left + along - 1)
             # A corner, not a crossing: past the corner the two lines do not both run on further
             # than a tick mark (grid lines cross; a flat stretch of a thick line meets a spike).
-            down, back = _run(ink[bottom + 1 :, left]), _run(ink[bottom, left - 1 :: -1]) if left else 0
+            down, back = _run_after(column, int(bottom) + 1, height), _run_before(row, int(left) - 1) if left else 0
             if down > _tick(height) and back > _tick(width):
                 continue
             # Thin lines, not the edges of a fill, a face or a dense stretch of data: outside each
@@ -347,11 +357,13 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
             # marks (tick labels may sit close: the clearest line within reach counts), and inside,
             # where the data may touch the spine (zero margins, a dense series), a line near it is
             # at least not solid.
+            # (checked one line set at a time, cheapest refusal first: most candidates fail the first)
             reach_rows, reach_cols = _max_spine(height) + 3, _max_spine(width) + 3
             along_rows, along_cols = ink[:, left : right + 1], columns[:, top : bottom + 1]
-            outside = max(_clearest(along_rows, bottom, reach_rows), _clearest(along_cols, left, -reach_cols))
-            inside = max(_clearest(along_rows, bottom, -reach_rows), _clearest(along_cols, left, reach_cols))
-            if outside <= SPINE_OUTSIDE_COVER and inside < FRAME_COVER:
+            if (_clearest(along_rows, bottom, reach_rows) <= SPINE_OUTSIDE_COVER
+                    and _clearest(along_cols, left, -reach_cols) <= SPINE_OUTSIDE_COVER
+                    and _clearest(along_rows, bottom, -reach_rows) < FRAME_COVER
+                    and _clearest(along_cols, left, reach_cols) < FRAME_COVER):  # fmt: skip
                 return top, int(bottom), int(left), right
     return None
 
@@ -424,12 +436,27 @@ def _run(line: np.ndarray) -> int:
     return int(gaps[0]) if gaps.size else len(line)
 
 
+def _run_after(gaps: list[int], start: int, length: int) -> int:
+    """Length of the run of ink from ``start`` onwards in a line of ``length`` whose ink-free
+    positions are ``gaps`` (sorted): ``_run(line[start:])``."""
+    i = bisect_left(gaps, start)
+    return (gaps[i] if i < len(gaps) else length) - start
+
+
+def _run_before(gaps: list[int], start: int) -> int:
+    """Length of the run of ink from ``start`` backwards in a line whose ink-free positions are
+    ``gaps`` (sorted): ``_run(line[start::-1])``."""
+    i = bisect_right(gaps, start) - 1
+    return start - (gaps[i] if i >= 0 else -1)
+
+
 def _clearest(ink: np.ndarray, index: int, reach: int) -> float:
     """The least ink on any line 1 to ``|reach|`` lines from ``index`` (towards the sign of ``reach``);
     0 when there is no line on that side (the image's edge: nothing beyond can be ink)."""
-    step = 1 if reach > 0 else -1
-    lines = [index + step * k for k in range(1, abs(reach) + 1) if 0 <= index + step * k < len(ink)]
-    return min((float(ink[line].mean()) for line in lines), default=0.0)
+    lo, hi = (index + 1, min(len(ink), index + reach + 1)) if reach > 0 else (max(0, index + reach), index)
+    if lo >= hi:
+        return 0.0
+    return float(ink[lo:hi].mean(axis=1).min())  # integer sums: the same means line by line or at once
 
 
 def _cover(ink: np.ndarray, index: int, start: int, end: int, outward: int) -> float:
