@@ -329,7 +329,7 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
     give the whole box as (top, bottom, left, right), or None."""
     height, width = ink.shape
     columns = np.ascontiguousarray(ink.T)
-    bottoms, lefts = long_rows[::-1][:_L_TRIES], long_cols[:_L_TRIES]
+    bottoms, lefts = long_rows[::-1][:_L_TRIES].tolist(), long_cols[:_L_TRIES].tolist()
     # Where each candidate row and column has no ink, found once when first needed: every run below
     # is a lookup in these (up to _L_TRIES squared corners are tried, each reading four runs).
     row_gaps: dict[int, list[int]] = {}
@@ -338,18 +338,18 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
         for left in lefts:
             if not ink[bottom, left]:
                 continue
-            if (row := row_gaps.get(int(bottom))) is None:
-                row = row_gaps[int(bottom)] = np.flatnonzero(ink[bottom] == 0).tolist()
-            if (column := column_gaps.get(int(left))) is None:
-                column = column_gaps[int(left)] = np.flatnonzero(columns[left] == 0).tolist()
-            along = _run_after(row, int(left), width)  # the bottom spine, rightwards from the corner
-            up = _run_before(column, int(bottom))  # the left spine, upwards from the corner
+            if (row := row_gaps.get(bottom)) is None:
+                row = row_gaps[bottom] = np.flatnonzero(ink[bottom] == 0).tolist()
+            if (column := column_gaps.get(left)) is None:
+                column = column_gaps[left] = np.flatnonzero(columns[left] == 0).tolist()
+            along = _run_after(row, left, width)  # the bottom spine, rightwards from the corner
+            up = _run_before(column, bottom)  # the left spine, upwards from the corner
             if along < MIN_SPAN * width or up < MIN_SPAN * height:
                 continue
-            top, right = int(bottom - up + 1), int(left + along - 1)
+            top, right = bottom - up + 1, left + along - 1
             # A corner, not a crossing: past the corner the two lines do not both run on further
             # than a tick mark (grid lines cross; a flat stretch of a thick line meets a spike).
-            down, back = _run_after(column, int(bottom) + 1, height), _run_before(row, int(left) - 1) if left else 0
+            down, back = _run_after(column, bottom + 1, height), _run_before(row, left - 1) if left else 0
             if down > _tick(height) and back > _tick(width):
                 continue
             # Thin lines, not the edges of a fill, a face or a dense stretch of data: outside each
@@ -364,7 +364,7 @@ def _open_frame(ink: np.ndarray, long_rows: np.ndarray, long_cols: np.ndarray) -
                     and _clearest(along_cols, left, -reach_cols) <= SPINE_OUTSIDE_COVER
                     and _clearest(along_rows, bottom, -reach_rows) < FRAME_COVER
                     and _clearest(along_cols, left, reach_cols) < FRAME_COVER):  # fmt: skip
-                return top, int(bottom), int(left), right
+                return top, bottom, left, right
     return None
 
 
