@@ -112,12 +112,19 @@ def paired_rows(paths, y_true, pred_a, pred_b, class_names, groups: dict[str, st
     return rows
 
 
+def points(value: float) -> str:
+    """A difference of two shares in percentage points: ``+1.3``."""
+    return f"{100 * value:+.1f}"
+
+
+def interval(ci) -> str:
+    """A difference's interval in percentage points: ``[-0.2, +1.7]``."""
+    return f"[{points(ci[0])}, {points(ci[1])}]"
+
+
 def markdown(rows: list[dict], run_a: int | str, run_b: int | str) -> str:
     def acc(value, ci) -> str:
         return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
-
-    def points(value) -> str:
-        return f"{100 * value:+.1f}"
 
     a, b = (f"run {r}" if isinstance(r, int) else str(r) for r in (run_a, run_b))  # a run id, or a name
     lines = [
@@ -125,11 +132,10 @@ def markdown(rows: list[dict], run_a: int | str, run_b: int | str) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        lo, hi = row["diff_ci"]
         lines.append(
             f"| {row['group']} | {row['n']} | {acc(row['accuracy_a'], row['accuracy_a_ci'])} | "
             f"{acc(row['accuracy_b'], row['accuracy_b_ci'])} | "
-            f"{points(row['diff'])} [{points(lo)}, {points(hi)}], p = {row['p']:.2g} |"
+            f"{points(row['diff'])} {interval(row['diff_ci'])}, p = {row['p']:.2g} |"
         )
     return "\n".join(lines)
 

@@ -30,33 +30,18 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend.evaluation.stats import paired_comparison, paired_over_seeds  # noqa: E402
-from bench.paired_by_style import aligned_predictions, style_groups, style_selections  # noqa: E402
-
-
-def points(value: float) -> str:
-    return f"{100 * value:+.1f}"
-
-
-def interval(ci) -> str:
-    return f"[{points(ci[0])}, {points(ci[1])}]"
-
-
-def seed_rows(y_true, pairs, run_pairs, class_names, *, resamples: int = 1000) -> list[dict]:
-    """One row per seed: run ids, both macro-F1s, B - A with its interval, discordant counts, p."""
-    rows = []
-    for (run_a, run_b), (pred_a, pred_b) in zip(run_pairs, pairs, strict=True):
-        paired = paired_comparison(y_true, pred_b, pred_a, class_names, n_resamples=resamples)  # B minus A
-        rows.append({
-            "runs": (run_a, run_b), "macro_f1_a": paired["macro_f1_b"], "macro_f1_b": paired["macro_f1_a"],
-            "diff": paired["macro_f1_diff"], "diff_ci": paired["macro_f1_diff_ci"],
-            "discordant": paired["discordant"][::-1], "p": paired["mcnemar_p"],
-        })  # fmt: skip
-    return rows
+from backend.evaluation.stats import paired_over_seeds  # noqa: E402
+from bench.paired_by_style import (  # noqa: E402
+    aligned_predictions,
+    interval,
+    points,
+    style_groups,
+    style_selections,
+)
 
 
 def pooled_by_group(paths, y_true, pairs, class_names, groups: dict[str, str] | None, *, resamples: int = 1000):
-    """(group, pooled result) for all plots and, given the manifest's groups, every style group."""
+    """(group, pooled result) for all plots (first) and, given the manifest's groups, every style group."""
     selections = style_selections(paths, groups) if groups else [("all", np.ones(len(paths), bool))]
     return [
         (name, paired_over_seeds(y_true[mask], [(a[mask], b[mask]) for a, b in pairs], class_names, n_resamples=resamples))
@@ -64,16 +49,20 @@ def pooled_by_group(paths, y_true, pairs, class_names, groups: dict[str, str] | 
     ]
 
 
-def markdown(rows: list[dict], pooled: list[tuple[str, dict]], names: tuple[str, str]) -> str:
+def markdown(run_pairs, pooled: list[tuple[str, dict]], names: tuple[str, str]) -> str:
+    """Each seed's paired comparison on all plots (from the pooled result's ``per_pair``), then the
+    pooled figure per group."""
     a, b = names
+    rows = pooled[0][1]["per_pair"]  # the "all" group
     lines = [
         f"| seed: runs ({a}, {b}) | macro-F1 {a} | macro-F1 {b} | {b} - {a} [95%] | only {a} / only {b} right | McNemar p |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for row in rows:
+    for (run_a, run_b), row in zip(run_pairs, rows, strict=True):
         only_a, only_b = row["discordant"]
-        lines.append(f"| runs {row['runs'][0]}, {row['runs'][1]} | {row['macro_f1_a']:.3f} | {row['macro_f1_b']:.3f} | "
-                     f"{points(row['diff'])} {interval(row['diff_ci'])} | {only_a} / {only_b} | {row['p']:.2g} |")  # fmt: skip
+        lines.append(f"| runs {run_a}, {run_b} | {row['macro_f1_a']:.3f} | {row['macro_f1_b']:.3f} | "
+                     f"{points(row['macro_f1_diff'])} {interval(row['macro_f1_diff_ci'])} | {only_a} / {only_b} | "
+                     f"{row['mcnemar_p']:.2g} |")  # fmt: skip
     lines += [
         "",
         f"| test plots | n | macro-F1 {a} -> {b} (mean of {len(rows)} seed{'s' * (len(rows) != 1)}) | {b} - {a} per seed | pooled {b} - {a} [95%] "
@@ -107,11 +96,10 @@ def main(argv=None) -> int:
         paths, y_true, predictions, class_names = aligned_predictions(run_ids)
         groups = style_groups(json.loads((args.data / "manifest.json").read_text())) if args.data else None
         pairs = list(zip(predictions[::2], predictions[1::2], strict=True))
-        rows = seed_rows(y_true, pairs, args.pair, class_names, resamples=args.resamples)
         pooled = pooled_by_group(paths, y_true, pairs, class_names, groups, resamples=args.resamples)
     except (ValueError, OSError) as error:
         parser.error(str(error))
-    print(markdown(rows, pooled, tuple(args.names)))
+    print(markdown(args.pair, pooled, tuple(args.names)))
     return 0
 
 

@@ -183,6 +183,9 @@ def test_one_seed_over_seeds_is_the_paired_comparison_turned_round():
     assert pooled["macro_f1_diff"] == pytest.approx(-single["macro_f1_diff"])
     assert pooled["macro_f1_diff_ci"] == pytest.approx([-single["macro_f1_diff_ci"][1], -single["macro_f1_diff_ci"][0]])
     assert pooled["discordant"] == single["discordant"] and pooled["mcnemar_p"] == pytest.approx(single["mcnemar_p"])
+    (seed,) = pooled["per_pair"]  # the seed's own comparison, from the same resample
+    assert seed["macro_f1_diff_ci"] == pytest.approx(pooled["macro_f1_diff_ci"])
+    assert seed["mcnemar_p"] == pytest.approx(single["mcnemar_p"]) and seed["discordant"] == single["discordant"]
 
 
 def test_seeds_pool_their_differences_and_discordant_items():

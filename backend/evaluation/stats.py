@@ -254,8 +254,8 @@ def paired_over_seeds(
 
     Keys: n_paired, n_pairs, macro_f1_a, macro_f1_b (means over seeds), macro_f1_diff,
     macro_f1_diff_ci, accuracy_diff, accuracy_diff_ci, mcnemar_p, discordant, per_pair (per seed:
-    macro_f1_a, macro_f1_b, macro_f1_diff, accuracy_diff, discordant), same_sign, alpha,
-    n_resamples, significant.
+    macro_f1_a, macro_f1_b, macro_f1_diff and its interval from the same resample, accuracy_diff,
+    discordant, mcnemar_p: that seed's paired comparison), same_sign, alpha, n_resamples, significant.
     """
     _check_resampling(n_resamples, 1.0 - alpha)
     if not pairs:
@@ -269,14 +269,15 @@ def paired_over_seeds(
     for pred_a, pred_b in zip(arrays[::2], arrays[1::2], strict=True):
         f1_a, f1_b = (_f1_per_class(y_true[None, :], p[None, :], k)[0].mean() for p in (pred_a, pred_b))
         correct_a, correct_b = y_true == pred_a, y_true == pred_b
-        _, b, c = mcnemar_exact_p(correct_a, correct_b)
+        p_pair, b, c = mcnemar_exact_p(correct_a, correct_b)
         only_a, only_b = only_a + b, only_b + c
         f1_diffs.append(_f1_per_class(y_true[index], pred_b[index], k).mean(axis=1)
                         - _f1_per_class(y_true[index], pred_a[index], k).mean(axis=1))  # fmt: skip
         accuracy_diffs.append(correct_b[index].mean(axis=1) - correct_a[index].mean(axis=1))
         per_pair.append({
             "macro_f1_a": float(f1_a), "macro_f1_b": float(f1_b), "macro_f1_diff": float(f1_b - f1_a),
-            "accuracy_diff": float(correct_b.mean() - correct_a.mean()), "discordant": [b, c],
+            "macro_f1_diff_ci": _percentile_interval(f1_diffs[-1], 1.0 - alpha),
+            "accuracy_diff": float(correct_b.mean() - correct_a.mean()), "discordant": [b, c], "mcnemar_p": p_pair,
         })  # fmt: skip
     diff = float(np.mean([row["macro_f1_diff"] for row in per_pair]))
     ci = _percentile_interval(np.mean(f1_diffs, axis=0), 1.0 - alpha)
