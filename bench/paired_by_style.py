@@ -51,10 +51,10 @@ def style_groups(manifest: dict) -> dict[str, str]:
     return groups
 
 
-def aligned_predictions(run_ids) -> tuple[list[str], np.ndarray, list[np.ndarray], list[str]]:
-    """The stored test predictions of ``run_ids`` (in the store ``RUNS_DB_URL`` names) on their shared
-    plots, in the first run's order: ``(paths, y_true, [pred of each run], class_names)``. ValueError
-    when a run has no predictions, the runs were tested on different plots or name other classes."""
+def aligned_frames(run_ids) -> list:
+    """The stored test predictions of ``run_ids`` (in the store ``RUNS_DB_URL`` names), one frame per
+    run indexed by plot path, every frame in the first run's order. ValueError when a run has no
+    predictions, the runs were tested on different plots or label the same plots differently."""
     frames = [store.predictions(run_id) for run_id in run_ids]
     for run_id, frame in zip(run_ids, frames, strict=True):
         if frame.empty:
@@ -67,14 +67,29 @@ def aligned_predictions(run_ids) -> tuple[list[str], np.ndarray, list[np.ndarray
         indexed = frame.set_index("path")
         if set(indexed.index) != set(first.index) or indexed.index.has_duplicates:
             raise ValueError(f"runs {run_ids[0]} and {run_id} were not tested on the same plots")
-        if not np.array_equal(indexed.loc[first.index, "true_index"], first["true_index"]):
+        indexed = indexed.loc[first.index]
+        if not np.array_equal(indexed["true_index"], first["true_index"]):
             raise ValueError(f"runs {run_ids[0]} and {run_id} label the same plots differently")
-        aligned.append(indexed.loc[first.index, "pred_index"].to_numpy())
+        aligned.append(indexed)
+    return aligned
+
+
+def shared_class_names(run_ids) -> list[str]:
+    """The runs' class names; ValueError when two runs name other classes."""
     names = list(store.get_run(run_ids[0]).class_names)
     for run_id in run_ids[1:]:
         if list(store.get_run(run_id).class_names) != names:
             raise ValueError(f"runs {run_ids[0]} and {run_id} have different class names")
-    return list(first.index), first["true_index"].to_numpy(), aligned, names
+    return names
+
+
+def aligned_predictions(run_ids) -> tuple[list[str], np.ndarray, list[np.ndarray], list[str]]:
+    """The stored test predictions of ``run_ids`` on their shared plots, in the first run's order:
+    ``(paths, y_true, [pred of each run], class_names)``; ValueError as ``aligned_frames`` and
+    ``shared_class_names`` raise it."""
+    frames = aligned_frames(run_ids)
+    names = shared_class_names(run_ids)
+    return list(frames[0].index), frames[0]["true_index"].to_numpy(), [f["pred_index"].to_numpy() for f in frames], names
 
 
 def style_selections(paths, groups: dict[str, str]) -> list[tuple[str, np.ndarray]]:

@@ -4,6 +4,7 @@ down by those traits (which styles cost the image model)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,73 @@ def test_the_seeds_bench_pools_an_ab_over_runs_stored_per_seed(tmp_path, monkeyp
 
     done = subprocess.run([*command[:2], "--pair", str(runs[0]), "999"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 2 and "run 999 has no stored test predictions" in done.stderr
+
+
+def test_the_shared_errors_bench_finds_the_plots_every_run_misses(tmp_path, monkeypatch):
+    """bench/shared_errors.py: three stored runs on the same generated test plots (one stored in
+    another order). Planted: some plots all three runs miss, some two miss, some only one. The
+    agreement counts, the averaged probabilities (right where one run errs, wrong where two do), the
+    any-run-right bound, the shared-error table (with the manifest's sub-kinds) and the contact sheet
+    follow from them; --at-least 3 keeps only the plots all three miss."""
+    from PIL import Image
+
+    from backend.data.generate import generate_dataset
+    from backend.data.series import CLASSES
+
+    monkeypatch.setenv("RUNS_DB_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    data = tmp_path / "mixed"
+    generate_dataset(data, train_per_class=1, test_per_class=4, seed=5, style="mixed", workers=1)
+    tests = [s for s in json.loads((data / "manifest.json").read_text())["samples"] if s["split"] == "test"]
+    n = len(tests)
+    y_true = np.array([CLASSES.index(s["class"]) for s in tests])
+    wrong = (y_true + 1) % len(CLASSES)
+    rng = np.random.default_rng(1)
+    misses_in = rng.choice([0, 1, 2, 3], size=n, p=[0.6, 0.15, 0.1, 0.15])  # how many runs miss each plot
+    misses_in[:3] = [1, 2, 3]
+
+    def stored(run_index: int, order) -> int:
+        pred = np.where(misses_in > run_index, wrong, y_true)  # run k misses the plots missed by more than k runs
+        probs = np.full((n, len(CLASSES)), 0.02)
+        probs[np.arange(n), pred] = 1 - 0.02 * (len(CLASSES) - 1)
+        run_id = store.create_run(name="r", model="visual_cnn", config={}, dataset=str(data), status="completed",
+                                  class_names=list(CLASSES))  # fmt: skip
+        store.save_predictions(run_id, [{"item_hash": tests[i]["png"], "path": tests[i]["png"], "true_index": int(y_true[i]),
+                                         "pred_index": int(pred[i]), "probs": probs[i].tolist()} for i in order])  # fmt: skip
+        return run_id
+
+    runs = [stored(0, range(n)), stored(1, rng.permutation(n)), stored(2, range(n))]
+    sheet = tmp_path / "sheet.png"
+    command = [sys.executable, "bench/shared_errors.py", *map(str, runs), "--data", str(data), "--sheet", str(sheet),
+               "--resamples", "50"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {cells[0]: cells for line in done.stdout.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.strip().strip("|").split("|")]]}  # fmt: skip
+    counts = np.bincount(misses_in, minlength=4)
+    assert rows["test plots"] == ["test plots", *map(str, counts)]
+    assert rows["mean of the 3 runs' probabilities"][3] == str(counts[2] + counts[3])  # the majority decides
+    assert rows["any run right (a bound, not a model)"][3] == str(counts[3])
+    assert rows[str(runs[0])][3] == str(n - counts[0])  # run 1 misses every planted plot
+    shared = counts[2] + counts[3]
+    assert f"{shared} test plots" in done.stdout and "wrong in at least 2 of the 3 runs" in done.stdout
+    table = [line for line in done.stdout.splitlines() if line.count("|") == 5 and line.split("|")[1].strip() in CLASSES]
+    assert sum(int(line.split("|")[4]) for line in table) == shared
+    first = tests[2]  # missed by all three: its class, sub-kind and the planted wrong class are in the table
+    assert any(f"| {first['class']} | {first['subkind']} | {CLASSES[wrong[2]]} |" in line for line in table)
+    by_length = [line for line in done.stdout.splitlines() if line.startswith("| ")
+                 and re.fullmatch(r"\d+-\d+|\d+ or more", line.split("|")[1].strip())]
+    assert sum(int(line.split("|")[2]) for line in by_length) == n
+    with Image.open(sheet) as image:
+        assert image.size == (300 * 6, 240 * -(-shared // 6))
+
+    done = subprocess.run([*command[:5], "--at-least", "3"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and f"{counts[3]} test plots" in done.stdout
+    plain = store.create_run(name="p", model="visual_cnn", config={}, dataset=str(data), status="completed",
+                             class_names=list(CLASSES))  # fmt: skip
+    store.save_predictions(plain, [{"item_hash": s["png"], "path": s["png"], "true_index": int(t), "pred_index": int(t)}
+                                   for s, t in zip(tests, y_true, strict=True)])  # fmt: skip
+    for args, message in (([str(runs[0]), str(plain)], f"run {plain} stored no probabilities"),
+                          ([str(runs[0])], "two or more different runs"),
+                          ([*map(str, runs), "--sheet", str(sheet)], "--sheet needs --data")):  # fmt: skip
+        done = subprocess.run([sys.executable, "bench/shared_errors.py", *args], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr
