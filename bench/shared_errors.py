@@ -120,28 +120,25 @@ def markdown(run_ids, result: dict, y_true, class_names, details, at_least: int)
         return f"{m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.3f}, {m['macro_f1_ci'][1]:.3f}]"
 
     n_runs, n_plots = len(run_ids), len(y_true)
+    counts = result["wrong_counts"]
+    run_wrong = (result["preds"] != y_true).sum(axis=1)
     lines = ["| run | macro-F1 [95%] | accuracy | plots wrong |", "| --- | --- | --- | --- |"]
-    for run_id, metrics in zip(run_ids, result["runs"], strict=True):
-        wrong = round((1 - metrics["accuracy"]) * n_plots)
+    for run_id, metrics, wrong in zip(run_ids, result["runs"], run_wrong, strict=True):
         lines.append(f"| {run_id} | {f1(metrics)} | {metrics['accuracy']:.3f} | {wrong} |")
     ensemble = result["ensemble"]
     lines.append(f"| mean of the {n_runs} runs' probabilities | {f1(ensemble)} | {ensemble['accuracy']:.3f} | "
-                 f"{round((1 - ensemble['accuracy']) * n_plots)} |")  # fmt: skip
-    oracle = result["oracle_accuracy"]
-    lines.append(f"| any run right (a bound, not a model) | | {oracle:.3f} | {round((1 - oracle) * n_plots)} |")
-    counts = result["wrong_counts"]
+                 f"{(result['ensemble_pred'] != y_true).sum()} |")  # fmt: skip
+    lines.append(f"| any run right (a bound, not a model) | | {result['oracle_accuracy']:.3f} | {counts[-1]} |")
     lines += ["", f"| wrong in k of {n_runs} runs | " + " | ".join(str(k) for k in range(n_runs + 1)) + " |",
               "| --- " * (n_runs + 2) + "|", "| test plots | " + " | ".join(str(c) for c in counts) + " |"]  # fmt: skip
     shared = np.flatnonzero(result["shared"])
-    mean_wrong = np.mean([(1 - m["accuracy"]) * n_plots for m in result["runs"]])
     lines += ["", f"{len(shared)} test plots ({len(shared) / n_plots:.1%}) are wrong in at least {at_least} of the "
-              f"{n_runs} runs; a run makes {mean_wrong:.0f} errors on average."]  # fmt: skip
+              f"{n_runs} runs; a run makes {run_wrong.mean():.0f} errors on average."]  # fmt: skip
     lengths = [d["length"] for d in details]
     if all(length is not None for length in lengths):
         short = np.array(lengths) < SHORT
         lines.append(f"Series shorter than {SHORT} points: {short[shared].mean():.0%} of these, "
                      f"{short.mean():.0%} of the test split.")  # fmt: skip
-    if all(length is not None for length in lengths):
         lines += ["", "| series length (points) | test plots | accuracy, mean of the runs | accuracy, averaged probabilities |",
                   "| --- | --- | --- | --- |"]  # fmt: skip
         for row in length_rows(lengths, y_true, result["preds"], result["ensemble_pred"]):
