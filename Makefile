@@ -4,7 +4,7 @@ VENV      := .venv
 BIN       := $(VENV)/bin
 DEMO_DATA := data/demo
 
-.PHONY: run test system-deps venv dev-venv demo lint bench screenshots clean
+.PHONY: run test system-deps venv dev-venv demo lint bench screenshots gpu-wheels gpu-figures-smoke clean
 
 $(BIN)/.installed: requirements.txt
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,24 @@ bench: venv
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_latency.py
 	$(BIN)/python bench/dashboard_render.py
+
+# For bench/gpu_figures.sh on the lent GPU machine (docs/BENCHMARKS.md, "GPU figures"): the cp312
+# wheels of what its image lacks (SQLAlchemy, Alembic, albumentations, pebble and their pure
+# dependencies) go to .whl/, which the device tool's run carries; what the image already has
+# (numpy, scipy, opencv, PyYAML, MarkupSafe) is dropped so its own builds stay in use.
+GPU_WHEELS := sqlalchemy==2.1.9 alembic==1.20.1 albumentations==2.0.8 pebble==5.2.3
+gpu-wheels: venv
+	rm -rf .whl && mkdir .whl
+	$(BIN)/pip download --quiet --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		--platform any -d .whl $(GPU_WHEELS)
+	rm -f .whl/numpy-* .whl/scipy-* .whl/opencv* .whl/PyYAML-* .whl/pyyaml-* .whl/MarkupSafe-* .whl/markupsafe-*
+	ls .whl
+
+# bench/gpu_figures.sh with every step shrunk, on this CPU: checks the script's wiring before device time.
+gpu-figures-smoke: venv
+	GPU_FIGURES_SMOKE=1 PYTHON=$(BIN)/python OUT=$(CURDIR)/gpu-figures-smoke bash bench/gpu_figures.sh
+	cat gpu-figures-smoke/figures.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

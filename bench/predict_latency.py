@@ -98,12 +98,12 @@ def folder_rate(predictor: Predictor, files: list[Path], tta: str) -> float:
     return len(files) / elapsed
 
 
-def write_folder(root: Path) -> list[Path]:
-    """200 team-style plot PNGs (ten distinct series, repeated: decoding cost is per file)."""
+def write_folder(root: Path, count: int = FOLDER_FILES) -> list[Path]:
+    """``count`` team-style plot PNGs (ten distinct series, repeated: decoding cost is per file)."""
     rng = np.random.default_rng(0)
     pngs = [encode_png(render_series(generate_series(name, rng).values)) for name in CLASSES[:10]]
     files = []
-    for i in range(FOLDER_FILES):
+    for i in range(count):
         path = root / f"plot_{i:03d}.png"
         path.write_bytes(pngs[i % len(pngs)])
         files.append(path)
@@ -114,15 +114,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu", help="cpu, or auto/cuda on a machine with a GPU")
+    parser.add_argument("--out", type=Path, default=OUT, help="markdown file for the report")
+    parser.add_argument("--models", nargs="+", choices=[name for name, _ in MODELS], default=[name for name, _ in MODELS],
+                        help="models to time (default: all three)")  # fmt: skip
+    parser.add_argument("--folder-files", type=int, default=FOLDER_FILES,
+                        help="PNG files in the timed folder (default 200; fewer only for a smoke check)")  # fmt: skip
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     rng = np.random.default_rng(1)
     plot = render_series(generate_series("mean_shift", rng).values)
     png = encode_png(plot)
     with tempfile.TemporaryDirectory() as tmp:
-        files = write_folder(Path(tmp))
+        files = write_folder(Path(tmp), args.folder_files)
         rows = []
-        for name, size in MODELS:
+        for name, size in (m for m in MODELS if m[0] in args.models):
             for precision in ("fp32", "bf16"):
                 predictor = make_predictor(name, size, args.device, precision)
                 row = latency_row(predictor, plot, png, args.repeats)
@@ -130,14 +135,14 @@ def main() -> None:
                 rows.append(row)
                 print(format_row(row), flush=True)
     load = (load_before, os.getloadavg()[0])
-    report = render_report(rows, plot.shape, predictor.runtime, load)
-    OUT.write_text(report)
-    print(f"\n{report}\nwritten to {OUT}")
+    report = render_report(rows, plot.shape, predictor.runtime, load, args.folder_files)
+    args.out.write_text(report)
+    print(f"\n{report}\nwritten to {args.out}")
 
 
 HEADER = (
     "| model | px | precision | file end to end, none (ms) | none (ms) | flip4 batched (ms) | flip4 as 4 calls (ms) "
-    "| flip4 / none | 4 calls / batched | folder of 200, none (files/s) |\n"
+    "| flip4 / none | 4 calls / batched | folder of {files}, none (files/s) |\n"
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
@@ -150,7 +155,9 @@ def format_row(row: dict) -> str:
     )
 
 
-def render_report(rows: list[dict], plot_shape: tuple, runtime, load: tuple[float, float]) -> str:
+def render_report(
+    rows: list[dict], plot_shape: tuple, runtime, load: tuple[float, float], folder_files: int = FOLDER_FILES
+) -> str:
     return "\n".join(
         [
             "# Prediction latency (bench/predict_latency.py)",
@@ -165,9 +172,9 @@ def render_report(rows: list[dict], plot_shape: tuple, runtime, load: tuple[floa
             "prediction does, so a file that hangs its decoder can be stopped), decode, crop, resize, normalise, forward.",
             "- *none / flip4 batched / flip4 as 4 calls*: `predict_images` on the decoded plot; the 4 calls "
             "are the four flipped views predicted one at a time, as if TTA were a loop.",
-            "- *folder of 200*: `predict_files` over 200 PNG files on disk, batches of 32, TTA none.",
+            f"- *folder of {folder_files}*: `predict_files` over {folder_files} PNG files on disk, batches of 32, TTA none.",
             "",
-            HEADER,
+            HEADER.format(files=folder_files),
             *[format_row(row) for row in rows],
             "",
         ]
