@@ -98,7 +98,7 @@ def folder_rate(predictor: Predictor, files: list[Path], tta: str) -> float:
     return len(files) / elapsed
 
 
-def write_folder(root: Path, count: int = FOLDER_FILES) -> list[Path]:
+def write_folder(root: Path, count: int) -> list[Path]:
     """``count`` team-style plot PNGs (ten distinct series, repeated: decoding cost is per file)."""
     rng = np.random.default_rng(0)
     pngs = [encode_png(render_series(generate_series(name, rng).values)) for name in CLASSES[:10]]
@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--folder-files", type=int, default=FOLDER_FILES,
                         help="PNG files in the timed folder (default 200; fewer only for a smoke check)")  # fmt: skip
     args = parser.parse_args()
+    if args.folder_files < 1:
+        parser.error("--folder-files must be at least 1")
     load_before = os.getloadavg()[0]
     rng = np.random.default_rng(1)
     plot = render_series(generate_series("mean_shift", rng).values)
@@ -155,9 +157,7 @@ def format_row(row: dict) -> str:
     )
 
 
-def render_report(
-    rows: list[dict], plot_shape: tuple, runtime, load: tuple[float, float], folder_files: int = FOLDER_FILES
-) -> str:
+def render_report(rows: list[dict], plot_shape: tuple, runtime, load: tuple[float, float], folder_files: int) -> str:
     return "\n".join(
         [
             "# Prediction latency (bench/predict_latency.py)",
