@@ -84,7 +84,7 @@ $(FLOOR_VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m venv $(FLOOR_VENV)
 	$(FLOOR_VENV)/bin/pip install --quiet --upgrade pip
 	$(FLOOR_VENV)/bin/pip install --quiet $(FLOOR_TORCH)
-	grep -v '^torch' requirements.txt > $(FLOOR_VENV)/requirements.txt
+	grep -Ev '^(torch|torchvision)==' requirements.txt > $(FLOOR_VENV)/requirements.txt
 	grep -v '^-r' requirements-dev.txt > $(FLOOR_VENV)/requirements-dev.txt
 	$(FLOOR_VENV)/bin/pip install --quiet -r $(FLOOR_VENV)/requirements.txt -r $(FLOOR_VENV)/requirements-dev.txt
 	touch $@
