@@ -4,7 +4,7 @@ VENV      := .venv
 BIN       := $(VENV)/bin
 DEMO_DATA := data/demo
 
-.PHONY: run test system-deps venv dev-venv demo lint bench screenshots gpu-wheels gpu-figures-smoke torch-floor clean
+.PHONY: run test system-deps venv dev-venv demo lint bench screenshots gpu-wheels gpu-figures-smoke torch-floor device-mimic clean
 
 $(BIN)/.installed: requirements.txt
 	$(PY) -m venv $(VENV)
@@ -93,5 +93,27 @@ torch-floor: $(FLOOR_VENV)/.installed
 	$(FLOOR_VENV)/bin/python -c 'import torch, torchvision; print("torch", torch.__version__, "| torchvision", torchvision.__version__)'
 	$(FLOOR_VENV)/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(FLOOR_TESTS)
 
+# The device machine as near as this CPU can play it: its Python 3.12, torch 2.11 / torchvision 0.26
+# and only the packages its image holds (KINDS.md's list; no SQLAlchemy, Alembic, albumentations or
+# pebble), then the shrunk bench/gpu_figures.sh with the carried .whl wheels installed into a fresh
+# folder, as on the device. Catches a missing wheel, a cp312 wheel that will not install, or code
+# that fails on 3.12 before any device time is spent. DEVICE_PY names the interpreter (pyenv's 3.12
+# is found where present). Downloads about 3 GB into .venv-device; not part of `make test`.
+DEVICE_PY   ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+DEVICE_VENV := .venv-device
+DEVICE_PKGS := $(FLOOR_TORCH) numpy pandas scikit-learn matplotlib pillow opencv-python-headless onnx \
+	onnxruntime psutil tqdm pyyaml
+$(DEVICE_VENV)/.installed:
+	@$(DEVICE_PY) -c 'import sys; assert sys.version_info[:2] == (3, 12), sys.version' 2>/dev/null || \
+		{ echo "device-mimic needs Python 3.12 (the device's); install one (pyenv install 3.12) and pass DEVICE_PY=/path/to/python3.12"; exit 1; }
+	$(DEVICE_PY) -m venv $(DEVICE_VENV)
+	$(DEVICE_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEVICE_VENV)/bin/pip install --quiet $(DEVICE_PKGS)
+	touch $@
+
+device-mimic: $(DEVICE_VENV)/.installed gpu-wheels
+	@! $(DEVICE_VENV)/bin/python -c 'import sqlalchemy' 2>/dev/null || { echo "$(DEVICE_VENV) holds sqlalchemy: not the device image"; exit 1; }
+	$(MAKE) gpu-figures-smoke SMOKE_PYTHON=$(DEVICE_VENV)/bin/python
+
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) $(DEVICE_VENV) .pytest_cache .ruff_cache

@@ -56,10 +56,13 @@ step() {
 
 PY=${PYTHON:-python3}
 if [[ -d .whl ]] && compgen -G ".whl/*.whl" >/dev/null; then
-  say "installing the carried wheels into /tmp/site"
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 ||
+  # A fresh folder each time, as on a fresh device: a folder left by an earlier run here could hold
+  # a package that .whl no longer carries and hide its absence (`make device-mimic`).
+  SITE=$(mktemp -d /tmp/awb-site.XXXXXX)
+  say "installing the carried wheels into $SITE"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl >>"$LOG" 2>&1 ||
     say "wheel install failed (see the log; the wheels are cp312, for the device's Python 3.12)"
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 fi
 
 WORK=$(mktemp -d /tmp/awb-gpu-figures.XXXXXX)
