@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.data.csvseries import downsample_for_drawing, read_series_csv
+from backend.data.csvseries import downsample_for_drawing, read_series_csv, require_variation
 from backend.data.digitize import digitize_plot
-from backend.data.images import load_image_rgb
+from backend.data.images import check_drawn, load_image_rgb
 from backend.data.inputs import FILE_TIME_BUDGET_S, _read_bytes, display_name, input_kind, one_line
 from backend.data.render import render_series
 from backend.device import Runtime
@@ -112,13 +112,14 @@ class SeriesPredictor(CheckpointLoader):
         data = _read_bytes(source, name)
         if input_kind(name, data) == "image":
             image = load_image_rgb(data, name=Path(name).name)
+            check_drawn(image, Path(name).name)
             try:
                 digitized = digitize_plot(image)
             except ValueError as e:
                 raise ValueError(f"{Path(name).name}: no series could be read from the plot ({one_line(e)}); "
                                  "a series model reads CSVs and plots with one visible line") from e  # fmt: skip
             return digitized.values, image if draw else None, list(digitized.notes)
-        parsed = read_series_csv(data, column=column)
+        parsed = require_variation(read_series_csv(data, column=column))
         image = render_series(downsample_for_drawing(parsed.values)) if draw else None
         return parsed.values, image, [f"series from column {parsed.column!r}", *parsed.notes]
 

@@ -18,6 +18,7 @@ from backend.data.csvseries import (
     downsample_for_drawing,
     drawing_indices,
     read_series_csv,
+    require_variation,
 )
 
 VALUES = np.round(np.sin(np.arange(30) / 3.0) * 10 + 50, 4)
@@ -107,6 +108,22 @@ def test_pandas_index_column_is_skipped():
     headerless = read_series_csv(lines(*rows))
     assert headerless.column == "column_2"
     np.testing.assert_array_equal(headerless.values, VALUES)
+
+
+def test_a_constant_column_is_skipped_for_a_varying_one_and_a_constant_series_is_refused_for_prediction():
+    rows = [f"7,{v},0.5" for v in VALUES]
+    series = read_series_csv(lines("sensor,value,gain", *rows))  # an id column before the values
+    assert series.column == "value"
+    np.testing.assert_array_equal(series.values, VALUES)
+    assert "skipped 'sensor': one value in every row (an id or a setting)" in series.notes
+    assert require_variation(series) is series
+    flat = read_series_csv(lines("value", *["4.25"] * 30))  # training reads it as it is...
+    np.testing.assert_array_equal(flat.values, np.full(30, 4.25))
+    with pytest.raises(CSVError, match=r"^column 'value' is constant: all 30 values are 4.25, and a flat line"):
+        require_variation(flat)  # ...prediction refuses it
+    asked = read_series_csv(lines("sensor,value,gain", *rows), column="gain")  # asked for: no skipping
+    with pytest.raises(CSVError, match="column 'gain' is constant: all 30 values are 0.5"):
+        require_variation(asked)
 
 
 def test_unsorted_rows_are_sorted_by_time():

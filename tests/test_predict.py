@@ -168,14 +168,15 @@ def test_a_bad_file_in_a_batch_fails_alone_and_order_is_kept(cnn, plot_png):
 
 
 def test_csv_column_option_picks_the_column(cnn):
-    rows = ["time,flat,spiky"] + [f"{i},1.0,{50.0 if i == 40 else np.sin(i / 4):.4f}" for i in range(120)]
-    flat = cnn.predict_file(csv_bytes(rows), filename="s.csv", column="flat")
+    rows = ["time,slope,spiky,flat"] + [f"{i},{i / 10},{50.0 if i == 40 else np.sin(i / 4):.4f},1.0" for i in range(120)]
+    slope = cnn.predict_file(csv_bytes(rows), filename="s.csv", column="slope")
     spiky = cnn.predict_file(csv_bytes(rows), filename="s.csv", column="spiky")
-    assert "series from column 'flat'" in flat.notes and "series from column 'spiky'" in spiky.notes
-    assert not np.array_equal(flat.image, spiky.image)
-    assert "no column 'nope'; columns found: time, flat, spiky" in the_error(
+    assert "series from column 'slope'" in slope.notes and "series from column 'spiky'" in spiky.notes
+    assert not np.array_equal(slope.image, spiky.image)
+    assert "no column 'nope'; columns found: time, slope, spiky, flat" in the_error(
         cnn, "s.csv", csv_bytes(rows), column="nope"
     )
+    assert "column 'flat' is constant: all 120 values are 1" in the_error(cnn, "s.csv", csv_bytes(rows), column="flat")
 
 
 def test_predictor_is_safe_to_share_between_threads(cnn, plot_png):

@@ -156,10 +156,18 @@ def test_series_predictor_answers_csvs_of_any_length_with_calibrated_probabiliti
         expected = (predictor.model(x)["logits"][0] / predictor.temperature).softmax(0).numpy()
     got = np.array([predictions[3].probabilities[c] for c in predictor.class_names])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    frame = tmp_path / "frame.png"
+    frame.write_bytes(encode_png(empty_axes()))
+    answer = predictor.predict_file(frame)
+    assert answer.predicted is None and answer.error.startswith("frame.png: no series could be read from the plot (")
     blank = tmp_path / "blank.png"
     blank.write_bytes(encode_png(np.full((120, 160, 3), 255, dtype=np.uint8)))
     answer = predictor.predict_file(blank)
-    assert answer.predicted is None and answer.error.startswith("blank.png: no series could be read from the plot (")
+    assert answer.predicted is None and answer.error.startswith("blank.png has nothing drawn on it: all its 160x120")
+    flat = tmp_path / "flat.csv"
+    flat.write_text("value\n" + "2.5\n" * 40)
+    answer = predictor.predict_file(flat)
+    assert answer.predicted is None and answer.error.startswith("column 'value' is constant: all 40 values are 2.5")
     with pytest.raises(PredictError, match="series_cnn is a series model: it reads CSV series, not images"):
         Predictor.from_run(runs["series_cnn"])
 
@@ -199,14 +207,26 @@ def test_the_ensemble_averages_the_two_runs_calibrated_probabilities(runs, csv_f
     for c in names:
         expected = (alone["image"].probabilities[c] + alone["series"].probabilities[c]) / 2
         assert answer.probabilities[c] == pytest.approx(expected, abs=1e-6)
-    # No line to read: the image run answers alone, and says so.
+    # No line to read (a frame, nothing plotted in it): the image run answers alone, and says so.
+    frame = tmp_path / "frame-ensemble.png"
+    frame.write_bytes(encode_png(empty_axes()))
+    answer = ensemble.predict_file(frame)
+    assert answer.error is None and answer.probabilities == ensemble.image.predict_file(frame).probabilities
+    assert any(note.startswith("image run alone: frame-ensemble.png: no series could be read") for note in answer.notes)
+    # Nothing drawn at all: neither run names a class.
     blank = tmp_path / "blank-ensemble.png"
     blank.write_bytes(encode_png(np.full((120, 160, 3), 255, dtype=np.uint8)))
     answer = ensemble.predict_file(blank)
-    assert answer.error is None and answer.probabilities == ensemble.image.predict_file(blank).probabilities
-    assert any(note.startswith("image run alone: blank-ensemble.png: no series could be read") for note in answer.notes)
+    assert answer.predicted is None and "blank-ensemble.png has nothing drawn on it" in answer.error
     with pytest.raises(PredictError, match="needs one image run and one series run"):
         open_ensemble(runs["visual_cnn"], runs["visual_cnn"])
+
+
+def empty_axes() -> np.ndarray:
+    """A white plot with a black frame and nothing plotted inside it."""
+    image = np.full((120, 160, 3), 255, dtype=np.uint8)
+    image[10:12], image[-12:-10], image[:, 10:12], image[:, -12:-10] = 0, 0, 0, 0
+    return image
 
 
 def test_series_tta_views_are_the_series_reversed_negated_and_both(tmp_path):

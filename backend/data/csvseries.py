@@ -363,13 +363,35 @@ def _choose_column(
         besides = f" besides the time column {time_column!r}" if time_column in numeric else ""
         raise CSVError(f"CSV has no numeric column{besides}; columns found: {columns}")
     indexes = [name for name in candidates[:-1] if _is_row_index(numeric[name])]
-    chosen = next(name for name in candidates if name not in indexes)
+    flat = [name for name in candidates[:-1] if name not in indexes and _is_constant(numeric[name])]
+    skipped = indexes + flat
+    chosen = next(name for name in candidates if name not in skipped)
     if indexes:
         notes.append(f"skipped {', '.join(repr(n) for n in indexes)}: it looks like a row index (0, 1, 2, ...)")
-    if len(candidates) - len(indexes) > 1:
-        others = ", ".join(name for name in candidates if name not in indexes and name != chosen)
+    if flat:
+        notes.append(f"skipped {', '.join(repr(n) for n in flat)}: one value in every row (an id or a setting)")
+    if len(candidates) - len(skipped) > 1:
+        others = ", ".join(name for name in candidates if name not in skipped and name != chosen)
         notes.append(f"used column {chosen!r}, the first numeric one; also numeric: {others}")
     return chosen
+
+
+def require_variation(series: SeriesCSV) -> SeriesCSV:
+    """``series``, refused for prediction when it is one value repeated: a flat line holds none of the
+    anomaly types, so any class named for it would be a guess. (Training reads such a file as it is.)"""
+    if _is_constant(series.values):
+        raise CSVError(
+            f"column {series.column!r} is constant: all {len(series.values):,} values are "
+            f"{series.values[0]:g}, and a flat line shows no anomaly type to classify"
+        )
+    return series
+
+
+def _is_constant(values: pd.Series | np.ndarray) -> bool:
+    """Every finite value the same."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return len(finite) > 0 and finite.min() == finite.max()
 
 
 def _no_finite_numbers(column: str) -> CSVError:

@@ -27,6 +27,9 @@ FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 _FORMATS_TEXT = "PNG, JPEG, BMP or WebP"
 _WHITE = (255, 255, 255, 255)
 _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"))
+# Grey levels within which an image counts as one flat colour. JPEG noise on a blank page stays a few
+# levels; a plotted line differs from its face by far more (tens to hundreds of levels).
+FLAT_LEVELS = 8
 
 
 # PIL warns between its two limits; ours (MAX_PIXELS) is lower and refuses with a message instead.
@@ -43,6 +46,19 @@ def check_pixel_count(width: int, height: int, name: str = "image") -> None:
     if pixels > MAX_PIXELS:
         raise ImageError(
             f"{name} is {width}x{height} = {pixels / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit"
+        )
+
+
+def check_drawn(image: np.ndarray, name: str = "image") -> None:
+    """Refuse, for prediction, an (H, W, 3) uint8 image with nothing drawn on it: every channel within
+    :data:`FLAT_LEVELS` grey levels (a blank page, a fully transparent PNG, a 1x1 pixel). Without this
+    the model still names a class for it, with a confidence that means nothing."""
+    spread = image.max(axis=(0, 1)).astype(np.int16) - image.min(axis=(0, 1))
+    if int(spread.max()) <= FLAT_LEVELS:
+        r, g, b = (int(v) for v in image[0, 0])
+        raise ImageError(
+            f"{name} has nothing drawn on it: all its {image.shape[1]}x{image.shape[0]} pixels are one colour "
+            f"(RGB {r}, {g}, {b}; transparent areas count as white); upload the plot itself"
         )
 
 

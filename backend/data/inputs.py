@@ -24,9 +24,15 @@ from pathlib import Path
 import numpy as np
 import pebble
 
-from backend.data.csvseries import MAX_CSV_BYTES, check_csv_size, downsample_for_drawing, read_series_csv
+from backend.data.csvseries import (
+    MAX_CSV_BYTES,
+    check_csv_size,
+    downsample_for_drawing,
+    read_series_csv,
+    require_variation,
+)
 from backend.data.dataset import IMAGE_EXTENSIONS
-from backend.data.images import load_image_rgb, sniff_image_format
+from backend.data.images import check_drawn, load_image_rgb, sniff_image_format
 from backend.data.render import render_series, style_tta_styles
 from backend.procs import forkserver_context
 
@@ -115,8 +121,10 @@ def load_input_views(
     name = display_name(source, filename)
     data = _read_bytes(source, name)
     if input_kind(name, data) == "image":
-        return load_image_rgb(data, name=Path(name).name), [], ()
-    series = read_series_csv(data, column=column)
+        image = load_image_rgb(data, name=Path(name).name)
+        check_drawn(image, Path(name).name)
+        return image, [], ()
+    series = require_variation(read_series_csv(data, column=column))
     notes = [f"series from column {series.column!r}", *series.notes]
     values = downsample_for_drawing(series.values)
     views = tuple(render_series(values, style=style) for style in style_tta_styles(style_views))
