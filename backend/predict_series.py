@@ -31,10 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.data.csvseries import downsample_for_drawing, read_series_csv, require_variation
+from backend.data.csvseries import downsample_for_drawing
 from backend.data.digitize import digitize_plot
-from backend.data.images import check_drawn, load_image_rgb
-from backend.data.inputs import FILE_TIME_BUDGET_S, _read_bytes, display_name, input_kind, one_line
+from backend.data.inputs import FILE_TIME_BUDGET_S, _read_bytes, display_name, input_kind, one_line, read_upload
 from backend.data.render import render_series
 from backend.device import Runtime
 from backend.evaluation.calibration import softmax
@@ -109,19 +108,16 @@ class SeriesPredictor(CheckpointLoader):
     def _read(self, name: str, source: Path | str | bytes, column: str | None, draw: bool):
         """(values, image or None, notes) of one CSV or plot image; ValueError (its message for the
         user) otherwise."""
-        data = _read_bytes(source, name)
-        if input_kind(name, data) == "image":
-            image = load_image_rgb(data, name=Path(name).name)
-            check_drawn(image, Path(name).name)
+        upload = read_upload(name, _read_bytes(source, name), column=column)
+        if isinstance(upload, np.ndarray):  # a plot image: its line is read back into a series
             try:
-                digitized = digitize_plot(image)
+                digitized = digitize_plot(upload)
             except ValueError as e:
                 raise ValueError(f"{Path(name).name}: no series could be read from the plot ({one_line(e)}); "
                                  "a series model reads CSVs and plots with one visible line") from e  # fmt: skip
-            return digitized.values, image if draw else None, list(digitized.notes)
-        parsed = require_variation(read_series_csv(data, column=column))
-        image = render_series(downsample_for_drawing(parsed.values)) if draw else None
-        return parsed.values, image, [f"series from column {parsed.column!r}", *parsed.notes]
+            return digitized.values, upload if draw else None, list(digitized.notes)
+        image = render_series(downsample_for_drawing(upload.values)) if draw else None
+        return upload.values, image, [f"series from column {upload.column!r}", *upload.notes]
 
     def iter_files(self, files: Iterable[tuple[str, Path | str | bytes]], tta: str = "none", *,
                    batch_size: int = 32, column: str | None = None, time_budget: float = FILE_TIME_BUDGET_S,

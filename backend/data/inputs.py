@@ -26,6 +26,7 @@ import pebble
 
 from backend.data.csvseries import (
     MAX_CSV_BYTES,
+    SeriesCSV,
     check_csv_size,
     downsample_for_drawing,
     read_series_csv,
@@ -119,16 +120,26 @@ def load_input_views(
     if style_views < 0:
         raise ValueError(f"style_views must be 0 or more, got {style_views}")
     name = display_name(source, filename)
-    data = _read_bytes(source, name)
+    upload = read_upload(name, _read_bytes(source, name), column=column)
+    if isinstance(upload, np.ndarray):
+        return upload, [], ()
+    notes = [f"series from column {upload.column!r}", *upload.notes]
+    values = downsample_for_drawing(upload.values)
+    views = tuple(render_series(values, style=style) for style in style_tta_styles(style_views))
+    return render_series(values), notes, views
+
+
+def read_upload(name: str, data: bytes, *, column: str | None = None) -> np.ndarray | SeriesCSV:
+    """A file's bytes as every prediction path reads them: an image decoded to (H, W, 3) uint8 RGB,
+    or a CSV parsed into a :class:`SeriesCSV` (``column`` picks its column). Either is refused, with
+    its message, when it holds nothing to classify: an image with nothing drawn on it
+    (:func:`check_drawn`), a constant series (:func:`require_variation`). Training reads its files
+    without these two checks."""
     if input_kind(name, data) == "image":
         image = load_image_rgb(data, name=Path(name).name)
         check_drawn(image, Path(name).name)
-        return image, [], ()
-    series = require_variation(read_series_csv(data, column=column))
-    notes = [f"series from column {series.column!r}", *series.notes]
-    values = downsample_for_drawing(series.values)
-    views = tuple(render_series(values, style=style) for style in style_tta_styles(style_views))
-    return render_series(values), notes, views
+        return image
+    return require_variation(read_series_csv(data, column=column))
 
 
 def load_batches(
