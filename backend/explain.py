@@ -283,7 +283,7 @@ def attention_report(
         records = [r for group in by_class.values() for r in group[:per_class]]
     if not records:
         raise ExplainError(f"{dataset} has no {split} samples of this model's classes")
-    width = predictor.image_size
+    width = predictor.input_shape[1]
     rows = []
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from backend import config, store
 from backend.data.dataset import scan_dataset
 from backend.data.images import load_image_rgb
-from backend.data.plotarea import prepare_image
+from backend.data.plotarea import input_shape, prepare_image
 from backend.data.transforms import to_tensor_batch
 from backend.predict import run_checkpoint
 from backend.registry import Registry
@@ -39,7 +39,8 @@ ONNX_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 PREPROCESSING_STEPS = (
     "RGB uint8 plot image (a CSV series is first drawn by backend.data.render.render_series, team style) "
-    "-> resized to image_size x image_size, aspect not kept (PIL bilinear, antialiased)",
+    "-> resized to image_size rows x round(image_size * aspect) columns (the sidecar's input shape), "
+    "the plot's own aspect not kept (PIL bilinear, antialiased)",
     " -> float /255 -> (x - mean) / std per channel -> NCHW float32",
 )
 
@@ -51,7 +52,7 @@ LINE_FALLBACK_NOTE = "; without a frame, the drawn line's extent widened by 5% a
 
 INK_NOTE = (
     " after thickening what is drawn by the squeeze factor (a grey-level minimum filter, a maximum "
-    "one when the median grey level is under 128, over round(H / image_size) x round(W / image_size) "
+    "one when the median grey level is under 128, over round(H / rows) x round(W / columns) "
     "pixels: backend.data.plotarea.apply_resize)"
 )
 
@@ -231,6 +232,7 @@ def export_checkpoint(
     if checkpoint.get("input_kind", "image") != "image":  # series models (docs/TRAINING.md): not exported yet
         raise ExportError(f"{checkpoint['model_name']} is a series model; export covers image models only")
     size = int(checkpoint["image_size"])
+    height, width = input_shape(size, checkpoint["preprocessing"])
     mean, std = checkpoint["normalization"]["mean"], checkpoint["normalization"]["std"]
     dataset = dataset or checkpoint["config"].get("data")
     if not dataset:
@@ -274,7 +276,8 @@ def export_checkpoint(
             "polarity": checkpoint["preprocessing"]["polarity"],
             "plot_area_finder": checkpoint["preprocessing"]["finder"],
             "resize": checkpoint["preprocessing"]["resize"],
-            "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32"},
+            "aspect": checkpoint["preprocessing"]["aspect"],
+            "input": {"name": INPUT_NAME, "shape": ["batch", 3, height, width], "dtype": "float32"},
             "output": {
                 "name": OUTPUT_NAME,
                 "shape": ["batch", len(checkpoint["class_names"])],

@@ -38,7 +38,7 @@ import torch
 from backend import store
 from backend.data.dataset import file_sha256, scan_dataset
 from backend.data.inputs import FILE_TIME_BUDGET_S, display_name, load_batches, one_line
-from backend.data.plotarea import prepare_image, preprocessing_of
+from backend.data.plotarea import input_shape, prepare_image, preprocessing_of, size_text
 from backend.data.render import STYLE_TTA_COUNT, render_series
 from backend.data.transforms import to_pixels, to_tensor_batch, tta_view_count, tta_views
 from backend.device import Runtime, make_runtime
@@ -233,7 +233,8 @@ class CheckpointLoader:
 class Predictor(CheckpointLoader):
     """One loaded checkpoint that predicts images and CSV series, optionally with TTA.
 
-    Attributes: ``class_names``, ``model_name``, ``image_size``, ``run_id`` (None when loaded from a
+    Attributes: ``class_names``, ``model_name``, ``image_size``, ``input_shape`` ((height, width) of
+    the model's input: ``image_size`` square unless the run trained at another aspect), ``run_id`` (None when loaded from a
     bare checkpoint file), ``runtime`` (device and precision actually used).
     """
 
@@ -257,6 +258,7 @@ class Predictor(CheckpointLoader):
         self.mean = tuple(float(v) for v in checkpoint["normalization"]["mean"])
         self.std = tuple(float(v) for v in checkpoint["normalization"]["std"])
         self.preprocessing = preprocessing_of(checkpoint)  # {"crop": ...}: as the run trained
+        self.input_shape: tuple[int, int] = input_shape(self.image_size, self.preprocessing)  # (height, width)
         self.run_id = run_id
         self.temperature = float(checkpoint.get("temperature") or 1.0)
         self.policy = UncertaintyPolicy.from_checkpoint(checkpoint)
@@ -270,7 +272,7 @@ class Predictor(CheckpointLoader):
     def describe(self) -> str:
         source = f"run {self.run_id}" if self.run_id is not None else "checkpoint"
         return (
-            f"{source}: {self.model_name}, {len(self.class_names)} classes, {self.image_size} px, "
+            f"{source}: {self.model_name}, {len(self.class_names)} classes, {size_text(*self.input_shape)}, "
             f"{self.runtime.describe()}"
         )
 
@@ -320,8 +322,9 @@ class Predictor(CheckpointLoader):
         return pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def predict_batch(self, images: np.ndarray, tta: str = "none") -> tuple[np.ndarray, np.ndarray | None]:
-        """Model-sized images (N, S, S, 3) uint8 -> (probabilities (N, C), reconstructions or None)."""
-        expected = (self.image_size, self.image_size, 3)
+        """Model-sized images (N, H, W, 3) uint8 (``input_shape``) -> (probabilities (N, C),
+        reconstructions or None)."""
+        expected = (*self.input_shape, 3)
         if images.ndim != 4 or images.shape[1:] != expected or images.dtype != np.uint8:
             raise ValueError(f"expected uint8 images of shape (N, {', '.join(map(str, expected))}), got {images.shape}")
         return self._forward(images, tta, self.runtime)

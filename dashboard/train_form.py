@@ -33,7 +33,8 @@ from backend.training.regularize import SAMPLERS
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Model": ("name", "model_kwargs"),
-    "Data": ("data", "image_size", "crop", "finder", "resize", "polarity", "test_fraction", "val_fraction", "workers"),
+    "Data": ("data", "image_size", "aspect", "crop", "finder", "resize", "polarity", "test_fraction", "val_fraction",
+             "workers"),
     "Optimisation": (
         "epochs", "batch_size", "lr", "optimizer", "weight_decay", "momentum", "nesterov", "scheduler",
         "plateau_factor", "plateau_patience", "warmup_epochs", "grad_clip", "ema_decay", "early_stopping_patience",
@@ -77,6 +78,7 @@ APPLIES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "severity": lambda v: v.get("augmentation") not in {None, "none"},
     # A series model reads the CSV's numbers: image size, plot crop, resize, polarity and image mixing do nothing for it.
     "image_size": lambda v: _reads_images(v),
+    "aspect": lambda v: _reads_images(v) and v.get("model") != "vae_classifier",  # the VAE decodes squares
     "crop": lambda v: _reads_images(v),
     "finder": lambda v: _reads_images(v) and v.get("crop", "plot_area") == "plot_area",
     "polarity": lambda v: _reads_images(v),

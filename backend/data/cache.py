@@ -29,7 +29,7 @@ import numpy as np
 
 from backend import config
 from backend.data.images import ImageError, load_image_rgb
-from backend.data.plotarea import check_preprocessing, prepare_image
+from backend.data.plotarea import check_preprocessing, input_shape, prepare_image
 
 CACHE_VERSION = 2  # bump when decoding or resizing changes, so old caches are not reused
 _MAX_LISTED = 10  # unreadable files named in one error message
@@ -74,11 +74,13 @@ def load_dataset_cache(
     *,
     preprocessing: Mapping | None = None,
 ) -> np.ndarray:
-    """Decoded images of ``samples`` (``Sample``s or paths) at ``image_size``, shape (N, S, S, 3) uint8.
+    """Decoded images of ``samples`` (``Sample``s or paths) at ``image_size``, shape (N, H, W, 3) uint8
+    (H = ``image_size``, W = ``round(image_size * aspect)``: ``plotarea.input_shape``).
 
     ``preprocessing`` says how each image is prepared (``backend.data.plotarea.prepare_image``: the
-    ``crop`` before resizing with plot-area ``finder`` version, the ``resize``, the ``polarity``
-    after it; missing entries as before they existed: whole images, bilinear, colours kept). It is
+    ``crop`` before resizing with plot-area ``finder`` version, the ``resize`` to the ``aspect``, the
+    ``polarity`` after it; missing entries as before they existed: whole images, bilinear, square,
+    colours kept). It is
     part of the cache key, so different settings never share a cache file.
 
     Row ``i`` is ``samples[i]``. Loaded from the ``.npy`` cache when the same files were decoded at
@@ -93,10 +95,11 @@ def load_dataset_cache(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         digests = _run_all(pool, _file_digest, paths)
         target = Path(cache_dir or config.cache_dir()) / f"{image_size}px-{_cache_key(digests, image_size, steps)}.npy"
-        cached = _load_cached(target, (len(paths), image_size, image_size, 3))
+        shape = (len(paths), *input_shape(image_size, steps), 3)
+        cached = _load_cached(target, shape)
         if cached is not None:
             return cached
-        images = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
+        images = np.empty(shape, dtype=np.uint8)
 
         def decode_into(index: int) -> None:
             images[index] = decode_resized(paths[index], image_size, steps)
@@ -107,7 +110,7 @@ def load_dataset_cache(
 
 
 def decode_resized(path: Path, image_size: int, preprocessing: Mapping | None = None) -> np.ndarray:
-    """One file -> (S, S, 3) uint8, exactly as prediction prepares an uploaded image."""
+    """One file -> (H, W, 3) uint8 (:func:`input_shape`), exactly as prediction prepares an uploaded image."""
     return prepare_image(load_image_rgb(_read(path)), image_size, preprocessing)
 
 
@@ -127,15 +130,16 @@ def _file_digest(path: Path) -> str:
 
 def _cache_key(digests: list[str], image_size: int, preprocessing: Mapping | None = None) -> str:
     """SHA-1 of the version, the size, the crop (with the plot-area finder's version), the polarity,
-    the resize and every file's content digest, in sample order. A cache without a crop, an
-    inversion or the ink resize keeps the key it had before those existed (and one cropped by
-    finder 2 the key it had then)."""
+    the resize, the aspect and every file's content digest, in sample order. A cache without a
+    crop, an inversion, the ink resize or a non-square aspect keeps the key it had before those
+    existed (and one cropped by finder 2 the key it had then)."""
     steps = check_preprocessing(preprocessing)
     crop, polarity, resize = steps["crop"], steps["polarity"], steps["resize"]
     crop_part = "" if crop == "none" else f"crop={crop}:v{steps['finder']}:"
     polarity_part = "" if polarity == "none" else f"polarity={polarity}:"
     resize_part = "" if resize == "bilinear" else f"resize={resize}:"
-    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}{polarity_part}{resize_part}".encode())
+    aspect_part = "" if steps["aspect"] == 1 else f"aspect={steps['aspect']!r}:"
+    key = hashlib.sha1(f"v{CACHE_VERSION}:{image_size}:{crop_part}{polarity_part}{resize_part}{aspect_part}".encode())
     for digest in digests:
         key.update(digest.encode())
     return key.hexdigest()

@@ -107,18 +107,21 @@ def verify_image(source: Path | str | bytes) -> None:
             raise ImageError(f"{name} is corrupt or truncated ({e})") from e
 
 
-def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize an (H, W, 3) uint8 image to (size, size, 3) with PIL's antialiased bilinear filter.
+def resize_rgb(image: np.ndarray, size: int, width: int | None = None) -> np.ndarray:
+    """Resize an (H, W, 3) uint8 image to (size, width, 3) (``width`` defaults to ``size``: a square)
+    with PIL's antialiased bilinear filter.
 
-    The aspect ratio is not kept: every plot is squeezed to the square model input, as in training.
+    The aspect ratio is not kept: every plot is squeezed to the model input's shape, as in training.
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"image size must be a positive whole number of pixels, got {size!r}")
+    width = size if width is None else width
+    for what, value in (("image size", size), ("image width", width)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{what} must be a positive whole number of pixels, got {value!r}")
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"resize_rgb expects an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
-    if image.shape[:2] == (size, size):
+    if image.shape[:2] == (size, width):
         return image
-    resized = Image.fromarray(image).resize((int(size), int(size)), Image.Resampling.BILINEAR)
+    resized = Image.fromarray(image).resize((int(width), int(size)), Image.Resampling.BILINEAR)
     return np.asarray(resized)
 
 

@@ -99,7 +99,9 @@ RESIZES = ("bilinear", "ink")
 PLOT_AREA_VERSION = 3
 FINDER_VERSIONS = (2, 3)  # what find_plot_area can reproduce (version 1 checkpoints predict with 2)
 # Checkpoints without a "preprocessing" key, or without one of its entries, were prepared like this.
-LEGACY_PREPROCESSING = {"crop": "none", "polarity": "none", "finder": 2, "resize": "bilinear"}
+LEGACY_PREPROCESSING = {"crop": "none", "polarity": "none", "finder": 2, "resize": "bilinear", "aspect": 1.0}
+# The input's width over its height: image_size rows by round(image_size * aspect) columns.
+ASPECT_RANGE = (0.25, 4.0)
 DARK_FACE = 128  # median grey level (0-255) under which an image counts as a dark theme
 
 INK_THRESHOLD = 12  # per-channel difference (0-255) from the background that counts as drawn
@@ -172,22 +174,45 @@ def check_resize(resize: str) -> str:
     return resize
 
 
-def apply_resize(image: np.ndarray, image_size: int, resize: str) -> np.ndarray:
-    """``image`` ((H, W, 3) uint8) squeezed to ``image_size`` square as the resize setting says.
+def check_aspect(aspect) -> float:
+    """``aspect`` (the input's width over its height) as a float if it is a number in
+    :data:`ASPECT_RANGE`; ValueError otherwise."""
+    low, high = ASPECT_RANGE
+    if isinstance(aspect, bool) or not isinstance(aspect, int | float) or not low <= aspect <= high:
+        raise ValueError(f"aspect (input width / height) must be a number from {low:g} to {high:g}, got {aspect!r}")
+    return float(aspect)
+
+
+def input_shape(image_size: int, preprocessing: Mapping | None = None) -> tuple[int, int]:
+    """The model input's (height, width) in pixels: ``image_size`` rows by ``round(image_size *
+    aspect)`` columns (``preprocessing["aspect"]``, square when missing)."""
+    aspect = check_aspect({**LEGACY_PREPROCESSING, **(preprocessing or {})}["aspect"])
+    return int(image_size), max(1, round(image_size * aspect))
+
+
+def size_text(height: int, width: int) -> str:
+    """An input size as people read it: '128 px' for a square, '180x90 px' (width x height) otherwise."""
+    return f"{height} px" if height == width else f"{width}x{height} px"
+
+
+def apply_resize(image: np.ndarray, image_size: int, resize: str, width: int | None = None) -> np.ndarray:
+    """``image`` ((H, W, 3) uint8) squeezed to ``image_size`` rows by ``width`` columns (default
+    ``image_size``: a square) as the resize setting says.
 
     ``"ink"`` thickens the drawing first: a minimum filter (a maximum one when most of the image is
     dark, :func:`is_dark`) over a window of the squeeze factor in each direction (``H / image_size``
-    rows by ``W / image_size`` columns, rounded), so a line one source pixel wide covers about one
+    rows by ``W / width`` columns, rounded), so a line one source pixel wide covers about one
     output pixel after the antialiased resize instead of a fraction of one. An image no larger than
     the input in a direction is not thickened in it; ``"bilinear"`` resizes as drawn.
     """
+    width = image_size if width is None else width
     if check_resize(resize) == "ink":
         rows = max(1, round(image.shape[0] / image_size))
-        cols = max(1, round(image.shape[1] / image_size))
+        cols = max(1, round(image.shape[1] / width))
         if rows > 1 or cols > 1:
             kernel = np.ones((rows, cols), np.uint8)
             image = cv2.dilate(image, kernel) if is_dark(image) else cv2.erode(image, kernel)
-    return resize_rgb(image, image_size)
+    return resize_rgb(image, image_size, width)
 
 
 def is_dark(image: np.ndarray) -> bool:
@@ -258,18 +283,20 @@ def check_preprocessing(preprocessing: Mapping | None) -> dict:
     check_polarity(steps["polarity"])
     check_finder(steps["finder"])
     check_resize(steps["resize"])
+    steps["aspect"] = check_aspect(steps["aspect"])
     return steps
 
 
 def prepare_image(image: np.ndarray, image_size: int, preprocessing: Mapping | None = None) -> np.ndarray:
     """The one way a decoded (H, W, 3) uint8 image becomes model-sized input: crop as
-    ``preprocessing["crop"]`` says (with plot-area finder ``preprocessing["finder"]``), resize as
-    ``preprocessing["resize"]`` says (:func:`apply_resize`), then the polarity of
-    ``preprocessing["polarity"]`` (a missing entry: as before it was recorded). Training's cache and
-    prediction both call this."""
+    ``preprocessing["crop"]`` says (with plot-area finder ``preprocessing["finder"]``), resize to
+    :func:`input_shape` as ``preprocessing["resize"]`` says (:func:`apply_resize`), then the
+    polarity of ``preprocessing["polarity"]`` (a missing entry: as before it was recorded).
+    Training's cache and prediction both call this."""
     steps = check_preprocessing(preprocessing)
     cropped = apply_crop(image, steps["crop"], steps["finder"])
-    return apply_polarity(apply_resize(cropped, image_size, steps["resize"]), steps["polarity"])
+    height, width = input_shape(image_size, steps)
+    return apply_polarity(apply_resize(cropped, height, steps["resize"], width), steps["polarity"])
 
 
 def _background(image: np.ndarray) -> np.ndarray:

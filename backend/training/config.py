@@ -13,6 +13,7 @@ config imports torch, for the model defaults and the registries it validates aga
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import warnings
@@ -26,10 +27,12 @@ from backend.data.plotarea import (
     FINDER_VERSIONS,
     PLOT_AREA_VERSION,
     RESIZES,
+    check_aspect,
     check_crop,
     check_finder,
     check_polarity,
     check_resize,
+    input_shape,
 )
 from backend.errors import WorkbenchError
 
@@ -53,7 +56,8 @@ class TrainConfig:
     model_kwargs: dict = option({}, "extra model constructor arguments, e.g. latent_dim/recon_weight/kl_weight/class_weight (VAE), pretrained/weights_file (resnet50)")
     name: str = option("", "run name shown in the dashboard; empty = '<model> on <dataset>'")
     # --- data -----------------------------------------------------------------------------------
-    image_size: int = option(128, "square input size in pixels; every image is decoded once to this size")
+    image_size: int = option(128, "input height in pixels (and width, at aspect 1); every image is decoded once to this size")
+    aspect: float = option(1.0, "input width / height, from 0.25 to 4: the crop is squeezed to image_size rows by round(image_size x aspect) columns (training and prediction alike, recorded in the checkpoint); 1 = square; the VAE needs 1")
     crop: str = option("plot_area", "plot_area = crop every image to its axes' data area before resizing (training and prediction alike, recorded in the checkpoint); none = the whole image")
     finder: int = option(PLOT_AREA_VERSION, f"plot-area finder version for crop = plot_area, one of {', '.join(map(str, FINDER_VERSIONS))} (docs/CROP.md): this build's newest by default; an older one reproduces an older run's crops, to A/B a finder")
     polarity: str = option("none", "light = invert dark-theme images (median grey under 128) after resizing, so every plot is darker lines on a lighter face (training and prediction alike, recorded in the checkpoint); none = colours as drawn")
@@ -127,7 +131,8 @@ class TrainConfig:
         the checkpoint records and the training cache is decoded and keyed with. The plot-area
         finder defaults to this build's newest (``PLOT_AREA_VERSION``); prediction uses the
         checkpoint's, so a run keeps the crops it trained on when the finder improves."""
-        return {"crop": self.crop, "polarity": self.polarity, "finder": self.finder, "resize": self.resize}
+        return {"crop": self.crop, "polarity": self.polarity, "finder": self.finder, "resize": self.resize,
+                "aspect": self.aspect}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field: what the run row and checkpoints store."""
@@ -360,21 +365,29 @@ def _check_combinations(c: TrainConfig) -> None:
                    tau=c.tau, label_smoothing=c.label_smoothing)  # fmt: skip
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")  # loading a weights file into meta tensors warns per tensor
-            create_model(c.model, num_classes=2, image_size=c.image_size, **c.model_kwargs)
+            model = create_model(c.model, num_classes=2, image_size=c.image_size, **c.model_kwargs)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
+    decodes = "decode_first" in inspect.signature(model.forward).parameters  # the VAE's square decoder
+    _require(not decodes or c.aspect == 1, f"{c.model} reconstructs square images: it needs aspect 1, got {c.aspect:g}")
 
 
 def _check_crop(c: TrainConfig) -> None:
     """The crop is one of backend.data.plotarea.CROPS, the finder one of FINDER_VERSIONS, the
-    polarity one of POLARITIES and the resize one of RESIZES."""
+    polarity one of POLARITIES, the resize one of RESIZES and the aspect in ASPECT_RANGE, giving an
+    input at least MIN_IMAGE_SIZE wide."""
     try:
         check_crop(c.crop)
         check_finder(c.finder)
         check_polarity(c.polarity)
         check_resize(c.resize)
+        c.aspect = check_aspect(c.aspect)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    from backend.models import MIN_IMAGE_SIZE
+
+    width = input_shape(c.image_size, c.preprocessing())[1]
+    _require(width >= MIN_IMAGE_SIZE, f"image_size x aspect gives an input {width} pixels wide; it must be at least {MIN_IMAGE_SIZE}")
 
 
 def _check_runtime(c: TrainConfig) -> None:
