@@ -71,9 +71,11 @@ def _assert_checkpoint_reproduces_the_runs_predictions(run_id: int) -> None:
     model, checkpoint = load_checkpoint(run.checkpoint_path)
     assert checkpoint["class_names"] == run.class_names and checkpoint["run_id"] == run_id
     assert checkpoint["epoch"] == run.best_epoch and checkpoint["config"] == run.config
-    # new runs record their crop, polarity, resize and this build's plot-area finder
+    # new runs record their crop, polarity, resize, aspect and this build's plot-area finder
     assert checkpoint["preprocessing"] == {"crop": run.config["crop"], "polarity": run.config["polarity"],
-                                           "finder": PLOT_AREA_VERSION, "resize": run.config["resize"]}
+                                           "finder": PLOT_AREA_VERSION, "resize": run.config["resize"],
+                                           "aspect": run.config["aspect"]}
+    assert run.config["aspect"] == 1.0  # square unless asked
     expected = pd.read_csv(run_dir(run_id) / "test_predictions.csv")
     images = load_dataset_cache([Path(f) for f in expected["file"]], checkpoint["image_size"],
                                 preprocessing=checkpoint["preprocessing"])  # as the run trained

@@ -304,12 +304,14 @@ def test_old_checkpoints_predict_whole_images_and_new_ones_crop_as_they_trained(
     old_path = checkpoint_file(tmp_path, None)
     assert "preprocessing" not in torch.load(old_path, weights_only=True)
     _, old = load_checkpoint(old_path)
-    assert old["preprocessing"] == {"crop": "none", "polarity": "none", "finder": 2, "resize": "bilinear"} == preprocessing_of({})
+    assert old["preprocessing"] == {"crop": "none", "polarity": "none", "finder": 2, "resize": "bilinear",
+                                    "aspect": 1.0} == preprocessing_of({})
     old_predictor = Predictor.from_checkpoint(old_path, device="cpu", precision="fp32")
     np.testing.assert_array_equal(old_predictor.prepare(image), resize_rgb(image, 32))  # unchanged path
 
     new_predictor = Predictor.from_checkpoint(checkpoint_file(tmp_path, {"crop": "plot_area"}), "cpu", "fp32")
-    assert new_predictor.preprocessing == {"crop": "plot_area", "polarity": "none", "finder": 2, "resize": "bilinear"}  # written before all three
+    assert new_predictor.preprocessing == {"crop": "plot_area", "polarity": "none", "finder": 2, "resize": "bilinear",
+                                           "aspect": 1.0}  # written before all four
     expected = prepare_image(image, 32, {"crop": "plot_area"})
     np.testing.assert_array_equal(new_predictor.prepare(image), expected)
     assert not np.array_equal(expected, resize_rgb(image, 32))
@@ -461,7 +463,7 @@ def test_a_run_trained_with_light_polarity_records_it_and_predicts_dark_plots_as
     run = store.get_run(result.run_id)
     _, checkpoint = load_checkpoint(run.checkpoint_path)
     assert checkpoint["preprocessing"] == {"crop": "plot_area", "polarity": "light", "finder": PLOT_AREA_VERSION,
-                                           "resize": "bilinear"}
+                                           "resize": "bilinear", "aspect": 1.0}
 
     stored = pd.read_csv(run_dir(run.id) / "test_predictions.csv")
     files = [Path(f) for f in stored["file"]]
