@@ -9,7 +9,9 @@ B - A with its paired bootstrap interval and McNemar's p; then the pooled figure
 (``backend.evaluation.stats.paired_over_seeds``): the mean of the seeds' differences, its interval
 from one resample of the shared items, the sign test on every seed's discordant items together, and
 whether every seed points the same way. With ``--data`` the pooled figure is also split by the style
-the dataset's manifest records for each plot (team style, varied, each theme).
+the dataset's manifest records for each plot (team style, varied, each theme). Last, per class:
+both recipes' F1 (scikit-learn's, the mean over seeds) and, summed over seeds, the plots of that
+class only one recipe got right, to see which classes a change moves.
 
     RUNS_DB_URL=sqlite:///STORE/runs.db python bench/seeds_ab.py --pair 1 3 --pair 5 6 --data DATASET \\
         --names defaults ink
@@ -81,6 +83,37 @@ def markdown(run_pairs, pooled: list[tuple[str, dict]], names: tuple[str, str]) 
     return "\n".join(lines)
 
 
+def per_class_rows(y_true, pairs, class_names) -> list[dict]:
+    """One row per class: n (its test plots), F1 of A and of B (each the mean over the seeds' pairs),
+    and how many of its plots only A / only B got right, summed over the seeds."""
+    from sklearn.metrics import f1_score
+
+    labels = list(range(len(class_names)))
+    f1_a = np.mean([f1_score(y_true, a, labels=labels, average=None, zero_division=0) for a, _ in pairs], axis=0)
+    f1_b = np.mean([f1_score(y_true, b, labels=labels, average=None, zero_division=0) for _, b in pairs], axis=0)
+    rows = []
+    for index, name in enumerate(class_names):
+        mine = y_true == index
+        only_a = sum(int(np.sum(mine & (a == y_true) & (b != y_true))) for a, b in pairs)
+        only_b = sum(int(np.sum(mine & (b == y_true) & (a != y_true))) for a, b in pairs)
+        rows.append({"class": name, "n": int(mine.sum()), "f1_a": float(f1_a[index]), "f1_b": float(f1_b[index]),
+                     "only_a": only_a, "only_b": only_b})  # fmt: skip
+    return rows
+
+
+def class_markdown(rows: list[dict], names: tuple[str, str], seeds: int) -> str:
+    a, b = names
+    lines = [
+        f"| class | n | F1 {a} | F1 {b} | {b} - {a} (F1: mean of {seeds} seed{'s' * (seeds != 1)}) | "
+        f"only {a} / only {b} right (all seeds) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(f"| {row['class']} | {row['n']} | {row['f1_a']:.3f} | {row['f1_b']:.3f} | "
+                     f"{points(row['f1_b'] - row['f1_a'])} | {row['only_a']} / {row['only_b']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pair", nargs=2, type=int, action="append", required=True, metavar=("A", "B"),
@@ -100,6 +133,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as error:
         parser.error(str(error))
     print(markdown(args.pair, pooled, tuple(args.names)))
+    print()
+    print(class_markdown(per_class_rows(y_true, pairs, class_names), tuple(args.names), len(pairs)))
     return 0
 
 

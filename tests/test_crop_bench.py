@@ -234,6 +234,12 @@ def test_the_seeds_bench_pools_an_ab_over_runs_stored_per_seed(tmp_path, monkeyp
     assert rows["varied"][3] == "+0.0, +0.0" and rows["varied"][6] == "0 / 0"  # and none elsewhere
     only_new = int(rows["all"][6].split(" / ")[1])
     assert rows["all"][6] == f"0 / {only_new}" and only_new > 0
+    by_class = [rows[name] for name in CLASSES]  # per class: what B fixed, counted where it was fixed
+    assert sum(int(row[1]) for row in by_class) == len(tests)
+    assert sum(int(row[5].split(" / ")[1]) for row in by_class) == only_new
+    assert all(row[5].startswith("0 / ") and float(row[3]) >= float(row[2]) for row in by_class)
+    fixed = {CLASSES[i] for i in np.flatnonzero(np.bincount(y_true[team], minlength=len(CLASSES)))}
+    assert any(float(rows[name][4]) > 0 for name in fixed)
 
     done = subprocess.run([*command[:2], "--pair", str(runs[0]), "999"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 2 and "run 999 has no stored test predictions" in done.stderr
