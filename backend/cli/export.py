@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from backend.cli.predict import USER_ERRORS
+from backend.data.plotarea import size_text
 from backend.export import EXPORT_FORMATS, ExportError, export_run, sidecar_path
 
 
@@ -46,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
         check = sidecar["parity"]
         print(
             f"wrote {args.out} and {sidecar_path(args.out)}: {sidecar['model_name']}, "
-            f"{len(sidecar['class_names'])} classes, {sidecar['image_size']} px; parity on {check['images']} "
+            f"{len(sidecar['class_names'])} classes, {size_text(*sidecar['input']['shape'][2:])}; parity on {check['images']} "
             f"test images: max logit difference {check['max_abs_logit_diff']:.2e}, same top-1 on every image"
         )
     return 0
