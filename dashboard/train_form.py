@@ -24,7 +24,7 @@ import streamlit as st
 from backend.data.plotarea import CROPS, FINDER_VERSIONS, POLARITIES, RESIZES
 from backend.data.transforms import AUGMENTATIONS
 from backend.device import PRECISIONS
-from backend.models import MODELS, model_defaults, model_input_kind
+from backend.models import MODELS, model_defaults, model_input_kind, model_square_only
 from backend.runs.executors import EXECUTORS, default_executor
 from backend.training.config import FIELD_DEFAULTS, FIELD_HELP, FIELD_NAMES, FIELD_TYPES
 from backend.training.losses import CLASS_WEIGHTINGS, LOSSES
@@ -78,7 +78,7 @@ APPLIES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "severity": lambda v: v.get("augmentation") not in {None, "none"},
     # A series model reads the CSV's numbers: image size, plot crop, resize, polarity and image mixing do nothing for it.
     "image_size": lambda v: _reads_images(v),
-    "aspect": lambda v: _reads_images(v) and v.get("model") != "vae_classifier",  # the VAE decodes squares
+    "aspect": lambda v: _reads_images(v) and not _square_only(v),
     "crop": lambda v: _reads_images(v),
     "finder": lambda v: _reads_images(v) and v.get("crop", "plot_area") == "plot_area",
     "polarity": lambda v: _reads_images(v),
@@ -93,6 +93,11 @@ CLONE_BASE_KEY = "train_clone_base"  # session state: the cloned config the form
 def _reads_images(values: dict[str, Any]) -> bool:
     model = values.get("model")
     return model is None or model not in MODELS.names() or model_input_kind(model) == "image"
+
+
+def _square_only(values: dict[str, Any]) -> bool:
+    model = values.get("model")
+    return model in MODELS.names() and model_square_only(model)
 
 
 def applies(name: str, values: dict[str, Any]) -> bool:

@@ -33,6 +33,7 @@ INIT_ONLY_KWARGS = frozenset({"pretrained", "weights_file"})
 
 _DEFAULTS: dict[str, dict] = {}
 _INPUT_KINDS: dict[str, str] = {}  # model name -> "image" (a plot image) or "series" (a CSV's values)
+_SQUARE_ONLY: dict[str, bool] = {}  # model name -> whether it needs a square input (aspect 1)
 INPUT_KINDS = ("image", "series")
 
 
@@ -57,12 +58,16 @@ class WorkbenchModel(nn.Module):
         return {}
 
 
-def register_model(fn: Callable | None = None, *, defaults: dict | None = None, input_kind: str = "image"):
+def register_model(
+    fn: Callable | None = None, *, defaults: dict | None = None, input_kind: str = "image", square_only: bool = False
+):
     """Register a model builder under its function name; usable as ``@register_model`` or
     ``@register_model(defaults={...})``.
 
     ``input_kind`` is what the model reads: ``"image"`` (a plot, (N, 3, S, S)) or ``"series"`` (a
     CSV's values, see ``backend/models/series1d.py``); training and prediction pick their data path by it.
+    ``square_only`` marks an image model that needs a square input (the VAE's decoder draws
+    squares): the config refuses another ``aspect`` for it and the Train page does not offer one.
 
     ``defaults`` are the recommended TrainConfig overrides for the model (``model_defaults``).
     The registered builder validates ``num_classes`` / ``image_size`` / option names and stamps
@@ -70,7 +75,7 @@ def register_model(fn: Callable | None = None, *, defaults: dict | None = None, 
     ``create_model``.
     """
     if fn is None:
-        return functools.partial(register_model, defaults=defaults, input_kind=input_kind)
+        return functools.partial(register_model, defaults=defaults, input_kind=input_kind, square_only=square_only)
     if input_kind not in INPUT_KINDS:
         raise ValueError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, got {input_kind!r}")
     name = fn.__name__
@@ -91,6 +96,7 @@ def register_model(fn: Callable | None = None, *, defaults: dict | None = None, 
 
     _DEFAULTS[name] = dict(defaults or {})
     _INPUT_KINDS[name] = input_kind
+    _SQUARE_ONLY[name] = bool(square_only)
     return MODELS.register(name)(build)
 
 
@@ -155,6 +161,12 @@ def model_input_kind(name: str) -> str:
     """What model ``name`` reads: ``"image"`` or ``"series"`` (unknown names fail with the valid ones)."""
     MODELS.get(name)
     return _INPUT_KINDS[name]
+
+
+def model_square_only(name: str) -> bool:
+    """Whether model ``name`` needs a square input (``aspect`` 1); unknown names fail with the valid ones."""
+    MODELS.get(name)
+    return _SQUARE_ONLY[name]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -203,7 +203,8 @@ def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
         "epochs": 60,
         "model_kwargs": {"latent_dim": 128, "recon_weight": 1.0, "kl_weight": 1.0, "class_weight": 1.0,
                          "encoder_convs": 3},
-    }
+    },
+    square_only=True,  # the decoder draws squares: config and Train page keep aspect 1
 )
 def vae_classifier(
     num_classes: int,

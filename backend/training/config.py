@@ -13,7 +13,6 @@ config imports torch, for the model defaults and the registries it validates aga
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import warnings
@@ -353,7 +352,7 @@ def _check_combinations(c: TrainConfig) -> None:
     import torch
 
     from backend.data.transforms import severity_presets
-    from backend.models import create_model
+    from backend.models import create_model, model_square_only
     from backend.training.losses import build_loss
 
     _require(not c.nesterov or (c.optimizer == "sgd" and c.momentum > 0),
@@ -365,11 +364,11 @@ def _check_combinations(c: TrainConfig) -> None:
                    tau=c.tau, label_smoothing=c.label_smoothing)  # fmt: skip
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")  # loading a weights file into meta tensors warns per tensor
-            model = create_model(c.model, num_classes=2, image_size=c.image_size, **c.model_kwargs)
+            create_model(c.model, num_classes=2, image_size=c.image_size, **c.model_kwargs)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
-    decodes = "decode_first" in inspect.signature(model.forward).parameters  # the VAE's square decoder
-    _require(not decodes or c.aspect == 1, f"{c.model} reconstructs square images: it needs aspect 1, got {c.aspect:g}")
+    _require(c.aspect == 1 or not model_square_only(c.model),
+             f"{c.model} reconstructs square images: it needs aspect 1, got {c.aspect:g}")  # fmt: skip
 
 
 def _check_crop(c: TrainConfig) -> None:
@@ -381,7 +380,7 @@ def _check_crop(c: TrainConfig) -> None:
         check_finder(c.finder)
         check_polarity(c.polarity)
         check_resize(c.resize)
-        c.aspect = check_aspect(c.aspect)
+        check_aspect(c.aspect)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     from backend.models import MIN_IMAGE_SIZE
