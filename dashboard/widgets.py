@@ -86,15 +86,28 @@ def short_label(run: pd.Series | store.RunRecord | dict) -> str:
 
 
 def run_picker(
-    runs: pd.DataFrame, *, key: str, label: str = "Run", statuses: Sequence[str] | None = None, help: str | None = None
+    runs: pd.DataFrame,
+    *,
+    key: str,
+    label: str = "Run",
+    statuses: Sequence[str] | None = None,
+    prefer: Sequence[str] = (),
+    help: str | None = None,
 ) -> int | None:
-    """A selectbox over ``runs`` (newest first) that returns the chosen run id, or None if none fit."""
+    """A selectbox over ``runs`` (newest first) that returns the chosen run id, or None if none fit.
+
+    ``statuses`` keeps only runs of those statuses; ``prefer`` keeps them all but opens on the
+    newest run whose status is in it (the newest run when none is), so a page that shows results
+    opens on a run that has some while a newer one is still training or has failed.
+    """
     if statuses is not None:
         runs = runs[runs["status"].isin(statuses)]
     if runs.empty:
         return None
     labels = {int(r["id"]): run_label(r) for _, r in runs.iterrows()}
-    return st.selectbox(label, list(labels), format_func=labels.__getitem__, key=key, help=help)
+    preferred = [i for i, status in enumerate(runs["status"]) if status in prefer]
+    return st.selectbox(label, list(labels), index=preferred[0] if preferred else 0, format_func=labels.__getitem__,
+                        key=key, help=help)  # fmt: skip
 
 
 def run_problem(record: store.RunRecord) -> bool:

@@ -21,7 +21,7 @@ if runs.empty:
 
 pick, target = st.columns([3, 2])
 with pick:
-    run_id = widgets.run_picker(runs, key="cm_run")
+    run_id = widgets.run_picker(runs, key="cm_run", prefer=("completed",))
 record = loaders.run_record(run_id, url)
 if widgets.run_problem(record):
     st.stop()

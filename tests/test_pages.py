@@ -364,6 +364,21 @@ def test_failed_run_and_run_without_checkpoint_are_explained(empty_store):
     assert any("has no checkpoint" in w.value for w in at.warning)
 
 
+def test_class_metrics_opens_on_the_newest_completed_run_not_a_newer_failed_or_running_one(empty_store):
+    older = store.create_run(name="older", model="visual_cnn", config={}, dataset="/nowhere/tiny", status="completed")
+    done = store.create_run(name="done", model="visual_cnn", config={}, dataset="/nowhere/tiny", status="completed")
+    failed = store.create_run(name="broken", model="visual_cnn", config={}, dataset="/nowhere/tiny", status="failed")
+    store.update_run(failed, error="every image unreadable")
+    store.create_run(name="training", model="visual_cnn", config={}, dataset="/nowhere/tiny", status="running")
+
+    at = open_page("class_metrics")  # no error box: the failed run is not the one shown
+    picker = at.selectbox(key="cm_run")
+    assert picker.value == done and older < done
+    assert len(picker.options) == 4, "failed and running runs stay in the list"
+    picker.set_value(failed).run()
+    assert any("every image unreadable" in e.value for e in at.error)
+
+
 def test_a_broken_store_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNS_DB_URL", f"sqlite:///{tmp_path}")  # a folder, not a database file
     at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
