@@ -17,8 +17,10 @@ import inspect
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from backend.data.plotarea import CROPS, FINDER_VERSIONS, POLARITIES, RESIZES
@@ -30,6 +32,7 @@ from backend.training.config import FIELD_DEFAULTS, FIELD_HELP, FIELD_NAMES, FIE
 from backend.training.losses import CLASS_WEIGHTINGS, LOSSES
 from backend.training.optim import OPTIMIZERS, SCHEDULERS
 from backend.training.regularize import SAMPLERS
+from dashboard.widgets import run_label
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Model": ("name", "model_kwargs"),
@@ -41,6 +44,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "Imbalance": ("loss", "class_weighting", "beta", "gamma", "tau", "label_smoothing", "sampler"),
     "Augmentation": ("augmentation", "severity", "mixup_alpha", "cutmix_alpha"),
+    "Distillation": ("distill_from", "distill_weight", "distill_temperature"),
     "Runtime": ("seed", "device", "precision"),
 }  # fmt: skip
 EXPANDED = ("Model", "Data", "Optimisation")
@@ -85,6 +89,8 @@ APPLIES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "resize": lambda v: _reads_images(v),
     "mixup_alpha": lambda v: _reads_images(v),
     "cutmix_alpha": lambda v: _reads_images(v),
+    "distill_weight": lambda v: bool(v.get("distill_from")),
+    "distill_temperature": lambda v: bool(v.get("distill_from")),
 }
 CLONE_KEY = "train_clone"  # session state: a run's config waiting to be put into the form
 CLONE_BASE_KEY = "train_clone_base"  # session state: the cloned config the form's defaults come from
@@ -161,6 +167,31 @@ def _widget(name: str, kind: str, default: Any, key: str, help: str | None, data
     return st.text_input(label, value=str(default or ""), key=key, help=help)
 
 
+def teacher_choices(runs: pd.DataFrame, dataset: str | None, current: int = 0) -> dict[int, str]:
+    """The runs that may teach a run on ``dataset`` (completed runs on the same folder, newest
+    first) after "none"; a cloned run's teacher that no longer fits stays listed, marked, so the
+    clone shows what it was (validation then says why it cannot teach)."""
+    choices = {0: "none (no teacher)"}
+    if dataset and not runs.empty:
+        wanted = Path(dataset).resolve()
+        for _, run in runs[runs["status"] == "completed"].iterrows():
+            if run["dataset"] and Path(run["dataset"]).resolve() == wanted:
+                choices[int(run["id"])] = run_label(run)
+    if current and current not in choices:
+        choices[int(current)] = f"#{int(current)} (not a completed run on this dataset)"
+    return choices
+
+
+def _teacher_widget(dataset: str | None, default: Any, key: str, help: str | None) -> int:
+    """A select box over ``teacher_choices`` for ``distill_from``."""
+    from dashboard import loaders
+
+    choices = teacher_choices(loaders.all_runs(loaders.store_url()), dataset, int(default or 0))
+    keys = list(choices)
+    return st.selectbox("teacher (distill from)", keys, index=keys.index(int(default or 0)), format_func=choices.get,
+                        key=key, help=help)  # fmt: skip
+
+
 def _model_kwarg_widget(name: str, default: Any, key: str) -> tuple[bool, Any]:
     """A widget for one model option; returns (given, value). Lists are typed comma-separated."""
     label = name.replace("_", " ")
@@ -222,14 +253,13 @@ def config_form(model: str, datasets: dict[str, str], base: dict[str, Any] | Non
                 if name == "model_kwargs" or not applies(name, values):
                     continue
                 with columns[position % COLUMNS]:
-                    values[name] = _widget(
-                        name,
-                        FIELD_TYPES[name],
-                        defaults.get(name),
-                        f"train_{model}_{name}",
-                        FIELD_HELP.get(name),
-                        datasets,
-                    )
+                    key = f"train_{model}_{name}"
+                    if name == "distill_from":  # a run id: chosen among the runs that may teach
+                        values[name] = _teacher_widget(values.get("data"), defaults.get(name), key, FIELD_HELP[name])
+                    else:
+                        values[name] = _widget(
+                            name, FIELD_TYPES[name], defaults.get(name), key, FIELD_HELP.get(name), datasets
+                        )
                 position += 1
             if "model_kwargs" in names:
                 st.caption(f"{model} options")

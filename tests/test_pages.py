@@ -225,6 +225,34 @@ def test_train_form_has_every_option_and_rejects_a_bad_value(data_dir):
     assert len(store.list_runs()) == before, "an invalid config queues nothing"
 
 
+def test_train_form_offers_completed_runs_on_the_same_dataset_as_teachers(empty_store, data_dir):
+    tiny = str((data_dir / "tiny").resolve())
+
+    def run_row(status: str, dataset: str) -> int:
+        run_id = store.create_run(name=status, model="series_cnn", config={"data": dataset}, dataset=dataset,
+                                  status=status)  # fmt: skip
+        store.update_run(run_id, checkpoint_path=str(data_dir / "best.pt"))
+        return run_id
+
+    teacher = run_row("completed", tiny)
+    run_row("failed", tiny)
+    run_row("completed", str(data_dir / "elsewhere"))
+    at = open_page("train")
+    at.selectbox(key="train_model").set_value("visual_cnn").run()
+    at.selectbox(key="train_visual_cnn_data").set_value(str(data_dir / "tiny")).run()
+    picker = at.selectbox(key="train_visual_cnn_distill_from")
+    assert len(picker.options) == 2 and picker.options[0] == "none (no teacher)", picker.options
+    assert picker.options[1].startswith(f"#{teacher} completed · series_cnn on tiny"), picker.options
+    keys = {w.key for w in at.get("number_input")}
+    assert "train_visual_cnn_distill_weight" not in keys, "no teacher: its weight is not drawn"
+    picker.set_value(teacher).run()
+    at.number_input(key="train_visual_cnn_distill_weight").set_value(0.0)
+    at.button(key="train_launch").click().run()
+    assert not at.exception
+    assert any("distill_weight must be in (0, 1]" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(store.list_runs()) == 3, "an invalid config queues nothing"
+
+
 def test_train_launches_a_run_and_cancels_it(data_dir):
     at = open_page("train")
     at.selectbox(key="train_model").set_value("visual_cnn").run()

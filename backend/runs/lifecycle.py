@@ -34,6 +34,7 @@ from backend.config import positive_seconds
 from backend.data.dataset import DatasetError
 from backend.data.images import ImageError
 from backend.runs import artifacts
+from backend.runs.teacher import check_teacher
 from backend.runs.writer import RunClaimError, StoreWriter, close_run_log, open_run_log, run_dir
 from backend.training.config import ConfigError, TrainConfig
 
@@ -55,10 +56,11 @@ class TrainResult:
 
 
 def build_config(source: argparse.Namespace | Mapping[str, Any]) -> TrainConfig:
-    """A validated TrainConfig from parsed flags (``add_config_arguments``) or a dict of options."""
-    if isinstance(source, Mapping):
-        return TrainConfig.from_dict(source)
-    return TrainConfig.from_args(source)
+    """A validated TrainConfig from parsed flags (``add_config_arguments``) or a dict of options,
+    its teacher (``distill_from``) checked against the store."""
+    config = TrainConfig.from_dict(source) if isinstance(source, Mapping) else TrainConfig.from_args(source)
+    check_teacher(config)
+    return config
 
 
 def heartbeat_interval() -> float:
@@ -116,6 +118,7 @@ def train_process(args: argparse.Namespace) -> int:
     try:
         base = store.get_run(run_id).config if run_id is not None else None
         config = TrainConfig.from_args(args, base)
+        check_teacher(config)
         heartbeat_interval()
     except store.RunNotFound as e:
         print(f"error: {e}; list runs with `python -m backend runs`", file=sys.stderr)
@@ -161,7 +164,8 @@ def train_run(
     log.info("config: %s", json.dumps(fields["config"], sort_keys=True))
     try:
         with Heartbeat(writer.run_id, url=writer.url):
-            fit(config, writer, files=files, run_id=writer.run_id, should_stop=stop.is_set, log=log)
+            teacher = check_teacher(config)  # again: the teacher may have been deleted since the run was queued
+            fit(config, writer, files=files, run_id=writer.run_id, should_stop=stop.is_set, log=log, teacher=teacher)
         return TrainResult(writer.run_id, "completed", EXIT_COMPLETED)
     except KeyboardInterrupt:
         _record_end(writer, log, "cancelled", None, files)

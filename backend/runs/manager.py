@@ -89,6 +89,7 @@ def launch(config: dict, *, name: str | None = None, executor: str | None = None
     ``local`` or ``ray`` (default ``RUN_EXECUTOR``, else ``local``); ``address``: the Ray cluster's
     job API (default ``RAY_ADDRESS``), stored with the run.
     """
+    from backend.runs.teacher import check_teacher
     from backend.training.config import TrainConfig  # imports torch (the registries it checks names in)
 
     executor = executor or default_executor()
@@ -100,6 +101,7 @@ def launch(config: dict, *, name: str | None = None, executor: str | None = None
     else:
         address = None
     train_config = TrainConfig.from_dict(dict(config, name=name) if name else config)
+    check_teacher(train_config)  # a distilled run's teacher: completed, same dataset, never on its test images
     run_id = store.create_run(
         name=train_config.display_name(),
         model=train_config.model,

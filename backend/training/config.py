@@ -92,6 +92,10 @@ class TrainConfig:
     ema_decay: float = option(0.0, "exponential moving average of the weights, e.g. 0.999; 0 = off; evaluation and checkpoints use the average")
     grad_clip: float = option(0.0, "clip the gradient norm to this; 0 = off")
     early_stopping_patience: int = option(0, "stop after this many epochs without a better val macro-F1; 0 = off")
+    # --- distillation (backend/training/distill.py) ----------------------------------------------
+    distill_from: int = option(0, "knowledge distillation: id of a completed run (the teacher, e.g. a series_cnn run reading each plot's CSV) whose calibrated probabilities on the training items become part of each target; trained on the same dataset and never on this run's test images; 0 = off")
+    distill_weight: float = option(0.5, "distillation: the teacher's share of each training target, in (0, 1]; the rest is the true label's one-hot")
+    distill_temperature: float = option(1.0, "distillation: soften the teacher's probabilities as p^(1/T), from 0.5 to 10 (T > 1 flattens them)")
     # --- runtime --------------------------------------------------------------------------------
     seed: int = option(0, "seed for weights, shuffling, augmentation and the stratified split")
     device: str = option("auto", "auto (CUDA if present), cpu, cuda or cuda:N")
@@ -139,7 +143,8 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check every option and the dataset folder; raise ConfigError saying what to change."""
-        for check in (_check_numbers, _check_names, _check_crop, _check_combinations, _check_runtime, _check_dataset):
+        for check in (_check_numbers, _check_names, _check_crop, _check_combinations, _check_runtime, _check_dataset,
+                      _check_distillation):  # fmt: skip
             check(self)
         return self
 
@@ -299,7 +304,8 @@ def _require(ok: bool, message: str) -> None:
 def _check_numbers(c: TrainConfig) -> None:
     """Ranges of the numeric options."""
     for name in ("lr", "weight_decay", "momentum", "plateau_factor", "beta", "gamma", "tau", "label_smoothing",
-                 "mixup_alpha", "cutmix_alpha", "ema_decay", "grad_clip", "test_fraction", "val_fraction"):  # fmt: skip
+                 "mixup_alpha", "cutmix_alpha", "ema_decay", "grad_clip", "test_fraction", "val_fraction",
+                 "distill_weight", "distill_temperature"):  # fmt: skip
         _require(math.isfinite(getattr(c, name)), f"{name} must be a finite number, got {getattr(c, name)}")
     _require(16 <= c.image_size <= 1024, f"image_size must be between 16 and 1024 pixels, got {c.image_size}")
     _require(c.epochs >= 1, f"epochs must be at least 1, got {c.epochs}")
@@ -409,6 +415,14 @@ def _check_dataset(c: TrainConfig) -> None:
         from backend.training.series_data import check_series_dataset
 
         check_series_dataset(c, split)
+
+
+def _check_distillation(c: TrainConfig) -> None:
+    """The distillation options' ranges and combinations. Whether the teacher run may teach this
+    one needs the store: ``backend.runs.teacher.check_teacher``, run before a run is queued or trained."""
+    from backend.training.distill import check_options
+
+    check_options(c)
 
 
 def resolve_dataset(data: str) -> Path:

@@ -48,17 +48,20 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # normalised float (N, 3, S, S) on th
 class AugmentedImages(Dataset):
     """Images of a uint8 (N, S, S, 3) cache, each augmented with the albumentations pipeline of its class."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transforms: Sequence):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transforms: Sequence, targets: np.ndarray | None = None):
         self.images = images
         self.labels = labels
         self.transforms = list(transforms)  # one albumentations Compose per label
+        self.targets = targets  # (N, C) soft targets (distillation), else None
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+    def __getitem__(self, index: int) -> tuple:
+        """``(image, label)``, or ``(image, label, soft target)`` when distilling."""
         label = int(self.labels[index])
-        return self.transforms[label](image=self.images[index])["image"], label
+        image = self.transforms[label](image=self.images[index])["image"]
+        return (image, label) if self.targets is None else (image, label, self.targets[index])
 
     def reseed(self, seed: int) -> None:
         """Give this process's copies of the pipelines their own random stream (DataLoader workers)."""
@@ -92,6 +95,7 @@ class TrainingData:
     generator: torch.Generator  # shuffling / weighted draws (CPU)
     flip_generator: torch.Generator  # flips, on the batch's device
     path: str  # one line for the log: which path and why
+    train_targets: torch.Tensor | None = None  # (N, C) float soft targets on the device (distillation), else None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -99,10 +103,12 @@ class TrainingData:
         return n // self.batch_size if drops_last(n, self.batch_size) else 1
 
     def train_batches(self) -> Iterator[Batch]:
-        """One epoch of augmented, normalised training batches on the device."""
+        """One epoch of augmented, normalised training batches on the device: ``(images, labels)``,
+        plus each image's soft target row when ``train_targets`` is set (distillation)."""
         if self.loader is not None:
-            for images, labels in self.loader:
-                yield self._to_model(images), labels.to(self.runtime.device, non_blocking=True)
+            for images, labels, *targets in self.loader:
+                yield (self._to_model(images), labels.to(self.runtime.device, non_blocking=True),
+                       *(t.to(self.runtime.device, non_blocking=True) for t in targets))  # fmt: skip
             return
         order = torch.as_tensor(list(build_sampler(self.sampler_name, self.train_labels, self.generator)))
         labels = torch.as_tensor(self.train_labels)
@@ -111,7 +117,11 @@ class TrainingData:
             images = self._to_model(self.train_images[index.to(self.train_images.device)])
             if any(self.flips):
                 images = gpu_flip_batch(images, *self.flips, generator=self.flip_generator)
-            yield images, labels[index].to(self.runtime.device, non_blocking=True)
+            batch_labels = labels[index].to(self.runtime.device, non_blocking=True)
+            if self.train_targets is None:
+                yield images, batch_labels
+            else:
+                yield images, batch_labels, self.train_targets[index.to(self.train_targets.device)]
 
     def eval_batches(self, split: str, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[Batch]:
         """A split ("train", "val" or "test") in order, unaugmented, normalised on the device."""
@@ -160,9 +170,11 @@ def uses_batch_path(presets: Sequence[str], runtime: Runtime) -> bool:
     return runtime.device.type == "cuda" and len(kinds) == 1 and kinds <= set(BATCH_FLIPS)
 
 
-def build_training_data(config, split: DatasetInfo, runtime: Runtime) -> TrainingData:
+def build_training_data(config, split: DatasetInfo, runtime: Runtime, *,
+                        train_targets: np.ndarray | None = None) -> TrainingData:  # fmt: skip
     """Decode (or load the cached) splits at ``config.image_size``, prepared as ``config.preprocessing()``
-    says (the plot-area crop, dark themes inverted), and set up their batches."""
+    says (the plot-area crop, dark themes inverted), and set up their batches; ``train_targets``
+    (N, C), when given, travel with their training images (distillation)."""
     train_labels, val_labels, test_labels = (np.array([s.label for s in samples], dtype=np.int64)
                                              for samples in (split.train, split.val, split.test))  # fmt: skip
     caches = load_split_caches({"train": split.train, "val": split.val, "test": split.test}, config.image_size,
@@ -179,25 +191,34 @@ def build_training_data(config, split: DatasetInfo, runtime: Runtime) -> Trainin
         test_images=torch.from_numpy(test_cache).to(runtime.device), sampler_name=config.sampler,
         generator=generator, flip_generator=flip_generator,
     )  # fmt: skip
+    if train_targets is not None:
+        _require_rows(train_targets, train_labels)
     if batch_path:
         flips = BATCH_FLIPS[presets[0]]
         return TrainingData(
             **common, train_images=torch.from_numpy(train_cache).to(runtime.device), loader=None, flips=flips,
+            train_targets=None if train_targets is None else torch.from_numpy(train_targets).float().to(runtime.device),
             path=f"uint8 cache on {runtime.device.type}, batches gathered and flipped there (preset {presets[0]})",
         )  # fmt: skip
-    loader = _worker_loader(config, train_cache, train_labels, presets, generator, runtime)
+    loader = _worker_loader(config, train_cache, train_labels, presets, generator, runtime, train_targets)
     return TrainingData(
         **common, train_images=None, loader=loader, flips=(0.0, 0.0),
         path=f"DataLoader, {config.workers} worker(s), albumentations per class: {', '.join(sorted(set(presets)))}",
     )  # fmt: skip
 
 
+def _require_rows(targets: np.ndarray, labels: np.ndarray) -> None:
+    if targets.ndim != 2 or len(targets) != len(labels):
+        raise ValueError(f"train_targets must be one row per training image ({len(labels)}), got shape {targets.shape}")
+
+
 def _worker_loader(config, images: np.ndarray, labels: np.ndarray, presets: Sequence[str],
-                   generator: torch.Generator, runtime: Runtime) -> DataLoader:  # fmt: skip
+                   generator: torch.Generator, runtime: Runtime,
+                   targets: np.ndarray | None = None) -> DataLoader:  # fmt: skip
     """A DataLoader applying each class's albumentations preset to the uint8 cache in workers."""
     by_preset = {name: train_transform(name, config.image_size, seed=config.seed, polarity=config.polarity)
                  for name in set(presets)}  # fmt: skip
-    dataset = AugmentedImages(images, labels, [by_preset[name] for name in presets])
+    dataset = AugmentedImages(images, labels, [by_preset[name] for name in presets], targets)
     sampler = build_sampler(config.sampler, labels, generator)
     return DataLoader(
         dataset,

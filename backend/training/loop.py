@@ -44,6 +44,7 @@ from backend.models import count_parameters, create_model, model_input_kind
 from backend.training.checkpoint import build_checkpoint, save_checkpoint
 from backend.training.config import TrainConfig, load_split
 from backend.training.data import NORMALIZATION, TrainingData, build_training_data
+from backend.training.distill import Teacher, distillation_targets
 from backend.training.losses import build_loss
 from backend.training.metrics import RunningMeans, classification_metrics, eval_report
 from backend.training.optim import Schedule, build_optimizer, build_schedule
@@ -82,15 +83,21 @@ def train_one_epoch(
     grad_clip: float = 0.0,
     should_stop: StopCheck = _never,
 ) -> dict[str, Any]:
-    """One pass over the training batches: {"loss", "acc", "components": {name: mean}}."""
+    """One pass over the training batches: {"loss", "acc", "components": {name: mean}}.
+
+    A batch is ``(images, labels)`` or, when distilling, ``(images, labels, soft_targets)``: the loss
+    reads the soft targets and the accuracy the labels.
+    """
     model.train()
     means = RunningMeans()
-    for images, labels in batches:
+    for images, labels, *soft in batches:
         if should_stop():
             raise RunCancelled("stop requested during training")
-        targets = labels
+        targets = soft[0] if soft else labels
+        hard = labels
         if mix is not None:
             images, targets = mix(images, labels)
+            hard = targets.argmax(dim=1)  # a mixed image counts as its larger share
         with runtime.autocast():
             outputs = model(images)
             terms = loss_terms(model, criterion, outputs, images, targets)
@@ -105,7 +112,6 @@ def train_one_epoch(
         schedule.on_batch()
         if ema is not None:
             ema.update_parameters(model)
-        hard = targets.argmax(dim=1) if targets.dim() == 2 else targets  # a mixed image counts as its larger share
         correct = (outputs["logits"].argmax(dim=1) == hard).float().mean()
         means.update({"loss": loss, "acc": correct, **terms}, n=len(labels))
     return _summarise(means)
@@ -181,8 +187,12 @@ def fit(
     run_id: int | None = None,
     should_stop: StopCheck = _never,
     log: logging.Logger | None = None,
+    teacher: Teacher | None = None,
 ) -> None:
     """Train ``config`` to the end (or an early stop), reporting every epoch and the final test report.
+
+    ``teacher`` is the run ``config.distill_from`` names (``backend.runs.teacher.check_teacher``),
+    asked once for its probabilities on the training items (``backend.training.distill``).
 
     ``should_stop`` is polled every batch; when it turns true ``RunCancelled`` is raised, leaving
     the checkpoints of finished epochs in place. The caller records cancellation and failure.
@@ -202,7 +212,9 @@ def fit(
         log.info("note: %s", note)
     if any(split.duplicates_removed.values()):
         log.warning("warning: copies of earlier splits removed: %s", split.duplicates_removed)
-    data = build_data(config, split, runtime)
+    train_labels = np.array([s.label for s in split.train], dtype=np.int64)
+    targets, distillation = distillation_targets(config, teacher, split, list(split.classes), train_labels, log)
+    data = build_data(config, split, runtime, train_targets=targets)
     class_names = data.class_names
     train_counts = np.bincount(data.train_labels, minlength=len(class_names))
     log.info("data: %s", data.path)
@@ -271,26 +283,29 @@ def fit(
     test = score("test", epoch)
     report = eval_report(test["labels"], test["probabilities"].argmax(axis=1), class_names)
     finish_run(config, data, split, eval_model, writer, best=best, last=state, test=test,
-               evaluations=evaluations, files=files, runtime=runtime, should_stop=should_stop, log=log)  # fmt: skip
+               evaluations=evaluations, files=files, runtime=runtime, should_stop=should_stop, log=log,
+               distillation=distillation)  # fmt: skip
     writer.run_finished("completed", report=report, checkpoint_path=files.best)
     log.info("completed: best epoch %d, test acc %.2f%%, macro-F1 %.4f, train-test gap %.1f points",
              best["epoch"], 100 * report.metrics["acc"], report.metrics["f1"],
              100 * (best["train_acc"] - report.metrics["acc"]))  # fmt: skip
 
 
-def build_data(config: TrainConfig, split, runtime: Runtime):
+def build_data(config: TrainConfig, split, runtime: Runtime, *, train_targets: np.ndarray | None = None):
     """The batches of the model's input kind: decoded images (``TrainingData``) or, for a series
-    model, each plot's CSV series (``backend.training.series_data``)."""
+    model, each plot's CSV series (``backend.training.series_data``); with ``train_targets`` (N, C)
+    each training batch carries its rows as a third element (distillation)."""
     if model_input_kind(config.model) == "series":
         from backend.training.series_data import build_series_training_data
 
-        return build_series_training_data(config, split, runtime)
-    return build_training_data(config, split, runtime)
+        return build_series_training_data(config, split, runtime, train_targets=train_targets)
+    return build_training_data(config, split, runtime, train_targets=train_targets)
 
 
 def finish_run(config: TrainConfig, data: TrainingData, split, model: nn.Module, writer: MetricsWriter, *,
                best: dict[str, Any], last: dict, test: dict[str, Any], evaluations: list[dict[str, Any]],
-               files: OutputFiles, runtime: Runtime, should_stop: StopCheck, log: logging.Logger) -> None:  # fmt: skip
+               files: OutputFiles, runtime: Runtime, should_stop: StopCheck, log: logging.Logger,
+               distillation: Mapping[str, Any] | None = None) -> None:  # fmt: skip
     """After the test pass: calibration and feature statistics from validation and train, the
     test figures with intervals, per-item predictions, and both checkpoints rewritten with them.
 
@@ -322,6 +337,7 @@ def finish_run(config: TrainConfig, data: TrainingData, split, model: nn.Module,
         "ood_threshold": ood_threshold,
         "ood_flagged": float(np.mean(test_distance > ood_threshold)),
         **test["quality"],  # the model's own figures on test, e.g. the VAE's recon_psnr
+        **({"distillation": dict(distillation)} if distillation else {}),  # the teacher and its agreement
     }
     for state in (best["state"], last):
         state.update(temperature=temperature, uncertainty=uncertainty)

@@ -208,6 +208,7 @@ class SeriesTrainingData:
     generator: torch.Generator
     path: str
     checkpoint_fields: dict = field(default_factory=dict)
+    train_targets: torch.Tensor | None = None  # (N, C) float soft targets on the device (distillation), else None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -215,7 +216,8 @@ class SeriesTrainingData:
         return n // self.batch_size if n > self.batch_size else 1
 
     def train_batches(self) -> Iterator[Batch]:
-        """One epoch of (augmented) training batches on the device."""
+        """One epoch of (augmented) training batches on the device: ``(inputs, labels)``, plus each
+        series' soft target row when ``train_targets`` is set (distillation)."""
         order = torch.as_tensor(list(build_sampler(self.sampler_name, self.train_labels, self.generator)))
         labels = torch.as_tensor(self.train_labels)
         for step in range(self.steps_per_epoch):
@@ -227,7 +229,11 @@ class SeriesTrainingData:
                 inputs = torch.where(read, self.train_read_inputs[index.to(inputs.device)], inputs)
             if self.augment:
                 inputs = augment_series(inputs, self.generator)
-            yield inputs, labels[index].to(self.runtime.device, non_blocking=True)
+            batch_labels = labels[index].to(self.runtime.device, non_blocking=True)
+            if self.train_targets is None:
+                yield inputs, batch_labels
+            else:
+                yield inputs, batch_labels, self.train_targets[index.to(self.train_targets.device)]
 
     def eval_batches(self, split: str, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[Batch]:
         """A split ("train", "val" or "test") in order, unaugmented."""
@@ -242,8 +248,10 @@ class SeriesTrainingData:
         raise ValueError(f"unknown split {split!r}; choose one of: train, val, test")
 
 
-def build_series_training_data(config, split: DatasetInfo, runtime: Runtime) -> SeriesTrainingData:
-    """Read every sample's CSV into model inputs (``config.model_kwargs["length"]`` points) on the device."""
+def build_series_training_data(config, split: DatasetInfo, runtime: Runtime, *,
+                               train_targets: np.ndarray | None = None) -> SeriesTrainingData:  # fmt: skip
+    """Read every sample's CSV into model inputs (``config.model_kwargs["length"]`` points) on the
+    device; ``train_targets`` (N, C), when given, travel with their training series (distillation)."""
     length = int(config.model_kwargs.get("length", DEFAULT_LENGTH))
     files = series_files(split)
     labels = {name: np.array([s.label for s in getattr(split, name)], dtype=np.int64) for name in files}
@@ -265,6 +273,7 @@ def build_series_training_data(config, split: DatasetInfo, runtime: Runtime) -> 
         path=f"CSV series beside each plot, {length} points x 3 channels on {runtime.device.type}"
              f"{', time reversal and sign flips' if augment else ''}{read_note}",
         checkpoint_fields={"input_kind": "series", "series_length": length},
+        train_targets=None if train_targets is None else torch.from_numpy(train_targets).float().to(runtime.device),
     )  # fmt: skip
 
 
