@@ -196,3 +196,12 @@ def test_a_student_trains_from_a_series_teacher_and_records_how_far_it_agrees(ti
     assert summary["softened_true_class_probability"] < summary["teacher_true_class_probability"]
     assert read_checkpoint(run.checkpoint_path)["config"]["distill_from"] == teacher
     assert f"distilling from run {teacher} (series_cnn)" in (run_dir(run.id) / "log.txt").read_text()
+
+
+def test_a_teacher_whose_checkpoint_is_gone_fails_the_student_with_a_message(tiny_dataset, empty_store):
+    gone = _teacher_row(tiny_dataset)  # completed, but its checkpoint file was never there
+    result = train_run(build_config({**TINY, "epochs": 1, "data": str(tiny_dataset), "distill_from": gone}))
+    run = store.get_run(result.run_id)
+    assert result.status == "failed"
+    assert run.error.startswith(f"distill_from: run {gone}'s checkpoint") and "is missing" in run.error, run.error
+    assert "Traceback" not in (run_dir(run.id) / "log.txt").read_text()

@@ -26,7 +26,6 @@ class RunTeacher:
     def __init__(self, run: store.RunRecord, device: str = "auto"):
         self.run_id = int(run.id)
         self.model = run.model
-        self.checkpoint = Path(run.checkpoint_path)
         self.device = device
 
     def describe(self) -> str:
@@ -35,10 +34,10 @@ class RunTeacher:
     def probabilities(self, split, class_names: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities for every item of ``split.train``, (N, C) in ``class_names`` order."""
         from backend.predict import PredictError
-        from backend.predict_series import open_checkpoint
+        from backend.predict_series import open_run
 
-        try:
-            predictor = open_checkpoint(self.checkpoint, self.device, run_id=self.run_id)
+        try:  # open_run says where a checkpoint is missing, or written on another host
+            predictor = open_run(self.run_id, self.device)
         except PredictError as e:
             raise ConfigError(f"distill_from: {e}") from e
         if sorted(predictor.class_names) != sorted(class_names):
