@@ -162,15 +162,22 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return flat
 
 
+# A run stored before an option existed has no value for it; it ran with that build's behaviour,
+# which need not be today's default (the two-convolution block became visual_cnn's default on
+# 2026-12-04), so the diff says the value is missing rather than guessing it.
+NOT_RECORDED = "(not recorded)"
+
+
 def config_diff(
     configs: Sequence[Mapping[str, Any]], labels: Sequence[str], ignore: Sequence[str] = ("name",)
 ) -> pd.DataFrame:
-    """Only the options whose values differ between the runs (rows options, columns runs)."""
+    """Only the options whose values differ between the runs (rows options, columns runs); an option
+    a run's stored config lacks (the run predates it) reads ``NOT_RECORDED``."""
     flat = [flatten_config(c) for c in configs]
     keys = sorted({k for f in flat for k in f} - set(ignore))
     rows = {}
     for key in keys:
-        values = [f.get(key, "(not set)") for f in flat]
+        values = [f.get(key, NOT_RECORDED) for f in flat]
         if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
             rows[key] = [json.dumps(v, default=str) if isinstance(v, list | dict) else str(v) for v in values]
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(labels))

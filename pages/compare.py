@@ -123,6 +123,11 @@ else:
         st.caption("The runs share every option.")
     else:
         st.dataframe(diff, width="stretch")
+        if (diff == summaries.NOT_RECORDED).any().any():
+            st.caption(
+                f"{summaries.NOT_RECORDED}: the run was stored before that option existed and ran with "
+                "that build's behaviour, which need not be today's default."
+            )
         widgets.csv_download(diff, "compare_config_diff.csv", key="compare_config_csv")
 
 st.subheader("Per-class F1")

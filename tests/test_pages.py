@@ -322,6 +322,19 @@ def test_compare_names_a_winner_only_for_a_planted_large_difference(empty_store)
     assert "Selected on test" in texts(at)
 
 
+def test_compare_config_diff_says_an_option_an_older_run_predates_is_not_recorded(empty_store):
+    y = planted_labels()
+    old = plant_run(y, y, name="old", config={"epochs": 1})
+    new = plant_run(y, y, name="new", config={"epochs": 1, "distill_from": 7})
+    at = open_page("compare")
+    at.multiselect(key="compare_runs").set_value([old, new]).run()
+    assert_clean(at)
+    diff = at.dataframe[1].value
+    assert list(diff.index) == ["distill_from"]
+    assert list(diff.loc["distill_from"]) == ["(not recorded)", "7"]
+    assert "stored before that option existed" in texts(at)
+
+
 def test_compare_says_runs_on_different_items_are_not_comparable(empty_store):
     y = planted_labels()
     a = plant_run(y, y)
