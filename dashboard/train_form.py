@@ -44,7 +44,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "Imbalance": ("loss", "class_weighting", "beta", "gamma", "tau", "label_smoothing", "sampler"),
     "Augmentation": ("augmentation", "severity", "mixup_alpha", "cutmix_alpha"),
-    "Distillation": ("distill_from", "distill_weight", "distill_temperature"),
+    "Distillation": ("distill_from", "distill_with", "distill_weight", "distill_temperature"),
     "Runtime": ("seed", "device", "precision"),
 }  # fmt: skip
 EXPANDED = ("Model", "Data", "Optimisation")
@@ -89,6 +89,7 @@ APPLIES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "resize": lambda v: _reads_images(v),
     "mixup_alpha": lambda v: _reads_images(v),
     "cutmix_alpha": lambda v: _reads_images(v),
+    "distill_with": lambda v: bool(v.get("distill_from")),
     "distill_weight": lambda v: bool(v.get("distill_from")),
     "distill_temperature": lambda v: bool(v.get("distill_from")),
 }
@@ -167,14 +168,19 @@ def _widget(name: str, kind: str, default: Any, key: str, help: str | None, data
     return st.text_input(label, value=str(default or ""), key=key, help=help)
 
 
-def teacher_choices(runs: pd.DataFrame, dataset: str | None, current: int = 0) -> dict[int, str]:
+def teacher_choices(
+    runs: pd.DataFrame, dataset: str | None, current: int = 0, none: str = "none (no teacher)", exclude: int = 0
+) -> dict[int, str]:
     """The runs that may teach a run on ``dataset`` (completed runs on the same folder, newest
-    first) after "none"; a cloned run's teacher that no longer fits stays listed, marked, so the
-    clone shows what it was (validation then says why it cannot teach)."""
-    choices = {0: "none (no teacher)"}
+    first) after ``none``, less ``exclude`` (the first teacher, when choosing the second); a cloned
+    run's teacher that no longer fits stays listed, marked, so the clone shows what it was
+    (validation then says why it cannot teach)."""
+    choices = {0: none}
     if dataset and not runs.empty:
         wanted = Path(dataset).resolve()
         for _, run in runs[runs["status"] == "completed"].iterrows():
+            if int(run["id"]) == exclude:
+                continue
             if run["dataset"] and Path(run["dataset"]).resolve() == wanted:
                 choices[int(run["id"])] = run_label(run)
     if current and current not in choices:
@@ -182,14 +188,24 @@ def teacher_choices(runs: pd.DataFrame, dataset: str | None, current: int = 0) -
     return choices
 
 
-def _teacher_widget(dataset: str | None, default: Any, key: str, help: str | None) -> int:
-    """A select box over ``teacher_choices`` for ``distill_from``."""
+TEACHER_WIDGETS = {  # option -> (label, what 0 means)
+    "distill_from": ("teacher (distill from)", "none (no teacher)"),
+    "distill_with": ("second teacher, averaged", "none (one teacher)"),
+}
+
+
+def _teacher_widget(name: str, values: dict[str, Any], default: Any, key: str, help: str | None) -> int:
+    """A select box over ``teacher_choices`` for ``distill_from`` or ``distill_with`` (which leaves
+    out the first teacher)."""
     from dashboard import loaders
 
-    choices = teacher_choices(loaders.all_runs(loaders.store_url()), dataset, int(default or 0))
+    label, none = TEACHER_WIDGETS[name]
+    exclude = int(values.get("distill_from") or 0) if name == "distill_with" else 0
+    current = int(default or 0)
+    choices = teacher_choices(loaders.all_runs(loaders.store_url()), values.get("data"), current, none, exclude)
     keys = list(choices)
-    return st.selectbox("teacher (distill from)", keys, index=keys.index(int(default or 0)), format_func=choices.get,
-                        key=key, help=help)  # fmt: skip
+    index = keys.index(current) if current in keys else 0
+    return st.selectbox(label, keys, index=index, format_func=choices.get, key=key, help=help)
 
 
 def _model_kwarg_widget(name: str, default: Any, key: str) -> tuple[bool, Any]:
@@ -254,8 +270,8 @@ def config_form(model: str, datasets: dict[str, str], base: dict[str, Any] | Non
                     continue
                 with columns[position % COLUMNS]:
                     key = f"train_{model}_{name}"
-                    if name == "distill_from":  # a run id: chosen among the runs that may teach
-                        values[name] = _teacher_widget(values.get("data"), defaults.get(name), key, FIELD_HELP[name])
+                    if name in TEACHER_WIDGETS:  # a run id: chosen among the runs that may teach
+                        values[name] = _teacher_widget(name, values, defaults.get(name), key, FIELD_HELP[name])
                     else:
                         values[name] = _widget(
                             name, FIELD_TYPES[name], defaults.get(name), key, FIELD_HELP.get(name), datasets

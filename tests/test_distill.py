@@ -1,4 +1,4 @@
-"""Knowledge distillation (``distill_from``): the soft targets, the honesty checks on the teacher,
+"""Knowledge distillation (``distill_from``, ``distill_with``): the soft targets, the honesty checks on the teacher,
 that the targets reach the loss with their own images on both batch paths, and a real student
 trained from a real series teacher on the session's tiny dataset.
 
@@ -21,12 +21,13 @@ from backend.config import run_dir
 from backend.data.csvseries import read_series_csv
 from backend.device import make_runtime
 from backend.models import create_model
-from backend.predict_series import SeriesPredictor
+from backend.predict_series import SeriesPredictor, open_run
 from backend.runs.lifecycle import build_config, train_run
+from backend.runs.teacher import check_teacher
 from backend.training.checkpoint import read_checkpoint
 from backend.training.config import ConfigError, TrainConfig, load_split
 from backend.training.data import build_training_data
-from backend.training.distill import soft_targets, soften
+from backend.training.distill import AveragedTeacher, soft_targets, soften
 from backend.training.loop import train_one_epoch
 from backend.training.losses import build_loss
 from backend.training.optim import build_schedule
@@ -163,6 +164,13 @@ def test_a_teacher_must_be_completed_on_the_same_dataset_and_never_on_the_test_i
     assert "MixUp / CutMix" in refusal(distill_from=teacher, mixup_alpha=0.2)
     assert "distill_from must be a run id" in refusal(distill_from=-1)
 
+    # A second teacher (distill_with) passes the same checks, and names itself in the message.
+    assert "set distill_from to the first" in refusal(distill_with=teacher)
+    assert "both name run" in refusal(distill_from=teacher, distill_with=teacher)
+    assert "distill_with must be a run id" in refusal(distill_from=teacher, distill_with=-2)
+    assert refusal(distill_from=teacher, distill_with=failed).startswith(f"distill_with: run {failed} is failed")
+    assert "distill_with: run 4243 not found" in refusal(distill_from=teacher, distill_with=4243)
+
 
 def test_the_cli_refuses_a_missing_teacher_before_anything_trains(tiny_dataset, capsys):
     before = len(store.list_runs())
@@ -205,3 +213,38 @@ def test_a_teacher_whose_checkpoint_is_gone_fails_the_student_with_a_message(tin
     assert result.status == "failed"
     assert run.error.startswith(f"distill_from: run {gone}'s checkpoint") and "is missing" in run.error, run.error
     assert "Traceback" not in (run_dir(run.id) / "log.txt").read_text()
+
+
+def test_a_student_of_two_teachers_learns_their_average(tiny_dataset, teacher):
+    """distill_with: a series teacher and an image teacher, their calibrated probabilities averaged
+    (the ensemble the Predict page offers for CSVs, as one teacher)."""
+    image = train_run(build_config({**TINY, "epochs": 1, "data": str(tiny_dataset), "model": "visual_cnn"}))
+    assert image.status == "completed", store.get_run(image.run_id).error
+    config = build_config({**TINY, "epochs": 1, "data": str(tiny_dataset), "model": "visual_cnn",
+                           "distill_from": teacher, "distill_with": image.run_id})  # fmt: skip
+    result = train_run(config)
+    run = store.get_run(result.run_id)
+    assert result.status == "completed", run.error
+    summary = run.test_metrics["distillation"]
+    assert summary["teacher_run"] == teacher and summary["teacher_runs"] == [teacher, image.run_id]
+
+    # What the student was taught is the mean of both teachers' own predictions on its training items.
+    split = load_split(config, drop_duplicates=True)
+    labels = np.array([s.label for s in split.train])
+    series = SeriesPredictor.from_run(teacher, device="cpu")
+    values = [read_series_csv(path).values for path in series_files(split, ("train",))["train"]]
+    from_series = series.predict_series(values)[:, [series.class_names.index(c) for c in split.classes]]
+    pictures = open_run(image.run_id, "cpu")
+    answers = pictures.predict_files([(str(s.path), s.path) for s in split.train])
+    from_images = np.array([[a.probabilities[c] for c in split.classes] for a in answers])
+    taught = check_teacher(config)
+    assert isinstance(taught, AveragedTeacher) and taught.run_ids == [teacher, image.run_id]
+    probabilities = taught.probabilities(split, split.classes)
+    np.testing.assert_allclose(probabilities, (from_series + from_images) / 2, atol=1e-6)
+    for alone in (from_series, from_images):  # the teachers differ item by item, so the mean is neither
+        assert np.abs(probabilities - alone).max() > 1e-3
+    true_class = probabilities[np.arange(len(labels)), labels]
+    assert summary["teacher_true_class_probability"] == pytest.approx(true_class.mean(), rel=1e-5)
+    assert summary["teacher_train_accuracy"] == pytest.approx(np.mean(probabilities.argmax(axis=1) == labels))
+    log = (run_dir(run.id) / "log.txt").read_text()
+    assert f"distilling from run {teacher} (series_cnn) + run {image.run_id} (visual_cnn), averaged" in log

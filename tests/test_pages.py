@@ -237,20 +237,27 @@ def test_train_form_offers_completed_runs_on_the_same_dataset_as_teachers(empty_
     teacher = run_row("completed", tiny)
     run_row("failed", tiny)
     run_row("completed", str(data_dir / "elsewhere"))
+    second = run_row("completed", tiny)
     at = open_page("train")
     at.selectbox(key="train_model").set_value("visual_cnn").run()
     at.selectbox(key="train_visual_cnn_data").set_value(str(data_dir / "tiny")).run()
     picker = at.selectbox(key="train_visual_cnn_distill_from")
-    assert len(picker.options) == 2 and picker.options[0] == "none (no teacher)", picker.options
-    assert picker.options[1].startswith(f"#{teacher} completed · series_cnn on tiny"), picker.options
-    keys = {w.key for w in at.get("number_input")}
-    assert "train_visual_cnn_distill_weight" not in keys, "no teacher: its weight is not drawn"
+    assert len(picker.options) == 3 and picker.options[0] == "none (no teacher)", picker.options
+    assert picker.options[1].startswith(f"#{second} completed · series_cnn on tiny"), picker.options
+    assert picker.options[2].startswith(f"#{teacher} completed · series_cnn on tiny"), picker.options
+    keys = {w.key for w in at.get("number_input")} | {w.key for w in at.selectbox}
+    assert not keys & {"train_visual_cnn_distill_weight", "train_visual_cnn_distill_with"}, "no teacher: not drawn"
     picker.set_value(teacher).run()
+    # The second teacher, averaged with the first, is chosen among the others.
+    with_picker = at.selectbox(key="train_visual_cnn_distill_with")
+    assert with_picker.options[0] == "none (one teacher)" and len(with_picker.options) == 2, with_picker.options
+    assert with_picker.options[1].startswith(f"#{second} "), with_picker.options
+    with_picker.set_value(second)
     at.number_input(key="train_visual_cnn_distill_weight").set_value(0.0)
     at.button(key="train_launch").click().run()
     assert not at.exception
     assert any("distill_weight must be in (0, 1]" in e.value for e in at.error), [e.value for e in at.error]
-    assert len(store.list_runs()) == 3, "an invalid config queues nothing"
+    assert len(store.list_runs()) == 4, "an invalid config queues nothing"
 
 
 def test_train_launches_a_run_and_cancels_it(data_dir):

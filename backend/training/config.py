@@ -94,6 +94,7 @@ class TrainConfig:
     early_stopping_patience: int = option(0, "stop after this many epochs without a better val macro-F1; 0 = off")
     # --- distillation (backend/training/distill.py) ----------------------------------------------
     distill_from: int = option(0, "knowledge distillation: id of a completed run (the teacher, e.g. a series_cnn run reading each plot's CSV) whose calibrated probabilities on the training items become part of each target; trained on the same dataset and never on this run's test images; 0 = off")
+    distill_with: int = option(0, "distillation: a second teacher run (e.g. the image model beside a series_cnn distill_from), whose calibrated probabilities are averaged with the first's: the image + series ensemble as the teacher; the same checks; 0 = one teacher")
     distill_weight: float = option(0.5, "distillation: the teacher's share of each training target, in (0, 1]; the rest is the true label's one-hot")
     distill_temperature: float = option(1.0, "distillation: soften the teacher's probabilities as p^(1/T), from 0.5 to 10 (T > 1 flattens them)")
     # --- runtime --------------------------------------------------------------------------------

@@ -11,6 +11,12 @@ checkpoint), ``w = distill_weight`` and ``T = distill_temperature``. Every loss 
 the class weights and label smoothing mean what they mean without a teacher. Softening the
 teacher's probabilities equals dividing its logits by T (the log-sum-exp shift cancels).
 
+With ``distill_with = M`` as well, ``p_teacher`` is the mean of both runs' calibrated probabilities
+(``AveragedTeacher``): the image + series ensemble the Predict page offers for CSVs, as a teacher.
+A student takes its teacher's per-class profile with its knowledge (docs/BENCHMARKS_quality.md,
+"Distillation from the series model"): a series teacher alone is strong on the anomaly classes and
+weak on the trend classes, where the image model is strong, and the average is strong on both.
+
 The teacher is read once, before the first epoch; the targets then travel with their images
 through the batch path and the worker path alike (``TrainingData.train_targets``). Validation, the
 best epoch, calibration and the test split use the true labels only, so a distilled run's figures
@@ -63,6 +69,13 @@ def check_options(config: TrainConfig) -> None:
     low, high = TEMPERATURE_RANGE
     if not low <= config.distill_temperature <= high:
         raise ConfigError(f"distill_temperature must be between {low:g} and {high:g}, got {config.distill_temperature}")
+    if config.distill_with < 0:
+        raise ConfigError(f"distill_with must be a run id, or 0 for one teacher; got {config.distill_with}")
+    if config.distill_with and not config.distill_from:
+        raise ConfigError("distill_with names a second teacher; set distill_from to the first")
+    if config.distill_with and config.distill_with == config.distill_from:
+        raise ConfigError(f"distill_with and distill_from both name run {config.distill_from}; "
+                          "name two different runs, or set distill_with to 0")  # fmt: skip
     if config.distill_from and (config.mixup_alpha > 0 or config.cutmix_alpha > 0):
         raise ConfigError("distillation and MixUp / CutMix both rewrite the training targets: "
                           "set mixup_alpha and cutmix_alpha to 0, or distill_from to 0")  # fmt: skip
@@ -79,6 +92,34 @@ class Teacher(Protocol):
     def describe(self) -> str: ...
 
     def probabilities(self, split, class_names: Sequence[str]) -> np.ndarray: ...
+
+
+class AveragedTeacher:
+    """Several teachers as one: the mean of their probabilities (each already calibrated by its own
+    run's temperature), e.g. a series run and an image run, the ensemble the Predict page offers for
+    CSVs. ``run_id`` is the first teacher's (``distill_from``); ``run_ids`` lists them all."""
+
+    def __init__(self, teachers: Sequence[Teacher]):
+        if len(teachers) < 2:
+            raise ValueError("an averaged teacher needs two or more teachers")
+        self.teachers = list(teachers)
+        self.run_id = int(self.teachers[0].run_id)
+        self.run_ids = [int(t.run_id) for t in self.teachers]
+
+    def describe(self) -> str:
+        return " + ".join(t.describe() for t in self.teachers) + ", averaged"
+
+    def probabilities(self, split, class_names: Sequence[str]) -> np.ndarray:
+        found = [np.asarray(t.probabilities(split, class_names), dtype=np.float64) for t in self.teachers]
+        shapes = {f.shape for f in found}
+        if len(shapes) != 1:
+            raise ConfigError(f"distill_with: the teachers gave probabilities of different shapes {sorted(shapes)}")
+        return np.mean(found, axis=0)
+
+
+def teacher_runs(config: TrainConfig) -> list[int]:
+    """The run ids ``config`` distils from, in order: ``[]``, ``[distill_from]`` or both."""
+    return [int(r) for r in (config.distill_from, config.distill_with) if r]
 
 
 def seen_test_items(teacher_config: Mapping[str, Any], config: TrainConfig, split) -> list[str]:
@@ -106,9 +147,11 @@ def distillation_targets(config: TrainConfig, teacher: Teacher | None, split, cl
     """
     if not config.distill_from:
         return None, {}
-    if teacher is None or teacher.run_id != config.distill_from:
-        raise ConfigError(f"distill_from is {config.distill_from} but the trainer was given no such teacher; "
-                          "train through `python -m backend train`, which reads the teacher run from the store")  # fmt: skip
+    given = list(getattr(teacher, "run_ids", [getattr(teacher, "run_id", None)]))
+    if teacher is None or given != teacher_runs(config):
+        raise ConfigError(f"distill_from is {config.distill_from} (distill_with {config.distill_with}) but the "
+                          "trainer was given no such teacher; train through `python -m backend train`, which "
+                          "reads the teacher runs from the store")  # fmt: skip
     probabilities = np.asarray(teacher.probabilities(split, class_names), dtype=np.float64)
     if probabilities.shape != (len(labels), len(class_names)):
         raise ConfigError(f"distill_from: the teacher gave {probabilities.shape} probabilities for "
@@ -117,6 +160,7 @@ def distillation_targets(config: TrainConfig, teacher: Teacher | None, split, cl
     rows = np.arange(len(labels))
     summary = {
         "teacher_run": int(config.distill_from),
+        "teacher_runs": teacher_runs(config),
         "weight": float(config.distill_weight),
         "temperature": float(config.distill_temperature),
         "teacher_train_accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
