@@ -204,8 +204,7 @@ def _teacher_widget(name: str, values: dict[str, Any], default: Any, key: str, h
     current = int(default or 0)
     choices = teacher_choices(loaders.all_runs(loaders.store_url()), values.get("data"), current, none, exclude)
     keys = list(choices)
-    index = keys.index(current) if current in keys else 0
-    return st.selectbox(label, keys, index=index, format_func=choices.get, key=key, help=help)
+    return st.selectbox(label, keys, index=keys.index(current), format_func=choices.get, key=key, help=help)
 
 
 def _model_kwarg_widget(name: str, default: Any, key: str) -> tuple[bool, Any]:

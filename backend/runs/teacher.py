@@ -18,7 +18,7 @@ import numpy as np
 
 from backend import store
 from backend.training.config import ConfigError, TrainConfig, load_split
-from backend.training.distill import AveragedTeacher
+from backend.training.distill import AveragedTeacher, seen_test_items, teacher_runs
 
 
 class RunTeacher:
@@ -27,6 +27,7 @@ class RunTeacher:
 
     def __init__(self, run: store.RunRecord, device: str = "auto", option: str = "distill_from"):
         self.run_id = int(run.id)
+        self.run_ids = [self.run_id]
         self.option = option  # the config option that named it, for messages
         self.model = run.model
         self.device = device
@@ -79,8 +80,6 @@ def check_teacher(config: TrainConfig, url: str | None = None) -> RunTeacher | A
     """The teacher ``config.distill_from`` names (None when it is 0), averaged with the run
     ``config.distill_with`` names when that is set, or ``ConfigError`` saying why a run cannot teach
     this one. Each teacher run passes every check on its own."""
-    from backend.training.distill import teacher_runs
-
     ids = teacher_runs(config)
     if not ids:
         return None
@@ -90,8 +89,6 @@ def check_teacher(config: TrainConfig, url: str | None = None) -> RunTeacher | A
 
 
 def _checked_run(teacher_id: int, config: TrainConfig, split, url: str | None) -> RunTeacher:
-    from backend.training.distill import seen_test_items
-
     option = "distill_from" if teacher_id == config.distill_from else "distill_with"
     try:
         run = store.get_run(int(teacher_id), url=url)

@@ -82,12 +82,13 @@ def check_options(config: TrainConfig) -> None:
 
 
 class Teacher(Protocol):
-    """What the loop needs of a teacher: its run id, one line about it, and its calibrated
-    probabilities for every item of ``split.train`` with columns in ``class_names`` order.
+    """What the loop needs of a teacher: the run ids it speaks for (``teacher_runs`` of the config),
+    one line about it, and its calibrated probabilities for every item of ``split.train`` with
+    columns in ``class_names`` order.
     ``backend.runs.teacher.RunTeacher`` is the one that reads a stored run (the training engine
     does not read the store)."""
 
-    run_id: int
+    run_ids: list[int]
 
     def describe(self) -> str: ...
 
@@ -97,14 +98,13 @@ class Teacher(Protocol):
 class AveragedTeacher:
     """Several teachers as one: the mean of their probabilities (each already calibrated by its own
     run's temperature), e.g. a series run and an image run, the ensemble the Predict page offers for
-    CSVs. ``run_id`` is the first teacher's (``distill_from``); ``run_ids`` lists them all."""
+    CSVs. ``run_ids`` lists every teacher's runs, in order."""
 
     def __init__(self, teachers: Sequence[Teacher]):
         if len(teachers) < 2:
             raise ValueError("an averaged teacher needs two or more teachers")
         self.teachers = list(teachers)
-        self.run_id = int(self.teachers[0].run_id)
-        self.run_ids = [int(t.run_id) for t in self.teachers]
+        self.run_ids = [run for t in self.teachers for run in t.run_ids]
 
     def describe(self) -> str:
         return " + ".join(t.describe() for t in self.teachers) + ", averaged"
@@ -147,8 +147,7 @@ def distillation_targets(config: TrainConfig, teacher: Teacher | None, split, cl
     """
     if not config.distill_from:
         return None, {}
-    given = list(getattr(teacher, "run_ids", [getattr(teacher, "run_id", None)]))
-    if teacher is None or given != teacher_runs(config):
+    if teacher is None or list(teacher.run_ids) != teacher_runs(config):
         raise ConfigError(f"distill_from is {config.distill_from} (distill_with {config.distill_with}) but the "
                           "trainer was given no such teacher; train through `python -m backend train`, which "
                           "reads the teacher runs from the store")  # fmt: skip
