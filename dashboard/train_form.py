@@ -173,8 +173,8 @@ def teacher_choices(
 ) -> dict[int, str]:
     """The runs that may teach a run on ``dataset`` (completed runs on the same folder, newest
     first) after ``none``, less ``exclude`` (the first teacher, when choosing the second); a cloned
-    run's teacher that no longer fits stays listed, marked, so the clone shows what it was
-    (validation then says why it cannot teach)."""
+    run's teacher that no longer fits stays listed, marked with why, so the clone shows what it was
+    (validation then refuses it with the same reason)."""
     choices = {0: none}
     if dataset and not runs.empty:
         wanted = Path(dataset).resolve()
@@ -184,7 +184,8 @@ def teacher_choices(
             if run["dataset"] and Path(run["dataset"]).resolve() == wanted:
                 choices[int(run["id"])] = run_label(run)
     if current and current not in choices:
-        choices[int(current)] = f"#{int(current)} (not a completed run on this dataset)"
+        why = "already the first teacher" if current == exclude else "not a completed run on this dataset"
+        choices[int(current)] = f"#{int(current)} ({why})"
     return choices
 
 

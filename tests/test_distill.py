@@ -172,6 +172,21 @@ def test_a_teacher_must_be_completed_on_the_same_dataset_and_never_on_the_test_i
     assert "distill_with: run 4243 not found" in refusal(distill_from=teacher, distill_with=4243)
 
 
+def test_the_teacher_pickers_mark_a_cloned_teacher_that_can_no_longer_teach_with_why(tiny_dataset, empty_store):
+    from dashboard.train_form import teacher_choices
+
+    first, second = _teacher_row(tiny_dataset), _teacher_row(tiny_dataset)
+    failed = store.create_run(name="t", model="series_cnn", config={}, dataset=str(tiny_dataset), status="failed")
+    runs = store.list_runs()
+    assert list(teacher_choices(runs, str(tiny_dataset))) == [0, second, first]
+    assert list(teacher_choices(runs, str(tiny_dataset), exclude=first)) == [0, second]
+    # A clone keeps its teachers, listed with the reason validation will give.
+    assert teacher_choices(runs, str(tiny_dataset), current=failed)[failed] == (
+        f"#{failed} (not a completed run on this dataset)")  # fmt: skip
+    clone = teacher_choices(runs, str(tiny_dataset), current=first, exclude=first)
+    assert clone[first] == f"#{first} (already the first teacher)", clone
+
+
 def test_the_cli_refuses_a_missing_teacher_before_anything_trains(tiny_dataset, capsys):
     before = len(store.list_runs())
     assert cli(["train", "--data", str(tiny_dataset), "--model", "visual_cnn", "--distill-from", "987654"]) == 2
