@@ -336,12 +336,15 @@ class Predictor(CheckpointLoader):
         notes: Sequence[list[str]],
         tta: str,
         style_views: Sequence[Sequence[np.ndarray]] | None = None,
+        doubts: Sequence[Sequence[str]] | None = None,
     ) -> list[Prediction]:
         """One batch of decoded images (any size) -> Predictions, each keeping its image and notes.
 
         ``style_views[i]`` are image i's other renderings (a CSV drawn in other styles): they vote
         in ``tta_agreement`` and ``tta_spread`` but leave the answer and its confidence alone, so a
-        CSV still predicts as its team-style PNG does."""
+        CSV still predicts as its team-style PNG does. ``doubts[i]`` are what the file itself says
+        against any answer (``LoadedInput.doubts``: axes with no series line): each makes the answer
+        uncertain, after the model's own signals."""
         prepared = np.stack([self.prepare(image) for image in images])
         views, features, recon = self._forward_views(prepared, tta, self.runtime)
         probabilities = views.mean(axis=0)
@@ -363,6 +366,7 @@ class Predictor(CheckpointLoader):
             distance = None if distances is None else float(distances[i])
             reasons = self.policy.reasons(predicted=self.class_names[best], confidence=confidence, votes=votes,
                                           n_views=len(per_view), distance=distance)  # fmt: skip
+            reasons += list(doubts[i]) if doubts is not None else []
             results.append(
                 Prediction(
                     filename=name,
@@ -423,10 +427,10 @@ class Predictor(CheckpointLoader):
                                style_views=style_views)  # fmt: skip
         for batch in batches:
             good = [item for item in batch if item.error is None]
-            names, images, notes, views = (
-                [getattr(i, key) for i in good] for key in ("filename", "image", "notes", "views")
+            names, images, notes, views, doubts = (
+                [getattr(i, key) for i in good] for key in ("filename", "image", "notes", "views", "doubts")
             )
-            predicted = iter(self._predictions(names, images, notes, tta, views) if good else [])
+            predicted = iter(self._predictions(names, images, notes, tta, views, doubts) if good else [])
             for item in batch:
                 yield Prediction(filename=item.filename, error=item.error) if item.error else next(predicted)
 

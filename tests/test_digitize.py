@@ -12,7 +12,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from backend.data.digitize import DigitizeError, digitize_plot
+from backend.data.digitize import DigitizeError, digitize_plot, line_problem
 from backend.data.render import TEAM_STYLE, encode_png, render_series
 from backend.models.series1d import resample_series, series_to_input
 from backend.training.series_data import load_plot_read_inputs, load_series_inputs
@@ -117,6 +117,56 @@ def test_images_without_a_line_are_refused_in_words():
         digitize_plot(empty_axes)
     with pytest.raises(ValueError, match=r"expects an \(H, W, 3\) uint8 array"):
         digitize_plot(np.zeros((30, 40), dtype=np.uint8))
+
+
+def empty_axes(style: str, *, grid: bool = False, rule: bool = False) -> np.ndarray:
+    """Axes drawn with nothing plotted in them (a tool's empty template), or only a straight rule."""
+    import matplotlib.style
+
+    with matplotlib.style.context(style):
+        figure = Figure(figsize=(5, 3), dpi=80)
+        canvas = FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        axes.set_xlim(0, 100)
+        axes.set_title("Sensor 7")
+        if grid:
+            axes.grid(True)
+        if rule:
+            axes.axhline(0.5, color="#d62728")
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        (lambda: empty_axes("default"), "nothing is drawn inside the plot area"),
+        (lambda: empty_axes("dark_background"), "nothing is drawn inside the plot area"),
+        (lambda: empty_axes("seaborn-v0_8-darkgrid"), "nothing is drawn inside the plot area"),
+        (lambda: empty_axes("default", grid=True), "only straight lines"),
+        (lambda: empty_axes("ggplot", rule=True), "only straight lines"),
+    ],
+    ids=["empty", "empty-dark", "empty-darkgrid", "grid-only", "a-rule-only"],
+)
+def test_axes_without_a_series_line_are_named(image, reason):
+    assert reason in line_problem(image())
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        lambda: render_series(signal()),
+        lambda: render_series(signal(), style=replace(TEAM_STYLE, theme="dark_background", line_color="#ffeb3b")),
+        lambda: matplotlib_plot(signal(), style="bmh", scatter=True, width=10.0, dpi=60),
+        lambda: matplotlib_plot(np.linspace(0.0, 1.0, 50), style="ggplot", grid=True),  # a straight diagonal
+        lambda: render_series(signal(), style=replace(TEAM_STYLE, width_in=0.4, height_in=0.3, dpi=40)),
+    ],
+    ids=["team", "dark", "scatter", "diagonal-line", "thumbnail"],
+)
+def test_plots_with_a_line_and_thumbnails_have_no_problem(image):
+    """A line (even a straight diagonal, even dots) is a line; a plot area too small to read is not
+    called empty (the image model can still look at it)."""
+    assert line_problem(image()) is None
 
 
 def test_series_training_reads_each_png_back_once_and_keeps_the_csv_where_no_line_is_found(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ import torch
 from backend.config import REPO_ROOT
 from backend.data.images import resize_rgb
 from backend.data.inputs import load_input_views
-from backend.data.render import STYLE_TTA_COUNT
+from backend.data.render import STYLE_TTA_COUNT, encode_png
 from backend.evaluation.ood import UncertaintyPolicy
 from backend.predict import Predictor, run_checkpoint
 from backend.training.checkpoint import load_checkpoint
@@ -148,6 +148,29 @@ def test_certain_in_distribution_inputs_are_mostly_not_flagged(easy):
     assert len(flagged) < 0.5 * len(right), [p.uncertain_reason for p in flagged]
     assert all(p.n_views == 1 + STYLE_TTA_COUNT for p in predictions)
     assert all(p.feature_distance is not None for p in predictions)
+
+
+def test_a_plot_with_no_series_line_is_answered_but_flagged_as_a_guess(easy, tmp_path):
+    """Empty axes (a template saved before the data was plotted) and a grid with nothing on it are
+    uploaded beside a real plot and a CSV: each still gets an answer, and the two empty ones are
+    uncertain with the reason, whatever the model's own confidence."""
+    from tests.test_digitize import empty_axes
+
+    predictor, data = easy
+    plot = sorted((data / "test").glob("*/*.png"))[0]
+    csv = sorted((data / "csv" / "test").glob("*/*.csv"))[0]
+    files = [("empty.png", encode_png(empty_axes("default"))), ("grid.png", encode_png(empty_axes("default", grid=True))),
+             (plot.name, plot.read_bytes()), (csv.name, csv.read_bytes())]  # fmt: skip
+    empty, grid, real, series = predictor.predict_files(files)
+    assert not any(p.error for p in (empty, grid, real, series))
+    assert empty.uncertain and "nothing is drawn inside the plot area (no line found): any class is a guess" in (
+        empty.uncertain_reason
+    )
+    assert grid.uncertain and "only straight lines" in grid.uncertain_reason
+    for answered in (real, series):
+        assert "guess" not in answered.uncertain_reason
+    # The in-memory path has no file to doubt: the same empty axes, no such reason.
+    assert "guess" not in predictor.predict_images([empty_axes("default")])[0].uncertain_reason
 
 
 def test_predict_json_carries_every_uncertainty_field(easy, tmp_path):

@@ -2,7 +2,7 @@
 
 What a file is comes from its extension checked against its first bytes (:func:`input_kind`); an
 image is decoded by ``load_image_rgb``, a CSV parsed by ``read_series_csv`` and drawn by
-``render_series`` (:func:`load_input`). :func:`load_batches` runs :func:`load_input` for many files
+``render_series`` (:func:`load_input`). :func:`load_batches` runs :func:`read_input` for many files
 in a pool of worker processes (forkserver, so no thread of the caller is copied into them): a file
 that runs past its budget has its worker killed and becomes an error for that file alone, a worker
 that dies (out of memory, a crash in a decoder) likewise, and every other file is still answered.
@@ -18,7 +18,7 @@ import concurrent.futures
 import multiprocessing
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,9 @@ class LoadedInput:
     error: str | None = None
     # a CSV's series drawn again in other plotting styles ("style TTA"); empty for an image file
     views: tuple[np.ndarray, ...] = ()
+    # why any class for this file would be a guess (a plot image whose axes hold no series line,
+    # ``backend.data.digitize.line_problem``); the predictor flags the answer uncertain with it
+    doubts: tuple[str, ...] = ()
 
 
 def input_kind(filename: str, data: bytes) -> str:
@@ -117,16 +120,29 @@ def load_input_views(
     styles (``backend.data.render.style_tta_styles``: fixed, seeded "varied" styles), whose
     predictions tell whether the model's answer depends on the look of the plot. An image file
     has no other renderings: ``()``."""
+    loaded = read_input(source, filename=filename, column=column, style_views=style_views)
+    return loaded.image, loaded.notes, loaded.views
+
+
+def read_input(
+    source: Source, *, filename: str | None = None, column: str | None = None, style_views: int = 0
+) -> LoadedInput:
+    """:func:`load_input_views` as one :class:`LoadedInput`, with its ``doubts``: for a plot image
+    whose axes hold no series line (empty axes, only a grid or a straight rule), the reason any
+    class given to it is a guess. A CSV is drawn here, so it always has a line."""
     if style_views < 0:
         raise ValueError(f"style_views must be 0 or more, got {style_views}")
     name = display_name(source, filename)
     upload = read_upload(name, _read_bytes(source, name), column=column)
     if isinstance(upload, np.ndarray):
-        return upload, [], ()
+        from backend.data.digitize import line_problem  # OpenCV: only when an image is read
+
+        problem = line_problem(upload)
+        return LoadedInput(name, image=upload, doubts=(f"{problem}: any class is a guess",) if problem else ())
     notes = [f"series from column {upload.column!r}", *upload.notes]
     values = downsample_for_drawing(upload.values)
     views = tuple(render_series(values, style=style) for style in style_tta_styles(style_views))
-    return render_series(values), notes, views
+    return LoadedInput(name, image=render_series(values), notes=notes, views=views)
 
 
 def read_upload(name: str, data: bytes, *, column: str | None = None) -> np.ndarray | SeriesCSV:
@@ -185,13 +201,11 @@ def load_batches(
         pool.join()
 
 
-def _load_task(
-    source: Source, filename: str, column: str | None, style_views: int = 0
-) -> tuple[np.ndarray, list[str], tuple[np.ndarray, ...]]:
-    """What a worker runs: :func:`load_input`, with any failure that is not the file's fault
+def _load_task(source: Source, filename: str, column: str | None, style_views: int = 0) -> LoadedInput:
+    """What a worker runs: :func:`read_input`, with any failure that is not the file's fault
     (an exception from deep in a library) turned into a one-line ValueError that pickles."""
     try:
-        return load_input_views(source, filename=filename, column=column, style_views=style_views)
+        return read_input(source, filename=filename, column=column, style_views=style_views)
     except (ValueError, OSError):
         raise
     except MemoryError as e:
@@ -202,7 +216,7 @@ def _load_task(
 
 def _result(name: str, future: concurrent.futures.Future, time_budget: float) -> LoadedInput:
     try:
-        image, notes, views = future.result()
+        loaded = future.result()
     except TimeoutError:
         return LoadedInput(
             name, error=f"{Path(name).name} took longer than the {time_budget:g} s allowed per file; stopped"
@@ -215,7 +229,7 @@ def _result(name: str, future: concurrent.futures.Future, time_budget: float) ->
         )
     except (ValueError, OSError) as e:
         return LoadedInput(name, error=one_line(e))
-    return LoadedInput(name, image=image, notes=notes, views=views)
+    return replace(loaded, filename=name)
 
 
 def one_line(error: BaseException, limit: int = 400) -> str:
