@@ -341,11 +341,16 @@ def main(argv=None) -> int:
     parser.add_argument("--run", type=int, default=None, help="score this stored run instead of training (prints only)")
     parser.add_argument("--ensemble-run", type=int, default=None,
                         help="with --run: score the image + series ensemble of the two runs (one of each kind)")
+    parser.add_argument("--against-ensemble", type=int, default=None, metavar="E",
+                        help="with --run A: also score the ensemble of A and series run E on the same series, "
+                             "compared item by item with A alone")
     parser.add_argument("--against", type=int, default=None,
                         help="with --run A: also score run B on the same series and compare the two item by item")
     args = parser.parse_args(argv)
     if args.against is not None and (args.run is None or args.ensemble_run is not None):
         parser.error("--against needs --run and cannot be combined with --ensemble-run")
+    if args.against_ensemble is not None and (args.run is None or args.ensemble_run is not None or args.against):
+        parser.error("--against-ensemble needs --run and cannot be combined with --ensemble-run or --against")
     started = time.perf_counter()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crop-bench-"))
     if args.run is not None:
@@ -402,18 +407,10 @@ def stored_run(run_id: int):
 
 def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) -> int:
     """``--run N``: the gap for one stored run (its own crop setting), printed as a markdown section."""
-    if args.against is not None:
+    if args.against is not None or args.against_ensemble is not None:
         return compare_stored_runs(args, workdir, started)
     run = stored_run(args.run)
-    predictor = None
-    if args.ensemble_run is not None:
-        from backend.predict import PredictError
-        from backend.predict_series import open_ensemble
-
-        try:
-            predictor = open_ensemble(args.run, args.ensemble_run, device="cpu", precision="fp32")
-        except PredictError as e:
-            raise SystemExit(str(e)) from e
+    predictor = None if args.ensemble_run is None else stored_ensemble(args.run, args.ensemble_run)
     items = build_test_inputs(workdir / "clean_room", args.test_per_class, seed=1000 + args.seed)
     names = list(run.class_names)
     y_true = [names.index(name) for name, _, _ in items]
@@ -454,17 +451,39 @@ def score_stored_run(args: argparse.Namespace, workdir: Path, started: float) ->
     return 0
 
 
+def stored_ensemble(image_run: int, series_run: int):
+    """The Predict page's image + series ensemble of two stored runs, or a clear exit."""
+    from backend.predict import PredictError
+    from backend.predict_series import open_ensemble
+
+    try:
+        return open_ensemble(image_run, series_run, device="cpu", precision="fp32")
+    except PredictError as e:
+        raise SystemExit(str(e)) from e
+
+
 def compare_stored_runs(args: argparse.Namespace, workdir: Path, started: float) -> int:
-    """``--run A --against B``: both runs on the same series, compared item by item (B minus A)."""
-    run_a, run_b = stored_run(args.run), stored_run(args.against)
+    """``--run A --against B``: both runs on the same series, compared item by item (B minus A).
+    ``--run A --against-ensemble E``: B is the ensemble of A and series run E (A's answer with E's)."""
+    from types import SimpleNamespace
+
+    run_a = stored_run(args.run)
     names = list(run_a.class_names)
-    if list(run_b.class_names) != names:
-        raise SystemExit(f"runs {args.run} and {args.against} predict different classes; nothing to pair")
     items = build_test_inputs(workdir / "clean_room", args.test_per_class, seed=1000 + args.seed)
     y_true = [names.index(name) for name, _, _ in items]
+    if args.against_ensemble is not None:
+        ensemble = stored_ensemble(args.run, args.against_ensemble)
+        run_b = SimpleNamespace(id=f"{args.run} + {args.against_ensemble}", test_metrics={},
+                                name=f"ensemble of runs {args.run} and {args.against_ensemble}")  # fmt: skip
+        b = score(None, items, names, ensemble)
+    else:
+        run_b = stored_run(args.against)
+        if list(run_b.class_names) != names:
+            raise SystemExit(f"runs {args.run} and {args.against} predict different classes; nothing to pair")
+        b = score(Path(run_b.checkpoint_path), items, names)
     a = score(Path(run_a.checkpoint_path), items, names)
-    b = score(Path(run_b.checkpoint_path), items, names)
-    kept = workdir / f"against_{args.run}_{args.against}_seed{args.seed}.json"  # to read again without rescoring
+    other = args.against if args.against is not None else f"ensemble{args.against_ensemble}"
+    kept = workdir / f"against_{args.run}_{other}_seed{args.seed}.json"  # to read again without rescoring
     kept.write_text(json.dumps({"class_names": names, "y_true": y_true, "a": a, "b": b,
                                 "items": [[name, i] for name, i, _ in items]}, default=int))  # fmt: skip
     minutes = (time.perf_counter() - started) / 60
@@ -480,10 +499,12 @@ def comparison_section(args, run_a, run_b, y_true, a: dict, b: dict, names: list
         metrics = run.test_metrics or {}
         return format_interval(metrics.get("macro_f1"), metrics.get("macro_f1_ci"))
 
+    against = (f"--against-ensemble {args.against_ensemble}" if getattr(args, "against_ensemble", None) is not None
+               else f"--against {run_b.id}")  # fmt: skip
     lines = [
         f"## Runs {run_a.id} and {run_b.id} on the same series",
         "",
-        f"`python bench/crop.py --run {run_a.id} --against {run_b.id} --test-per-class {args.test_per_class} "
+        f"`python bench/crop.py --run {run_a.id} {against} --test-per-class {args.test_per_class} "
         f"--seed {args.seed}` ({dt.date.today().isoformat()}, {minutes:.1f} min): {len(y_true)} clean-room "
         f"series, each as CSV, varied-style PNG and other-tool PNG. Run A = {run_a.id} ({run_a.name}, own test "
         f"{own(run_a)}), run B = {run_b.id} ({run_b.name}, own test {own(run_b)}).",

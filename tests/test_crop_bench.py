@@ -165,6 +165,17 @@ def test_two_runs_are_compared_item_by_item_and_a_closed_gap_shows(tmp_path):
     assert "Run A = 1 (before, own test 0.900 [0.880, 0.920])" in text and "own test —" in text
     with pytest.raises(SystemExit):
         main(["--against", "2"])  # --against needs --run
+    # --against-ensemble: B is the ensemble of A and a series run, named so and rerun with its own flag
+    ensemble = SimpleNamespace(id="1 + 7", name="ensemble of runs 1 and 7", test_metrics={})
+    text = comparison_section(SimpleNamespace(test_per_class=20, seed=0, against_ensemble=7), run_a, ensemble,
+                              y_true, a, b, list(CLASSES), 1.0)  # fmt: skip
+    assert "## Runs 1 and 1 + 7 on the same series" in text
+    assert "`python bench/crop.py --run 1 --against-ensemble 7 --test-per-class 20 --seed 0`" in text
+    assert "run B = 1 + 7 (ensemble of runs 1 and 7, own test —)" in text
+    for wrong in (["--against-ensemble", "7"], ["--run", "1", "--against", "2", "--against-ensemble", "7"],
+                  ["--run", "1", "--ensemble-run", "7", "--against-ensemble", "7"]):  # fmt: skip
+        with pytest.raises(SystemExit):
+            main(wrong)
 
 
 def test_the_tta_bench_scores_a_runs_own_test_split_with_each_mode(completed_runs, tiny_dataset, capsys):
