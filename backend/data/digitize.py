@@ -104,8 +104,8 @@ def line_problem(image: np.ndarray) -> str | None:
     uploaded image: inside the axes (step 1) is there ink (what differs from the face, here the
     commonest colour of every 4th pixel each way), and is any of it off thin straight rows and
     columns (a grid, an ``axhline``)? When not, any class an image model gives the plot is a guess.
-    A plot area too small to read (a thumbnail) is not called empty: ``None``. About 5 ms for an
-    800x600 plot. It answered ``None`` for every one of the 6,750
+    A plot area too small to read (a thumbnail) is not called empty: ``None``. About 3 ms for an
+    800x600 plot (docs/BENCHMARKS_predict.md). It answered ``None`` for every one of the 6,750
     mixed-style plots of mixed600 and 1,440 varied and other-tool clean-room PNGs (2026-12-07).
     It errs the safe way: non-straight ink inside empty axes (a legend box, inward ticks) counts."""
     _, area = _plot_area(image)
