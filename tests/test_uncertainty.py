@@ -216,5 +216,23 @@ def test_predict_page_shows_the_uncertain_badge_and_no_headline(easy, tmp_path):
     assert not [m for m in at.metric if m.label == "Predicted"], "no large confident headline"
 
 
+def test_predict_page_says_an_empty_plot_is_a_guess(easy):
+    """The no-line flag reaches the page: the warning names it, and no confident headline is shown."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_digitize import empty_axes
+
+    predictor, _ = easy
+    at = AppTest.from_file(str(REPO_ROOT / "dashboard" / "Home.py"), default_timeout=120)
+    at.run()
+    at.switch_page("../pages/predict.py").run()
+    at.selectbox(key="predict_run").set_value(predictor.run_id).run()
+    at.file_uploader(key="predict_files").set_value([("empty.png", encode_png(empty_axes("default")), "image/png")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Uncertain: ") and "no line found): any class is a guess" in w for w in warnings), warnings
+    assert not [m for m in at.metric if m.label == "Predicted"], "no large confident headline"
+
+
 def _checkpoint(predictor: Predictor) -> dict:
     return torch.load(run_checkpoint(predictor.run_id), map_location="cpu", weights_only=True)
