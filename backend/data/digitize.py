@@ -58,6 +58,9 @@ MIN_POINTS = 16
 BORDER = 0.004  # share of each side dropped inside the crop (what is left of a spine), at least 2 px
 BLEND = 0.5  # least blend weight from the face towards the line's colour of a line pixel
 OFF_SEGMENT = 0.25  # most distance from the face-to-line colour segment, as a share of its length
+# Why no line is read, in the user's words: the digitizer's refusal and an image run's uncertain reason.
+NOTHING_DRAWN = "nothing is drawn inside the plot area (no line found)"
+ONLY_STRAIGHT_LINES = "only straight lines (grid, frame) are drawn inside the plot area (no series line found)"
 
 
 class DigitizeError(ValueError):
@@ -85,7 +88,7 @@ def digitize_plot(image: np.ndarray) -> Digitized:
     """The series drawn in an (H, W, 3) uint8 plot image (module docstring); ``DigitizeError`` when
     no line can be read."""
     box, area = _plot_area(image)
-    if area.shape[0] < 8 or area.shape[1] < MIN_POINTS:
+    if _too_small(area):
         raise DigitizeError(f"the plot area is too small to read a line from ({area.shape[1]}x{area.shape[0]} px)")
     keys = _keys(area)
     face = _face(area, keys)
@@ -109,20 +112,20 @@ def line_problem(image: np.ndarray) -> str | None:
     mixed-style plots of mixed600 and 1,440 varied and other-tool clean-room PNGs (2026-12-07).
     It errs the safe way: non-straight ink inside empty axes (a legend box, inward ticks) counts."""
     _, area = _plot_area(image)
-    if area.shape[0] < 8 or area.shape[1] < MIN_POINTS:
+    if _too_small(area):
         return None
     sample = area[::4, ::4]
     face = np.round(_face(sample, _keys(sample)))
     lower, upper = np.clip(face - INK_DISTANCE, 0, 255), np.clip(face + INK_DISTANCE, 0, 255)
     ink = cv2.bitwise_not(cv2.inRange(area, lower, upper))  # 255 where a channel is off the face (numpy: 5x slower)
     if not cv2.countNonZero(ink):
-        return "nothing is drawn inside the plot area (no line found)"
+        return NOTHING_DRAWN
     rows = cv2.reduce(ink, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255.0
     cols = cv2.reduce(ink, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255.0
     ink[_thin_lines(rows, LONG_ROW)] = 0
     ink[:, _thin_lines(cols, LONG_COLUMN)] = 0
     if not cv2.countNonZero(ink):
-        return "only straight lines (grid, frame) are drawn inside the plot area (no series line found)"
+        return ONLY_STRAIGHT_LINES
     return None
 
 
@@ -131,6 +134,11 @@ def _plot_area(image: np.ndarray) -> tuple[Box, np.ndarray]:
     box = find_plot_area(image)  # ValueError for anything but an (H, W, 3) uint8 array
     dy, dx = max(2, round(BORDER * box.height)), max(2, round(BORDER * box.width))
     return box, image[box.top + dy : box.bottom - dy, box.left + dx : box.right - dx]
+
+
+def _too_small(area: np.ndarray) -> bool:
+    """A plot area with too few rows or columns to read a line from."""
+    return area.shape[0] < 8 or area.shape[1] < MIN_POINTS
 
 
 def _hex(colour: np.ndarray) -> str:
@@ -154,7 +162,7 @@ def _line_colour(area: np.ndarray, face: np.ndarray, keys: np.ndarray) -> np.nda
     """The ink colour that reaches the most columns and lies least on long straight lines."""
     ink = np.abs(area.astype(np.int16) - face.astype(np.int16)).max(axis=2) > INK_DISTANCE
     if not ink.any():
-        raise DigitizeError("nothing is drawn inside the plot area (no line found)")
+        raise DigitizeError(NOTHING_DRAWN)
     counts = np.bincount(keys[ink])
     candidates = []  # (score, columns reached, colour)
     for key in np.argsort(counts)[::-1][:TOP_COLOURS]:
@@ -170,7 +178,7 @@ def _line_colour(area: np.ndarray, face: np.ndarray, keys: np.ndarray) -> np.nda
         candidates.append((reached * (1.0 - min(1.0, straight / float(counts[key]))) * strength, reached, colour))
     score, reached, best = max(candidates, key=lambda c: c[0])
     if score <= 0:
-        raise DigitizeError("only straight lines (grid, frame) are drawn inside the plot area (no series line found)")
+        raise DigitizeError(ONLY_STRAIGHT_LINES)
     # A translucent fill under the line is the line's colour blended with the face, and reaches every
     # column too: when a stronger colour on the same ray from the face reaches about as far, it is the line.
     for other_score, other_reached, colour in candidates:
