@@ -115,9 +115,7 @@ def line_problem(image: np.ndarray) -> str | None:
     if _too_small(area):
         return None
     sample = area[::4, ::4]
-    face = np.round(_face(sample, _keys(sample)))
-    lower, upper = np.clip(face - INK_DISTANCE, 0, 255), np.clip(face + INK_DISTANCE, 0, 255)
-    ink = cv2.bitwise_not(cv2.inRange(area, lower, upper))  # 255 where a channel is off the face (numpy: 5x slower)
+    ink = _ink(area, np.round(_face(sample, _keys(sample))))
     if not cv2.countNonZero(ink):
         return NOTHING_DRAWN
     rows = cv2.reduce(ink, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255.0
@@ -151,6 +149,13 @@ def _face(area: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return area[keys == common].mean(axis=0)
 
 
+def _ink(area: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """(H, W) uint8: 255 where some channel of a pixel is more than INK_DISTANCE off the whole-number
+    ``face`` colour, else 0 (cv2.inRange: 5x faster than the same test in numpy)."""
+    lower, upper = np.clip(face - INK_DISTANCE, 0, 255), np.clip(face + INK_DISTANCE, 0, 255)
+    return cv2.bitwise_not(cv2.inRange(area, lower, upper))
+
+
 def _keys(area: np.ndarray) -> np.ndarray:
     """(H, W) int: each pixel's quantised colour as one number."""
     bits = 8 - QUANT_SHIFT
@@ -160,7 +165,7 @@ def _keys(area: np.ndarray) -> np.ndarray:
 
 def _line_colour(area: np.ndarray, face: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """The ink colour that reaches the most columns and lies least on long straight lines."""
-    ink = np.abs(area.astype(np.int16) - face.astype(np.int16)).max(axis=2) > INK_DISTANCE
+    ink = _ink(area, np.trunc(face)) > 0
     if not ink.any():
         raise DigitizeError(NOTHING_DRAWN)
     counts = np.bincount(keys[ink])
