@@ -13,8 +13,16 @@ the dataset's manifest records for each plot (team style, varied, each theme). L
 both recipes' F1 (scikit-learn's, the mean over seeds) and, summed over seeds, the plots of that
 class only one recipe got right, to see which classes a change moves.
 
+With ``--csv-sets`` every run is also scored, through the upload path (``predict_files``, fp32, no
+TTA), on the two CSV sets ``bench/series_model.py`` and ``bench/series_tta.py`` build for the same
+``--seed`` and sizes under ``--workdir``: the independent generator's series
+(``bench/independent_series.py``, which nothing here is tuned to) and the product generator's at
+``--harder`` difficulty. Their pooled rows join the table, so one command answers whether a change
+holds on the sets the series aims are about, not only on the split it was selected on.
+
     RUNS_DB_URL=sqlite:///STORE/runs.db python bench/seeds_ab.py --pair 1 3 --pair 5 6 --data DATASET \\
         --names defaults ink
+    python bench/seeds_ab.py --pair 2 3 --pair 4 5 --data DATASET --csv-sets --workdir W   # + independent, harder
 
 The interval reflects which items were drawn, not where a further seed would land: two or three
 seeds show their spread (the per-seed rows), they cannot estimate it.
@@ -32,6 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from backend.config import data_dir  # noqa: E402
 from backend.evaluation.stats import paired_over_seeds  # noqa: E402
 from bench.paired_by_style import (  # noqa: E402
     aligned_predictions,
@@ -49,6 +58,36 @@ def pooled_by_group(paths, y_true, pairs, class_names, groups: dict[str, str] | 
         (name, paired_over_seeds(y_true[mask], [(a[mask], b[mask]) for a, b in pairs], class_names, n_resamples=resamples))
         for name, mask in selections
     ]
+
+
+def csv_sets(workdir: Path, independent_per_class: int, test_per_class: int, harder: float, seed: int) -> dict[str, Path]:
+    """The independent and harder CSV folders of ``bench/series_model.py`` for these options (made once)."""
+    from bench.generalization import DataSpec, build_dataset, independent_csvs
+
+    harder_set = build_dataset(DataSpec("team", seed + 40, 1, test_per_class, difficulty=harder), workdir, None)
+    return {
+        "independent (CSV)": independent_csvs(workdir, independent_per_class, seed + 50),
+        f"harder, difficulty {harder:g} (CSV)": harder_set / "csv" / "test",
+    }
+
+
+def pooled_on_csv_sets(run_ids, class_names, sets: dict[str, Path], *, seed: int, resamples: int = 1000):
+    """(set label, pooled result) per CSV set: every run predicts the set's files (fp32, no TTA), only
+    files every run could read are kept, and consecutive runs form the pairs as in ``--pair``."""
+    from backend.predict_series import open_run
+    from bench import scoring
+
+    predictors = {run_id: open_run(run_id, device="cpu", precision="fp32") for run_id in run_ids}
+    pooled = []
+    for label, folder in sets.items():
+        print(f"  scoring {label} with runs {', '.join(map(str, run_ids))} ...", file=sys.stderr, flush=True)
+        y_true, probabilities, unreadable = scoring.member_probabilities(predictors, scoring.csv_files(folder), class_names)
+        if unreadable:
+            print(f"  {unreadable} files of {label} unreadable by a run (left out)", file=sys.stderr, flush=True)
+        predictions = [probabilities[run_id].argmax(axis=1) for run_id in run_ids]
+        pairs = list(zip(predictions[::2], predictions[1::2], strict=True))
+        pooled.append((label, paired_over_seeds(np.asarray(y_true), pairs, class_names, n_resamples=resamples, seed=seed)))
+    return pooled
 
 
 def markdown(run_pairs, pooled: list[tuple[str, dict]], names: tuple[str, str]) -> str:
@@ -121,6 +160,13 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="the generated dataset, to split by drawing style")
     parser.add_argument("--names", nargs=2, default=("A", "B"), metavar=("A", "B"), help="labels of the two recipes")
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--csv-sets", action="store_true",
+                        help="also score every run on the independent and harder CSV sets (module docstring)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the CSV sets are made (default: DATA_DIR/generalization)")
+    parser.add_argument("--independent-per-class", type=int, default=40)
+    parser.add_argument("--test-per-class", type=int, default=40, help="series per class of the harder set")
+    parser.add_argument("--harder", type=float, default=1.75, help="difficulty of the harder set")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the CSV sets (as bench/series_model.py)")
     args = parser.parse_args(argv)
     run_ids = [run for pair in args.pair for run in pair]
     if len(set(run_ids)) != len(run_ids):
@@ -130,6 +176,10 @@ def main(argv=None) -> int:
         groups = style_groups(json.loads((args.data / "manifest.json").read_text())) if args.data else None
         pairs = list(zip(predictions[::2], predictions[1::2], strict=True))
         pooled = pooled_by_group(paths, y_true, pairs, class_names, groups, resamples=args.resamples)
+        if args.csv_sets:
+            sets = csv_sets(args.workdir or data_dir() / "generalization", args.independent_per_class,
+                            args.test_per_class, args.harder, args.seed)  # fmt: skip
+            pooled += pooled_on_csv_sets(run_ids, class_names, sets, seed=args.seed, resamples=args.resamples)
     except (ValueError, OSError) as error:
         parser.error(str(error))
     print(markdown(args.pair, pooled, tuple(args.names)))

@@ -406,3 +406,29 @@ def test_series_tta_bench_pairs_flip4_against_none_on_the_same_items(runs, tiny_
                              "test_per_class": 40, "seed": 0})()  # fmt: skip
     text = report({"own test split": result}, args, {"series": runs["series_cnn"]})
     assert f"| own test split | {len(files)} | series | " in text
+
+
+def test_seeds_bench_pairs_stored_runs_on_a_csv_set_through_the_upload_path(runs, tiny_dataset, tmp_path):
+    """``bench/seeds_ab.py --csv-sets``: each pair's two runs are scored on the same CSVs through
+    ``predict_files``, and the pooled row holds exactly what each run's predictor answers."""
+    from sklearn.metrics import f1_score
+
+    from bench.scoring import csv_files
+    from bench.seeds_ab import pooled_on_csv_sets
+
+    for folder in (tiny_dataset / "csv" / "test").iterdir():
+        (tmp_path / folder.name).mkdir()
+        for path in sorted(folder.glob("*.csv"))[:2]:
+            shutil.copy(path, tmp_path / folder.name)
+    image, series = runs["visual_cnn"], runs["series_cnn"]
+    names = list(store.get_run(series).class_names)
+    files = csv_files(tmp_path)
+    [(label, pooled)] = pooled_on_csv_sets([image, series], names, {"a set": tmp_path}, seed=0, resamples=50)
+    truth = [names.index(p.parent.name) for p in files]
+    expected = {}
+    for run_id in (image, series):
+        answers = open_run(run_id, device="cpu", precision="fp32").predict_files([(str(p), p) for p in files], "none")
+        expected[run_id] = f1_score(truth, [names.index(a.predicted) for a in answers], average="macro", labels=range(len(names)))
+    assert label == "a set" and pooled["n_paired"] == len(files) and pooled["n_pairs"] == 1
+    assert pooled["macro_f1_a"] == pytest.approx(expected[image]) and pooled["macro_f1_b"] == pytest.approx(expected[series])
+    assert pooled["macro_f1_diff"] == pytest.approx(expected[series] - expected[image])
