@@ -72,8 +72,9 @@ def csv_sets(workdir: Path, independent_per_class: int, test_per_class: int, har
 
 
 def pooled_on_csv_sets(run_ids, class_names, sets: dict[str, Path], *, seed: int, resamples: int = 1000):
-    """(set label, pooled result) per CSV set: every run predicts the set's files (fp32, no TTA), only
-    files every run could read are kept, and consecutive runs form the pairs as in ``--pair``."""
+    """(set label, pooled result, y_true, pairs) per CSV set: every run predicts the set's files (fp32,
+    no TTA), only files every run could read are kept, and consecutive runs form the pairs as in
+    ``--pair``."""
     from backend.predict_series import open_run
     from bench import scoring
 
@@ -86,7 +87,8 @@ def pooled_on_csv_sets(run_ids, class_names, sets: dict[str, Path], *, seed: int
             print(f"  {unreadable} files of {label} unreadable by a run (left out)", file=sys.stderr, flush=True)
         predictions = [probabilities[run_id].argmax(axis=1) for run_id in run_ids]
         pairs = list(zip(predictions[::2], predictions[1::2], strict=True))
-        pooled.append((label, paired_over_seeds(np.asarray(y_true), pairs, class_names, n_resamples=resamples, seed=seed)))
+        result = paired_over_seeds(np.asarray(y_true), pairs, class_names, n_resamples=resamples, seed=seed)
+        pooled.append((label, result, np.asarray(y_true), pairs))
     return pooled
 
 
@@ -179,12 +181,17 @@ def main(argv=None) -> int:
         if args.csv_sets:
             sets = csv_sets(args.workdir or data_dir() / "generalization", args.independent_per_class,
                             args.test_per_class, args.harder, args.seed)  # fmt: skip
-            pooled += pooled_on_csv_sets(run_ids, class_names, sets, seed=args.seed, resamples=args.resamples)
+            on_sets = pooled_on_csv_sets(run_ids, class_names, sets, seed=args.seed, resamples=args.resamples)
+        else:
+            on_sets = []
     except (ValueError, OSError) as error:
         parser.error(str(error))
-    print(markdown(args.pair, pooled, tuple(args.names)))
+    print(markdown(args.pair, pooled + [(label, result) for label, result, _, _ in on_sets], tuple(args.names)))
     print()
     print(class_markdown(per_class_rows(y_true, pairs, class_names), tuple(args.names), len(pairs)))
+    for label, _, set_truth, set_pairs in on_sets:
+        print(f"\nBy class, {label}:\n")
+        print(class_markdown(per_class_rows(set_truth, set_pairs, class_names), tuple(args.names), len(set_pairs)))
     return 0
 
 

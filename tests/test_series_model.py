@@ -423,12 +423,13 @@ def test_seeds_bench_pairs_stored_runs_on_a_csv_set_through_the_upload_path(runs
     image, series = runs["visual_cnn"], runs["series_cnn"]
     names = list(store.get_run(series).class_names)
     files = csv_files(tmp_path)
-    [(label, pooled)] = pooled_on_csv_sets([image, series], names, {"a set": tmp_path}, seed=0, resamples=50)
+    [(label, pooled, y_true, pairs)] = pooled_on_csv_sets([image, series], names, {"a set": tmp_path}, seed=0, resamples=50)
     truth = [names.index(p.parent.name) for p in files]
     expected = {}
     for run_id in (image, series):
         answers = open_run(run_id, device="cpu", precision="fp32").predict_files([(str(p), p) for p in files], "none")
         expected[run_id] = f1_score(truth, [names.index(a.predicted) for a in answers], average="macro", labels=range(len(names)))
     assert label == "a set" and pooled["n_paired"] == len(files) and pooled["n_pairs"] == 1
+    assert list(y_true) == truth and len(pairs) == 1
     assert pooled["macro_f1_a"] == pytest.approx(expected[image]) and pooled["macro_f1_b"] == pytest.approx(expected[series])
     assert pooled["macro_f1_diff"] == pytest.approx(expected[series] - expected[image])
