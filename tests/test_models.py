@@ -301,6 +301,7 @@ def test_model_defaults_carry_the_seed_hyperparameters():
     }
     assert model_defaults("vae_classifier")["model_kwargs"]["latent_dim"] == 128
     assert model_defaults("vae_classifier")["epochs"] == 60  # 40 -> 60: docs/BENCHMARKS_vae.md, 2026-12-05
+    assert model_defaults("series_cnn")["epochs"] == 60  # 30 -> 60: docs/BENCHMARKS_series.md, 2026-12-08
     assert model_defaults("visual_cnn")["scheduler"] == "onecycle"
     assert model_defaults("visual_cnn")["model_kwargs"] == {"blocks": 5, "head_grid": 2, "convs": 2}
     resnet["lr"] = 99.0  # a caller's edits never leak into the registry
